@@ -1,0 +1,60 @@
+"""The ``sescratch`` command: one sub-command per job, each defined next to the code it runs.
+
+Each module listed in ``COMMAND_MODULES`` provides ``add_commands(subparsers)``, which adds its
+sub-parsers and sets ``func`` (called with the parsed arguments, returning an exit status).
+Errors meant for people (``SescratchError``, ``ValueError``) are printed without a traceback:
+usage mistakes exit with status 2, Ctrl-C with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sescratch.errors import DataError, SescratchError, UsageError
+
+COMMAND_MODULES = (
+    "sescratch.train_cli",
+    "sescratch.summary",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sescratch",
+        description="Squeeze-and-Excitation networks from scratch: train, evaluate, inspect.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from sescratch import __version__
+
+    return f"sescratch {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"sescratch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, SescratchError, ValueError, FileNotFoundError) as exc:
+        print(f"sescratch {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sescratch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

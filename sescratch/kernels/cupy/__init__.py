@@ -1,0 +1,1 @@
+"""CuPy GPU kernels, exported by name for ``sescratch.backend.get_kernel``."""

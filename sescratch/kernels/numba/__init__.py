@@ -1,0 +1,1 @@
+"""Numba CPU kernels, exported by name for ``sescratch.backend.get_kernel``."""

@@ -1,0 +1,62 @@
+"""Input validation shared by the ops: every message names the op, the argument, expected vs. actual.
+
+Each check raises ``ValueError`` so that a wrong call fails at the op's door with a sentence,
+never with a NumPy traceback from deep inside (or, worse, silent broadcasting).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def check_float_array(op: str, name: str, x, *, ndim: int | Sequence[int] | None = None) -> None:
+    """``x`` must be an array of a floating dtype, with ``ndim`` dimensions when given."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise ValueError(f"{op}: argument '{name}' must be an array, got {type(x).__name__}")
+    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+        raise ValueError(
+            f"{op}: argument '{name}' must have a floating dtype (float32 or float64), got {x.dtype}"
+        )
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(
+                f"{op}: argument '{name}' must be {want}-D, got {x.ndim}-D array of shape {tuple(x.shape)}"
+            )
+
+
+def check_shape(op: str, name: str, x, expected: Sequence[int | None], meaning: str = "") -> None:
+    """``x.shape`` must equal ``expected`` (``None`` entries match any size)."""
+    shape = tuple(x.shape)
+    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    if not ok:
+        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        extra = f" ({meaning})" if meaning else ""
+        raise ValueError(f"{op}: argument '{name}' expected shape {want}{extra}, got {shape}")
+
+
+def check_same_dtype(op: str, **arrays) -> None:
+    """All given arrays (None skipped) share one dtype."""
+    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"'{n}' {d}" for n, d in dtypes.items())
+        raise ValueError(f"{op}: arguments must share one dtype, got {listed}")
+
+
+def pair(op: str, name: str, value, *, minimum: int) -> tuple[int, int]:
+    """Normalise an int or an (h, w) pair of ints, each ``>= minimum``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair_ = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        pair_ = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{op}: argument '{name}' must be an int or a pair of ints, got {value!r}")
+    if min(pair_) < minimum:
+        raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value!r}")
+    return pair_
