@@ -33,8 +33,10 @@ from sescratch.ops.pool import (
     avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
+    max_pool2d_reference,
+    avg_pool2d_reference,
 )
-from sescratch.ops.loss import softmax_cross_entropy
+from sescratch.ops.loss import log_softmax, softmax_cross_entropy
 from sescratch.ops.residual import add_backward, add_forward
 
 __all__ = [
@@ -65,6 +67,9 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "max_pool2d_reference",
+    "avg_pool2d_reference",
+    "log_softmax",
     "softmax_cross_entropy",
     "add_forward",
     "add_backward",

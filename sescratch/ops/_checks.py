@@ -32,7 +32,8 @@ def check_shape(op: str, name: str, x, expected: Sequence[int | None], meaning: 
     shape = tuple(x.shape)
     ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
     if not ok:
-        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        items = ["*" if e is None else str(e) for e in expected]
+        want = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         extra = f" ({meaning})" if meaning else ""
         raise ValueError(f"{op}: argument '{name}' expected shape {want}{extra}, got {shape}")
 

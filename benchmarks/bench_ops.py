@@ -1,0 +1,292 @@
+"""Op benchmarks: forward + backward of the hot ops, every backend against PyTorch, in one process.
+
+    python benchmarks/bench_ops.py            # table on stdout
+    python benchmarks/bench_ops.py --json     # the same measurements as JSON
+    python benchmarks/bench_ops.py --quick    # fewer repetitions (a smoke run, not for the record)
+
+Each case is a :class:`Case` in :data:`CASES`; its ``make(backend, rng)`` returns a callable that
+runs forward + backward once (or ``None`` where the backend is unavailable). The backends of a
+case run interleaved (numpy, numba, cupy, torch, numpy, numba, ...), so a load change on the
+machine hits all of them alike; after the warm-up rounds, the median of the timed rounds is
+reported with GFLOP/s (counted as the direct algorithm's multiply-adds x 2, whatever algorithm
+ran) and the ratio to PyTorch's median. PyTorch is the oracle of speed only: sescratch never
+imports it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from sescratch import backend  # noqa: E402
+from sescratch.ops import conv2d_backward, conv2d_forward  # noqa: E402
+from sescratch import ops  # noqa: E402  (batch norm and SE-block cases)
+
+BACKENDS = ("numpy", "numba", "cupy", "torch")
+Runner = Callable[[], None]
+
+
+@dataclass
+class Case:
+    name: str
+    flops: float  # of one forward + backward
+    make: Callable[[str, np.random.Generator], Runner | None]
+    bytes: float = 0.0  # compulsory memory traffic of one forward + backward; 0: no GB/s column
+
+
+def _sescratch_runner(name: str, fn: Callable[..., None], arrays: list[np.ndarray]) -> Runner | None:
+    """Run ``fn(*arrays)`` with the arrays on ``name``'s device and its kernel family selected."""
+    if name == "cupy":
+        if not backend.cupy_available():
+            return None
+        import cupy
+
+        device_arrays = [cupy.asarray(a) for a in arrays]
+
+        def run() -> None:
+            fn(*device_arrays)
+            cupy.cuda.Device().synchronize()
+
+        return run
+    if name == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return None
+
+    def run() -> None:
+        with backend.use(name):
+            fn(*arrays)
+
+    return run
+
+
+def _torch_runner(fn: Callable[..., None], arrays: list[np.ndarray], grads: int) -> Runner | None:
+    """``fn(*tensors)`` -> output; backward with ``arrays[-1]`` as upstream gradient."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    tensors = [torch.from_numpy(a).requires_grad_(i < grads) for i, a in enumerate(arrays[:-1])]
+    dy = torch.from_numpy(arrays[-1])
+
+    def run() -> None:
+        y = fn(*tensors)
+        torch.autograd.grad(y, tensors[:grads], dy)
+
+    return run
+
+
+def conv2d_case(N: int, C_in: int, C_out: int, H: int, K: int = 3, stride: int = 1,
+                padding: int = 1, dtype=np.float32) -> Case:
+    """conv2d forward + backward (no bias, as in a ResNet), x: (N, C_in, H, H), w: (C_out, C_in, K, K)."""
+    OH = (H + 2 * padding - K) // stride + 1
+    flops = 3 * 2.0 * N * C_out * OH * OH * C_in * K * K  # y, dx, dw: one GEMM's worth each
+
+    def make(name: str, rng: np.random.Generator) -> Runner | None:
+        x = rng.standard_normal((N, C_in, H, H), dtype=dtype)
+        w = (rng.standard_normal((C_out, C_in, K, K), dtype=dtype) / np.sqrt(C_in * K * K)).astype(dtype)
+        dy = rng.standard_normal((N, C_out, OH, OH), dtype=dtype)
+        if name == "torch":
+            import torch.nn.functional as F
+
+            return _torch_runner(lambda x, w: F.conv2d(x, w, stride=stride, padding=padding),
+                                 [x, w, dy], grads=2)
+
+        def fwd_bwd(x, w, dy):
+            y, cache = conv2d_forward(x, w, stride=stride, padding=padding)
+            conv2d_backward(dy, cache)
+
+        return _sescratch_runner(name, fwd_bwd, [x, w, dy])
+
+    return Case(f"conv2d N={N} {C_in}->{C_out} {H}x{H} k{K} s{stride} p{padding}", flops, make)
+
+
+def batchnorm_case(N: int, C: int, H: int, dtype=np.float32) -> Case:
+    """Training-mode batch norm forward + backward (dx, dgamma, dbeta), x: (N, C, H, H).
+
+    FLOPs counted per element: mean 1, variance 3, normalise 2; backward sums 3, dx 5 (= 14).
+    GB/s counts x, y, dy and dx moved once each.
+    """
+    size = N * C * H * H
+
+    def make(name: str, rng: np.random.Generator) -> Runner | None:
+        x = rng.standard_normal((N, C, H, H), dtype=dtype)
+        gamma, beta = rng.standard_normal(C, dtype=dtype), rng.standard_normal(C, dtype=dtype)
+        dy = rng.standard_normal((N, C, H, H), dtype=dtype)
+        if name == "torch":
+            import torch.nn.functional as F
+
+            return _torch_runner(lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True),
+                                 [x, gamma, beta, dy], grads=3)
+
+        def fwd_bwd(x, gamma, beta, dy):
+            y, cache = ops.batchnorm2d_forward(x, gamma, beta, None, None, training=True)
+            ops.batchnorm2d_backward(dy, cache)
+
+        return _sescratch_runner(name, fwd_bwd, [x, gamma, beta, dy])
+
+    return Case(f"batchnorm2d N={N} C={C} {H}x{H}", 14.0 * size, make,
+                bytes=4.0 * size * np.dtype(dtype).itemsize)
+
+
+def se_block_case(N: int, C: int, H: int, reduction: int = 16, dtype=np.float32) -> Case:
+    """SE block forward + backward: squeeze, FC, ReLU, FC, sigmoid, scale (paper Eqs. 2-4).
+
+    Gradients for u (both paths: scale and squeeze) and the FC weights and biases.
+    FLOPs: the FCs' multiply-adds x 2 x 3, plus per element of u: squeeze 1, scale 1, and in the
+    backward du 1, ds 2, squeeze 1, the fan-out sum 1 (= 7). GB/s counts u, y, dy, du once each.
+    """
+    hidden = max(C // reduction, 1)
+    size = N * C * H * H
+    flops = 3 * 2.0 * N * 2 * C * hidden + 7.0 * size
+
+    def make(name: str, rng: np.random.Generator) -> Runner | None:
+        u = rng.standard_normal((N, C, H, H), dtype=dtype)
+        w1 = (rng.standard_normal((hidden, C), dtype=dtype) / np.sqrt(C)).astype(dtype)
+        b1 = rng.standard_normal(hidden, dtype=dtype)
+        w2 = (rng.standard_normal((C, hidden), dtype=dtype) / np.sqrt(hidden)).astype(dtype)
+        b2 = rng.standard_normal(C, dtype=dtype)
+        dy = rng.standard_normal((N, C, H, H), dtype=dtype)
+        if name == "torch":
+            import torch
+            import torch.nn.functional as F
+
+            def se(u, w1, b1, w2, b2):
+                s = torch.sigmoid(F.linear(torch.relu(F.linear(u.mean(dim=(2, 3)), w1, b1)), w2, b2))
+                return u * s[:, :, None, None]
+
+            return _torch_runner(se, [u, w1, b1, w2, b2, dy], grads=5)
+
+        def fwd_bwd(u, w1, b1, w2, b2, dy):
+            z, c_squeeze = ops.global_avg_pool_forward(u)  # N,C
+            h, c_fc1 = ops.linear_forward(z, w1, b1)  # N,C/r
+            a, c_relu = ops.relu_forward(h)  # N,C/r
+            g, c_fc2 = ops.linear_forward(a, w2, b2)  # N,C
+            s, c_gate = ops.sigmoid_forward(g)  # N,C
+            y, c_scale = ops.se_scale_forward(u, s)  # N,C,H,W
+            du_from_scale, ds = ops.se_scale_backward(dy, c_scale)
+            dg = ops.sigmoid_backward(ds, c_gate)
+            da, dw2, db2 = ops.linear_backward(dg, c_fc2)
+            dh = ops.relu_backward(da, c_relu)
+            dz, dw1, db1 = ops.linear_backward(dh, c_fc1)
+            du = du_from_scale + ops.global_avg_pool_backward(dz, c_squeeze)  # fan-out of u
+
+        return _sescratch_runner(name, fwd_bwd, [u, w1, b1, w2, b2, dy])
+
+    return Case(f"se_block N={N} C={C} {H}x{H} r{reduction}", flops, make,
+                bytes=4.0 * size * np.dtype(dtype).itemsize)
+
+
+CASES: list[Case] = [
+    conv2d_case(128, 16, 16, 32),
+    conv2d_case(128, 32, 32, 16),
+    conv2d_case(128, 64, 64, 8),
+    batchnorm_case(128, 16, 32),
+    batchnorm_case(128, 32, 16),
+    batchnorm_case(128, 64, 8),
+    se_block_case(128, 16, 32),
+    se_block_case(128, 32, 16),
+    se_block_case(128, 64, 8),
+]
+
+
+def measure(case: Case, backends, warmup: int, reps: int, seed: int = 0) -> list[dict]:
+    """Interleaved timing of one case; one result dict per available backend."""
+    runners = {}
+    for name in backends:
+        runner = case.make(name, np.random.default_rng(seed))
+        if runner is not None:
+            runners[name] = runner
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for round_ in range(warmup + reps):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - start
+            if round_ >= warmup:
+                times[name].append(elapsed)
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    reference = medians.get("torch")
+    return [
+        {
+            "case": case.name,
+            "backend": name,
+            "median_ms": 1e3 * m,
+            "min_ms": 1e3 * min(times[name]),
+            "gflops": case.flops / m / 1e9,
+            "gbytes_per_s": case.bytes / m / 1e9 if case.bytes else None,
+            "ratio_to_torch": m / reference if reference else None,
+            "reps": len(times[name]),
+        }
+        for name, m in medians.items()
+    ]
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import torch
+
+        info["torch"], info["torch_threads"] = torch.__version__, torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="2 warm-ups and 5 timed rounds")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
+    parser.add_argument("--case", default="", help="only cases whose name contains this text")
+    args = parser.parse_args(argv)
+    warmup, reps = (2, 5) if args.quick else (args.warmup, args.reps)
+    backends = [b for b in args.backends.split(",") if b]
+
+    results = []
+    for case in CASES:
+        if args.case in case.name:
+            rows = measure(case, backends, warmup, reps)
+            results += rows
+            if not args.json:
+                _print_rows(rows)
+    if args.json:
+        print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "results": results}, indent=2))
+    else:
+        info = machine()
+        print(f"\n{info.get('cpu', info['processor'])}, {info['cpu_count']} CPUs; numpy {info['numpy']}"
+              + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
+              + f"; median of {reps} after {warmup} warm-ups, interleaved")
+    return 0
+
+
+def _print_rows(rows: list[dict]) -> None:
+    print(f"\n{rows[0]['case']}")
+    print(f"  {'backend':8} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8} {'GB/s':>6} {'x torch':>8}")
+    for r in rows:
+        ratio = f"{r['ratio_to_torch']:.2f}" if r["ratio_to_torch"] is not None else "-"
+        gbs = f"{r['gbytes_per_s']:.1f}" if r.get("gbytes_per_s") else "-"
+        print(f"  {r['backend']:8} {r['median_ms']:10.2f} {r['min_ms']:8.2f} {r['gflops']:8.1f} {gbs:>6} {ratio:>8}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

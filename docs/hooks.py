@@ -1,0 +1,151 @@
+"""MkDocs hooks for the sescratch site (loaded by ``hooks:`` in mkdocs.yml).
+
+The tutorials are notebooks at the repository root (``tutorials/NN_name.ipynb``), outside the
+docs directory, so that they run where a learner opens them. These hooks make them pages:
+
+* ``on_config``: append every ``tutorials/NN_*.ipynb`` to the nav section "Tutorials", in
+  number order, titled ``NN · <first heading of the notebook>``; append any page of
+  ``docs/derivations/`` that the nav does not list yet to "Derivations".
+* ``on_files``: add the notebooks to the site's files as ``tutorials/NN_name.ipynb``, before
+  mkdocs-jupyter turns them into pages (rendered from their stored outputs, never executed).
+* ``on_page_markdown``: ``[text](tutorial:NN)`` becomes a link to tutorial NN, so pages refer
+  to tutorials by number and survive a renamed notebook; ``<!-- tutorials-table -->`` becomes a
+  table of all tutorials. A number with no notebook is a build error (strict mode).
+* ``on_post_page``: drop the MathJax 2 loader that nbconvert writes into each notebook page
+  (``custom_mathjax_url: ""`` leaves an empty ``<script src="">``); the site's MathJax 3
+  (mkdocs.yml ``extra_javascript``, configured in docs/javascripts/mathjax.js) typesets the
+  notebooks' ``$...$`` too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+
+log = logging.getLogger("mkdocs.hooks.sescratch")
+
+TUTORIALS_SECTION = "Tutorials"
+DERIVATIONS_SECTION = "Derivations"
+TUTORIAL_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
+TUTORIAL_LINK = re.compile(r"\]\(tutorial:(\d{2})(#[\w-]*)?\)")
+TUTORIALS_TABLE = "<!-- tutorials-table -->"
+NBCONVERT_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+
+
+def _repo_root(config) -> Path:
+    return Path(config.config_file_path).resolve().parent
+
+
+def tutorials(config) -> dict[str, Path]:
+    """``{"00": path, ...}`` for the notebooks ``tutorials/NN_*.ipynb``, sorted by number."""
+    found: dict[str, Path] = {}
+    for path in sorted((_repo_root(config) / "tutorials").glob("*.ipynb")):
+        match = TUTORIAL_NAME.match(path.name)
+        if match is None:
+            continue
+        number = match.group(1)
+        if number in found:
+            raise ValueError(f"two tutorials numbered {number}: {found[number].name}, {path.name}")
+        found[number] = path
+    return found
+
+
+def notebook_title(path: Path) -> str:
+    """The first Markdown heading of a notebook (without the #), or its file name."""
+    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = "".join(cell.get("source", []))
+        for line in source.splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    return path.stem
+
+
+def _title(number: str, path: Path) -> str:
+    title = notebook_title(path)
+    title = re.sub(r"^(Tutorial\s*)?0*\d+\s*[:.·—-]\s*", "", title)  # drop a repeated number
+    return f"{number} · {title}"
+
+
+def _section(nav: list, name: str) -> list:
+    for item in nav:
+        if isinstance(item, dict) and name in item and isinstance(item[name], list):
+            return item[name]
+    raise ValueError(f"mkdocs.yml: the nav has no section {name!r} for docs/hooks.py to fill")
+
+
+def _nav_paths(items) -> set[str]:
+    paths: set[str] = set()
+    for item in items:
+        if isinstance(item, str):
+            paths.add(item)
+        elif isinstance(item, dict):
+            for value in item.values():
+                paths |= _nav_paths(value) if isinstance(value, list) else {value}
+    return paths
+
+
+def on_config(config):
+    tutorial_items = _section(config.nav, TUTORIALS_SECTION)
+    for number, path in tutorials(config).items():
+        tutorial_items.append({_title(number, path): f"tutorials/{path.name}"})
+
+    derivation_items = _section(config.nav, DERIVATIONS_SECTION)
+    listed = _nav_paths(derivation_items)
+    for path in sorted((Path(config.docs_dir) / "derivations").glob("*.md")):
+        src = f"derivations/{path.name}"
+        if src not in listed:
+            derivation_items.append(src)
+    return config
+
+
+@event_priority(100)  # before mkdocs-jupyter's on_files, which wraps .ipynb files as pages
+def on_files(files: Files, config) -> Files:
+    root = str(_repo_root(config))
+    for path in tutorials(config).values():
+        # src_dir is the repository root, so the page's source is tutorials/NN_name.ipynb there
+        files.append(File(f"tutorials/{path.name}", root, config.site_dir, config.use_directory_urls))
+    return files
+
+
+def _tutorials_table(page_src: str, config) -> str:
+    rows = ["| # | tutorial |", "|---|---|"]
+    for number, path in tutorials(config).items():
+        link = posixpath.relpath(f"tutorials/{path.name}", posixpath.dirname(page_src) or ".")
+        title = _title(number, path).split(" · ", 1)[1].replace("|", "\\|")
+        rows.append(f"| {number} | [{title}]({link}) |")
+    return "\n".join(rows)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    page_src = page.file.src_uri
+    if page_src.endswith(".ipynb"):  # a notebook's "markdown" is its JSON; mkdocs-jupyter renders it
+        return markdown
+    found = tutorials(config)
+    if TUTORIALS_TABLE in markdown:
+        markdown = markdown.replace(TUTORIALS_TABLE, _tutorials_table(page_src, config))
+
+    def link(match: re.Match) -> str:
+        number, anchor = match.group(1), match.group(2) or ""
+        if number not in found:
+            log.warning("%s: link to tutorial %s, but tutorials/%s_*.ipynb does not exist",
+                        page_src, number, number)
+            return match.group(0)
+        target = posixpath.relpath(f"tutorials/{found[number].name}",
+                                   posixpath.dirname(page_src) or ".")
+        return f"]({target}{anchor})"
+
+    return TUTORIAL_LINK.sub(link, markdown)
+
+
+def on_post_page(output: str, page, config) -> str:
+    if page.file.src_uri.endswith(".ipynb"):
+        output = NBCONVERT_MATHJAX.sub("", output, count=1)
+    return output

@@ -1,0 +1,175 @@
+"""Turn finished cells into an experiment's table: JSON, Markdown and PNG.
+
+Every row reports the *final-epoch* test top-1 error (not the best epoch's, which would select on
+the test set) as mean ± sample standard deviation over its seeds, the seeds' own values, and
+the parameters and multiply-accumulates (MACs) of one forward pass from
+:func:`sescratch.summary.summary`. Beside them: the paper's ImageNet number for the same row.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["build_report", "write_report", "markdown_table", "plot_report", "plot_curves"]
+
+
+def build_report(name: str, title: str, rows, plan, results: dict, budget) -> dict:
+    """Aggregate the cells of ``plan`` (``[(row, config), ...]``) found in ``results`` (by out_dir)."""
+    table = []
+    for row in rows:
+        cells = [results.get(c.out_dir) for r, c in plan if r == row]
+        done = [c for c in cells if c is not None and c["status"] == "completed"]
+        errors = [100 * c["test_top1_error"] for c in done]
+        first = next((c for c in cells if c is not None), None)
+        table.append({
+            "table": row.table, "label": row.label, "model": row.model, "options": row.options,
+            "reduction": row.reduction if row.model.startswith("se_") else None,
+            "params": first and first["params"], "se_params": first and first["se_params"],
+            "macs": first and first["macs"], "se_macs": first and first["se_macs"],
+            "seeds": [c["seed"] for c in done], "top1_errors": errors,
+            "top5_errors": [100 * c["test_top5_error"] for c in done],
+            "best_top1_errors": [100 * c["best"]["test_top1_error"] for c in done],
+            "mean": float(np.mean(errors)) if errors else None,
+            "std": float(np.std(errors, ddof=1)) if len(errors) > 1 else None,
+            "n": len(errors), "planned": len(cells),
+            "failed": [c["seed"] for c in cells if c is not None and c["status"] != "completed"],
+            "train_seconds": [c["train_seconds"] for c in done],
+            "curves": [[h["test_top1_error"] for h in c["history"]] for c in done],
+            "paper": row.paper,
+        })
+    complete = all(r["n"] + len(r["failed"]) == r["planned"] for r in table)
+    any_cell = next((c for c in results.values() if c is not None), {})
+    return {"experiment": name, "title": title, "budget": _jsonable(asdict(budget)),
+            "train_images": any_cell.get("train_images"), "test_images": any_cell.get("test_images"),
+            "rows": table, "complete": complete, "cells": sorted(Path(c.out_dir).name for _, c in plan),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "host": host_info()}
+
+
+def host_info() -> dict:
+    """What the numbers were measured on."""
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.system()}
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=list))
+
+
+def _fmt_error(r: dict) -> str:
+    if r["mean"] is None:
+        return "not run" if not r["failed"] else "diverged"
+    spread = f" ± {r['std']:.2f}" if r["std"] is not None else ""
+    return f"{r['mean']:.2f}{spread} (n={r['n']})"
+
+
+def _fmt_count(v) -> str:
+    return "—" if v is None else f"{v:,}"
+
+
+def markdown_table(report: dict) -> str:
+    """The experiment as a Markdown table (one line per row) with the budget underneath."""
+    lines = [f"### {report['title']}", "",
+             "| table | row | params | MACs | SE MACs | top-1 error % (mean ± std) | seeds' errors % "
+             "| paper ImageNet top-1 % |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for r in report["rows"]:
+        paper = r["paper"].get("top1")
+        paper_text = "—" if paper is None else f"{paper:.2f}"
+        details = [r["paper"][k] for k in ("model", "params") if r["paper"].get(k)]
+        if details:
+            paper_text += f" ({', '.join(details)})"
+        seeds = ", ".join(f"{e:.2f}" for e in r["top1_errors"]) or "—"
+        lines.append(f"| {r['table']} | {r['label']} | {_fmt_count(r['params'])} | {_fmt_count(r['macs'])} "
+                     f"| {_fmt_count(r['se_macs'])} | {_fmt_error(r)} | {seeds} | {paper_text} |")
+    b = report["budget"]
+    images = (f"{report['train_images']} training / {report['test_images']} test images"
+              if report.get("train_images") else
+              f"{b['subset'] or 'all'} training / {b['test_subset'] or 'all'} test images")
+    lines += ["", f"Budget: {b['dataset']}, {images}, {b['epochs']} epochs, batch {b['batch_size']}, lr {b['lr']} ({b['schedule']}), "
+              f"weight decay {b['weight_decay']}, augment {b['augment']}, width {b['width']}, "
+              f"seeds {', '.join(map(str, b['seeds']))}. Final-epoch test error. "
+              f"Measured {report['date']} on {report['host']['cpus']} CPUs ({report['host']['processor']})."]
+    if not report["complete"]:
+        lines.append("**Incomplete**: some cells have not run yet (rerun the command to resume).")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_report(report: dict, path: str | os.PathLike) -> Path:
+    """One panel per table: mean top-1 error (bar) ± std (error bar) and each seed's value (dots)."""
+    plt = _pyplot()
+    tables = list(dict.fromkeys(r["table"] for r in report["rows"]))
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1, 3.6), squeeze=False)
+    for ax, table in zip(axes[0], tables):
+        rows = [r for r in report["rows"] if r["table"] == table]
+        x = np.arange(len(rows))
+        means = [r["mean"] if r["mean"] is not None else np.nan for r in rows]
+        stds = [r["std"] or 0.0 for r in rows]
+        ax.bar(x, means, yerr=stds, capsize=4, color="#9db4d8", edgecolor="#3b5b92")
+        for i, r in enumerate(rows):
+            ax.plot([i] * len(r["top1_errors"]), r["top1_errors"], "k.", ms=5)
+        finite = [e for r in rows for e in r["top1_errors"]]
+        if finite:
+            lo, hi = min(finite), max(finite)
+            pad = max(0.5, 0.3 * (hi - lo))
+            ax.set_ylim(max(0.0, lo - pad), hi + pad)
+        ax.set_xticks(x, [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
+        ax.set(title=table, ylabel="test top-1 error (%)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(report["title"], fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(report: dict, path: str | os.PathLike) -> Path:
+    """Test top-1 error per epoch, mean over seeds, one line per row (the paper's Fig. 4 at our scale)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for r in report["rows"]:
+        if not r["curves"]:
+            continue
+        length = min(len(c) for c in r["curves"])
+        curve = 100 * np.mean([c[:length] for c in r["curves"]], axis=0)
+        ax.plot(np.arange(1, length + 1), curve, marker="o", label=f"{r['label']} (n={r['n']})",
+                linestyle="--" if r["model"].startswith("se_") else "-")
+    ax.set(xlabel="epoch", ylabel="test top-1 error (%)", title=report["title"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``<name>.json``, ``<name>.md``, ``<name>.png`` (and ``<name>_curves.png``) in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = report["experiment"]
+    paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}.png",
+             "curves": out / f"{name}_curves.png"}
+    tmp = paths["json"].with_name(paths["json"].name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, paths["json"])
+    paths["md"].write_text(markdown_table(report))
+    plot_report(report, paths["png"])
+    plot_curves(report, paths["curves"])
+    return paths

@@ -1,0 +1,56 @@
+"""Elementwise kernels (Numba, CPU): ReLU, its backward, and the fused residual add + ReLU.
+
+Semantics match NumPy exactly: ``relu(x) = maximum(x, 0)`` (NaN propagates),
+``relu_backward(dy, y) = dy where y > 0 else 0``, ``add_relu(a, b) = maximum(a + b, 0)``.
+The loops run over the flattened arrays in parallel; they are memory-bound, so fusing the add
+into the ReLU (one pass instead of two, no temporary) is where the time is saved.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _relu(x1, y1):
+    for i in prange(x1.shape[0]):
+        v = x1[i]
+        y1[i] = 0 if v <= 0 else v  # NaN > 0 and NaN <= 0 are both False: NaN stays
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward(dy1, y1, dx1):
+    for i in prange(dy1.shape[0]):
+        dx1[i] = dy1[i] if y1[i] > 0 else 0
+
+
+@njit(parallel=True, cache=True)
+def _add_relu(a1, b1, y1):
+    for i in prange(a1.shape[0]):
+        v = a1[i] + b1[i]
+        y1[i] = 0 if v <= 0 else v
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
+
+
+def relu(x):
+    """``y = maximum(x, 0)``, same shape and dtype as x."""
+    y = np.empty(x.shape, dtype=x.dtype)
+    _relu(_flat(x), y.reshape(-1))
+    return y
+
+
+def relu_backward(dy, y):
+    """``dx = dy where y > 0, else 0`` (y is the forward output)."""
+    dx = np.empty(dy.shape, dtype=dy.dtype)
+    _relu_backward(_flat(dy), _flat(y), dx.reshape(-1))
+    return dx
+
+
+def add_relu(a, b):
+    """``y = maximum(a + b, 0)``: residual add and ReLU in one pass (a, b of one shape)."""
+    y = np.empty(a.shape, dtype=a.dtype)
+    _add_relu(_flat(a), _flat(b), y.reshape(-1))
+    return y

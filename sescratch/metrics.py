@@ -1,0 +1,131 @@
+"""Classification metrics and the files a training run writes about itself.
+
+* :func:`topk_correct` — how many rows have the label among the k largest logits (the paper's
+  top-1 and top-5 error are ``1 - correct / N``).
+* :func:`confusion_matrix`, :func:`per_class_accuracy`.
+* :class:`MetricsLog` — one JSON object per epoch in ``metrics.jsonl`` and the same rows in
+  ``metrics.csv``, both rewritten whole from the history (so a resumed run never duplicates rows).
+* :func:`plot_curves` (loss and top-1 error per epoch, train and test: the paper's Fig. 4 for
+  our run) and :func:`plot_confusion`, saved as PNG with Matplotlib's Agg backend.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["topk_correct", "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
+           "plot_confusion"]
+
+
+def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> int:
+    """Number of rows whose label is among the ``k`` largest logits (k clipped to the classes).
+
+    Ties are broken towards the lower class index, as ``np.argsort`` is stable.
+    """
+    k = min(k, logits.shape[1])
+    label_logit = logits[np.arange(len(labels)), labels][:, None]  # N,1
+    higher = (logits > label_logit).sum(axis=1)  # N  classes strictly above the label
+    ties_before = ((logits == label_logit) & (np.arange(logits.shape[1]) < labels[:, None])).sum(axis=1)
+    finite = np.isfinite(logits).all(axis=1)  # N  a row with NaN/inf never counts as correct
+    return int((((higher + ties_before) < k) & finite).sum())
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K, K) counts: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """Diagonal over row sums (NaN for a class with no images)."""
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+class MetricsLog:
+    """Writes ``metrics.jsonl`` and ``metrics.csv`` in ``out_dir`` from a list of epoch rows."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.out_dir = Path(out_dir)
+        self.jsonl = self.out_dir / "metrics.jsonl"
+        self.csv = self.out_dir / "metrics.csv"
+
+    def write(self, history: list[dict]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.jsonl, "".join(json.dumps(row) + "\n" for row in history))
+        columns: list[str] = []
+        for row in history:
+            columns += [key for key in row if key not in columns]
+        tmp = self.csv.with_name(self.csv.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(history)
+        os.replace(tmp, self.csv)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
+    """Loss and top-1 error (%) per epoch, train and test, side by side."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-"), ("test", "--")):
+        ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, marker="o", label=split)
+        ax_err.plot(epochs, [100 * row[f"{split}_top1_error"] for row in history], style,
+                    marker="o", label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_err.set(xlabel="epoch", ylabel="top-1 error (%)", title="top-1 error")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: str = "") -> Path:
+    """The confusion matrix as a heat map with counts, rows = true class."""
+    plt = _pyplot()
+    K = len(classes)
+    size = max(5.0, 0.5 * K + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    if K <= 20:
+        ax.set_xticks(range(K), classes, rotation=60, ha="right")
+        ax.set_yticks(range(K), classes)
+        peak = matrix.max() if matrix.size else 0
+        for i in range(K):
+            for j in range(K):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > peak / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,97 @@
+"""The model zoo: ``create(name, *, num_classes, in_channels=3, **options)`` and ``list_models()``.
+
+CIFAR family (3 stages, 16/32/64 channels): ``resnet20/32/44/56/110``, ``se_resnet20/32/44/56/110``.
+ImageNet family (the SENet release): ``resnet18/34/50/101/152``, ``se_resnet18/34/50/101/152``,
+``resnext50_32x4d``, ``se_resnext50_32x4d``, ``se_resnext101_32x4d``, ``senet154``.
+
+Options (each model accepts those that apply to it; others raise ``ValueError``):
+
+============ ========================================= ===================================
+option       values                                    models
+============ ========================================= ===================================
+reduction    int, default 16                           SE models
+placement    standard | pre | post | identity |        SE models (paper's Tables 14/15)
+             after_3x3
+squeeze      avg | max                                 SE models
+gate         sigmoid | tanh | relu | hard_sigmoid      SE models
+shortcut     "B" (1x1 conv + BN) | "A" (zero-pad)      CIFAR
+width        channels of the first stage, default 16   CIFAR
+stride_on    "1x1" | "3x3" (default: the release's)    ImageNet bottleneck models
+dropout      probability before the classifier         senet154 (default 0.2)
+init         True | False (zeros: fast, for counting   all
+             or loading weights)
+seed         int: seed of the initialisation           all
+============ ========================================= ===================================
+"""
+from __future__ import annotations
+
+from sescratch.models.cifar import CIFAR_DEPTHS, cifar_resnet
+from sescratch.models.imagenet import imagenet_resnet
+from sescratch.models.resnet import ResNet, make_stage
+from sescratch.nn import init as _init
+
+__all__ = ["create", "list_models", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+
+_COMMON = {"init": True, "seed": None}
+_SE = {"reduction": 16, "placement": "standard", "squeeze": "avg", "gate": "sigmoid"}
+_CIFAR = {"shortcut": "B", "width": 16}
+
+# name -> (family builder arguments, default options)
+_MODELS: dict[str, tuple[dict, dict]] = {}
+for _depth, _n in CIFAR_DEPTHS.items():
+    _MODELS[f"resnet{_depth}"] = ({"family": "cifar", "n": _n, "se": False}, {**_CIFAR})
+    _MODELS[f"se_resnet{_depth}"] = ({"family": "cifar", "n": _n, "se": True}, {**_CIFAR, **_SE})
+for _depth in (18, 34, 50, 101, 152):
+    _kind = "basic" if _depth < 50 else "bottleneck"
+    _extra = {} if _kind == "basic" else {"stride_on": None}
+    _MODELS[f"resnet{_depth}"] = ({"family": "imagenet", "kind": _kind, "depth": _depth, "se": False}, _extra)
+    _MODELS[f"se_resnet{_depth}"] = (
+        {"family": "imagenet", "kind": _kind, "depth": _depth, "se": True}, {**_SE, **_extra})
+_MODELS["resnext50_32x4d"] = ({"family": "imagenet", "kind": "resnext", "depth": 50, "se": False},
+                              {"stride_on": None})
+for _depth in (50, 101):
+    _MODELS[f"se_resnext{_depth}_32x4d"] = (
+        {"family": "imagenet", "kind": "resnext", "depth": _depth, "se": True}, {**_SE, "stride_on": None})
+_MODELS["senet154"] = ({"family": "imagenet", "kind": "senet", "depth": 154, "se": True},
+                       {**_SE, "stride_on": None, "dropout": 0.2})
+
+
+def list_models() -> list[str]:
+    """Every name :func:`create` accepts, CIFAR family first."""
+    return list(_MODELS)
+
+
+def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> ResNet:
+    """Build the model ``name`` (see :func:`list_models` and the option table above)."""
+    if name not in _MODELS:
+        raise ValueError(f"create: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+    spec, defaults = _MODELS[name]
+    defaults = {**defaults, **_COMMON}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"create({name!r}): unknown option(s) {', '.join(unknown)}; valid options: {', '.join(defaults)}"
+        )
+    for label, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"create({name!r}): {label} must be a positive int, got {value!r}")
+    opts = {**defaults, **options}
+    se = None
+    if spec["se"]:
+        se = {"reduction": opts.pop("reduction"), "squeeze": opts.pop("squeeze"), "gate": opts.pop("gate")}
+    placement = opts.pop("placement", "standard")
+    init, seed = opts.pop("init"), opts.pop("seed")
+    if seed is not None:
+        _init.manual_seed(seed)
+    if init:
+        return _build(name, spec, num_classes, in_channels, se, placement, opts)
+    with _init.skip_init():
+        return _build(name, spec, num_classes, in_channels, se, placement, opts)
+
+
+def _build(name, spec, num_classes, in_channels, se, placement, opts) -> ResNet:
+    if spec["family"] == "cifar":
+        return cifar_resnet(name, spec["n"], num_classes=num_classes, in_channels=in_channels, se=se,
+                            placement=placement, **opts)
+    return imagenet_resnet(name, spec["kind"], spec["depth"], num_classes=num_classes, in_channels=in_channels,
+                           se=se, placement=placement, **opts)

@@ -1,0 +1,55 @@
+"""Modules with hand-composed backward passes: layers, the SE block, residual blocks.
+
+``Module.forward(x)`` keeps what ``Module.backward(dy) -> dx`` needs; parameter gradients are
+added into ``Parameter.grad``. See :mod:`sescratch.nn.module` for the whole contract.
+"""
+from sescratch.nn import init
+from sescratch.nn.blocks import (
+    PLACEMENTS,
+    BasicBlock,
+    Bottleneck,
+    ResNeXtBottleneck,
+    ZeroPadShortcut,
+    make_shortcut,
+)
+from sescratch.nn.layers import (
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    GlobalAvgPool,
+    Identity,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+)
+from sescratch.nn.module import Module, Parameter, Record, ShapeError
+from sescratch.nn.se import GATES, SQUEEZES, SEBlock
+
+__all__ = [
+    "init",
+    "Module",
+    "Parameter",
+    "Record",
+    "ShapeError",
+    "Conv2d",
+    "BatchNorm2d",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "GlobalAvgPool",
+    "MaxPool2d",
+    "Dropout",
+    "Identity",
+    "Sequential",
+    "SEBlock",
+    "SQUEEZES",
+    "GATES",
+    "PLACEMENTS",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNeXtBottleneck",
+    "ZeroPadShortcut",
+    "make_shortcut",
+]

@@ -1,0 +1,86 @@
+"""The scale ``F_scale``: channel-wise recalibration ``x~_c = s_c · u_c`` (paper Eq. 4).
+
+Notation
+--------
+N : batch size    C : channels    H, W : height, width of the feature map
+u : (N, C, H, W) the feature map    s : (N, C) the excitation (one weight per channel)
+y : (N, C, H, W),  ``y[n, c, i, j] = u[n, c, i, j] * s[n, c]``
+
+In the SE block ``u`` also feeds the squeeze, so the block's ``du`` is this op's ``du`` plus
+the squeeze path's gradient (``docs/derivations/se_block.md``).
+
+References
+----------
+Hu, Shen, Sun, *Squeeze-and-Excitation Networks*, CVPR 2018, Eq. 4.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sescratch.backend import get_array_module, get_kernel
+from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
+
+__all__ = ["SEScaleCache", "se_scale_forward", "se_scale_backward"]
+
+
+class SEScaleCache(NamedTuple):
+    u: Any  # N,C,H,W
+    s: Any  # N,C
+
+
+def se_scale_forward(u, s):
+    """Multiply each channel of ``u`` by its excitation: ``y = u * s[:, :, None, None]``.
+
+    Parameters
+    ----------
+    u : array, shape (N, C, H, W), float32 or float64
+    s : array, shape (N, C), same dtype
+
+    Returns
+    -------
+    y : array, shape (N, C, H, W)
+    cache : SEScaleCache
+    """
+    op = "se_scale_forward"
+    check_float_array(op, "u", u, ndim=4)
+    check_float_array(op, "s", s, ndim=2)
+    check_shape(op, "s", s, u.shape[:2], "one weight per (sample, channel) of u")
+    check_same_dtype(op, u=u, s=s)
+    xp = get_array_module(u, s)
+    kernel = get_kernel("se_scale", u, s)
+    if kernel is not None:
+        y = kernel(xp.ascontiguousarray(u), xp.ascontiguousarray(s))  # N,C,H,W
+    else:
+        y = u * s[:, :, None, None]  # N,C,1,1 broadcast over H,W
+    return y, SEScaleCache(u, s)
+
+
+def se_scale_backward(dy, cache: SEScaleCache):
+    """Gradients of the channel-wise scale.
+
+    Parameters
+    ----------
+    dy : array, shape (N, C, H, W)
+    cache : SEScaleCache
+
+    Returns
+    -------
+    du : array, shape (N, C, H, W)
+    ds : array, shape (N, C)
+
+    Derivation
+    ----------
+    ``y[n, c, i, j] = u[n, c, i, j] s[n, c]``. Each ``u`` entry meets one ``y`` entry:
+    ``du = dy * s[:, :, None, None]``. Each ``s[n, c]`` multiplies the whole ``H x W`` plane,
+    so its gradient sums over that plane: ``ds[n, c] = sum_{i, j} dy[n, c, i, j] u[n, c, i, j]``.
+    """
+    u, s = cache
+    check_float_array("se_scale_backward", "dy", dy, ndim=4)
+    check_shape("se_scale_backward", "dy", dy, u.shape, "the shape of y")
+    xp = get_array_module(dy)
+    kernel = get_kernel("se_scale_backward", dy, u, s)
+    if kernel is not None:
+        return kernel(xp.ascontiguousarray(dy), xp.ascontiguousarray(u), xp.ascontiguousarray(s))
+    du = dy * s[:, :, None, None]  # N,C,H,W
+    ds = (dy * u).sum(axis=(2, 3))  # N,C
+    return du, ds

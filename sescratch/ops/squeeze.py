@@ -1,0 +1,142 @@
+"""The squeeze ``F_sq``: global average pooling (paper Eq. 2) and its "max" ablation.
+
+Notation
+--------
+N : batch size    C : channels    H, W : height, width of the feature map
+u : (N, C, H, W)    z : (N, C), one descriptor per channel: ``z[n, c] = F_sq(u[n, c])``
+
+The squeeze gives every later unit a view of the whole image: each ``z[n, c]`` summarises
+a channel over all ``H * W`` positions, beyond any local receptive field. Long form (with the
+rest of the SE block): ``docs/derivations/se_block.md``.
+
+References
+----------
+Hu, Shen, Sun, *Squeeze-and-Excitation Networks*, CVPR 2018, Eq. 2; TPAMI version, the
+squeeze-operator ablation (average vs. max).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sescratch.backend import get_array_module, get_kernel
+from sescratch.ops._checks import check_float_array, check_shape
+
+__all__ = [
+    "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
+    "GlobalMaxPoolCache", "global_max_pool_forward", "global_max_pool_backward",
+]
+
+
+class GlobalAvgPoolCache(NamedTuple):
+    shape: tuple  # (N, C, H, W)
+
+
+class GlobalMaxPoolCache(NamedTuple):
+    shape: tuple  # (N, C, H, W)
+    argmax: Any  # N,C  flat index into the H*W plane
+
+
+def global_avg_pool_forward(x):
+    """Squeeze by averaging: ``z[n, c] = (1 / (H W)) sum_{i, j} x[n, c, i, j]`` (Eq. 2).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+
+    Returns
+    -------
+    z : array, shape (N, C), dtype of ``x``
+    cache : GlobalAvgPoolCache
+    """
+    check_float_array("global_avg_pool_forward", "x", x, ndim=4)
+    xp = get_array_module(x)
+    kernel = get_kernel("global_avg_pool", x)
+    if kernel is not None:
+        z = kernel(xp.ascontiguousarray(x))  # N,C
+    else:
+        z = x.mean(axis=(2, 3))  # N,C
+    return z, GlobalAvgPoolCache(tuple(x.shape))
+
+
+def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache):
+    """Gradient of global average pooling.
+
+    Parameters
+    ----------
+    dz : array, shape (N, C)
+    cache : GlobalAvgPoolCache
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W), a new (writable) array
+
+    Derivation
+    ----------
+    ``∂z[n, c] / ∂x[n, c, i, j] = 1 / (H W)`` for every position and 0 across channels or
+    samples, so ``dx[n, c, i, j] = dz[n, c] / (H W)``: the channel's gradient is spread
+    evenly back over its ``H W`` positions.
+    """
+    N, C, H, W = cache.shape
+    check_float_array("global_avg_pool_backward", "dz", dz, ndim=2)
+    check_shape("global_avg_pool_backward", "dz", dz, (N, C), "the shape of z")
+    xp = get_array_module(dz)
+    kernel = get_kernel("global_avg_pool_backward", dz)
+    if kernel is not None:
+        return kernel(xp.ascontiguousarray(dz), H, W)  # N,C,H,W
+    dx = xp.empty((N, C, H, W), dtype=dz.dtype)  # N,C,H,W
+    dx[...] = dz[:, :, None, None] / (H * W)  # N,C,1,1 broadcast to N,C,H,W
+    return dx
+
+
+def global_max_pool_forward(x):
+    """Squeeze by the maximum: ``z[n, c] = max_{i, j} x[n, c, i, j]`` (the TPAMI ablation).
+
+    Ties: the gradient goes to **one** position, the first maximum in row-major order
+    (``argmax`` of the flattened ``H * W`` plane) — what ``torch.nn.AdaptiveMaxPool2d(1)``
+    does on the CPU, not ``torch.amax``, which splits the gradient evenly among ties.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+
+    Returns
+    -------
+    z : array, shape (N, C), dtype of ``x``
+    cache : GlobalMaxPoolCache (holds the argmax, shape (N, C))
+    """
+    check_float_array("global_max_pool_forward", "x", x, ndim=4)
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    flat = x.reshape(N, C, H * W)  # N,C,HW
+    argmax = flat.argmax(axis=2)  # N,C
+    z = xp.take_along_axis(flat, argmax[:, :, None], axis=2)[:, :, 0]  # N,C
+    return z, GlobalMaxPoolCache((N, C, H, W), argmax)
+
+
+def global_max_pool_backward(dz, cache: GlobalMaxPoolCache):
+    """Gradient of global max pooling.
+
+    Parameters
+    ----------
+    dz : array, shape (N, C)
+    cache : GlobalMaxPoolCache
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+
+    Derivation
+    ----------
+    ``z[n, c] = x[n, c, a]`` with ``a = argmax[n, c]`` fixed by the forward; a small change
+    of any other position does not change ``z`` (away from ties). So
+    ``dx[n, c, a] = dz[n, c]`` and ``dx = 0`` everywhere else.
+    """
+    N, C, H, W = cache.shape
+    check_float_array("global_max_pool_backward", "dz", dz, ndim=2)
+    check_shape("global_max_pool_backward", "dz", dz, (N, C), "the shape of z")
+    xp = get_array_module(dz)
+    dx = xp.zeros((N, C, H * W), dtype=dz.dtype)  # N,C,HW
+    n = xp.arange(N)[:, None]  # N,1
+    c = xp.arange(C)[None, :]  # 1,C
+    dx[n, c, cache.argmax] = dz  # N,C scattered into N,C,HW
+    return dx.reshape(N, C, H, W)  # N,C,H,W

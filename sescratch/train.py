@@ -1,0 +1,269 @@
+"""Train a model: the loop of forward, loss, backward and SGD step, with everything around it.
+
+    from sescratch.train import TrainConfig, fit
+    result = fit(TrainConfig(model="se_resnet20", epochs=10, out_dir="runs/se20"))
+    result.history[-1]["test_top1_error"]
+
+One epoch: shuffle (the run's ``np.random.Generator``), for every mini-batch augment,
+``logits = model(x)``, ``loss, dlogits = softmax_cross_entropy(logits, y)``,
+``model.backward(dlogits)``, ``optimizer.step()``; then evaluate on the test split (top-1 / top-5
+error, the paper's measures), append a row to the history, write ``last.npz`` (and ``best.npz``
+when the test top-1 error improved), ``metrics.jsonl``, ``metrics.csv`` and ``curves.png``.
+
+Resuming is bit-exact because the checkpoint holds the weights, BN buffers, momentum buffers
+and the generator's state *at the start of the epoch in progress*, plus how many of its batches
+were done: a resumed run replays the epoch's shuffle and augmentation draws for the batches
+already done (without training on them) and continues with identical numbers.
+Ctrl-C (SIGINT) finishes the current batch, saves ``last.npz`` and returns with status
+``"interrupted"``; a second Ctrl-C aborts at once. A NaN or infinite loss raises
+:class:`TrainingDiverged`, leaving the last good checkpoint untouched.
+
+``config.backend`` picks the kernels: ``"numba"`` or ``"numpy"`` (selected with
+:func:`sescratch.backend.use` for the duration of :meth:`Trainer.fit`), or ``"cupy"`` (model
+and batches on the GPU).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sescratch import backend, models
+from sescratch.checkpoint import load_checkpoint, save_checkpoint
+from sescratch.data import BatchIterator, Transform, load_dataset
+from sescratch.errors import SescratchError, UsageError
+from sescratch.evaluation import evaluate, to_numpy
+from sescratch.metrics import MetricsLog, plot_curves, topk_correct
+from sescratch.ops.loss import softmax_cross_entropy
+from sescratch.optim import SGD, make_schedule
+from sescratch.run_control import GracefulInterrupt, progress_bar
+from sescratch.train_config import TrainConfig
+
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit", "build_model"]
+
+
+class TrainingDiverged(SescratchError):
+    """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    status: str  # "completed" | "interrupted"
+    out_dir: Path
+    best: dict | None = None
+    model: object = field(default=None, repr=False)
+
+
+def build_model(config: TrainConfig, num_classes: int, in_channels: int, **extra):
+    """``sescratch.models.create`` with the config's options (``reduction`` for SE models)."""
+    if config.model not in models.list_models():
+        raise UsageError(f"unknown model {config.model!r}; valid names: {', '.join(models.list_models())}")
+    options = dict(config.model_options)
+    if config.model.startswith(("se_", "senet")):
+        options.setdefault("reduction", config.reduction)
+    options.setdefault("seed", config.seed)
+    return models.create(config.model, num_classes=num_classes, in_channels=in_channels,
+                         **options, **extra)
+
+
+class Trainer:
+    """Holds a run's model, data, optimiser and generator; :meth:`fit` trains it.
+
+    ``callbacks`` are called as ``callback(trainer, row)`` after each epoch's files are written.
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: tuple[Callable, ...] = ()):
+        self.config = config.validate()
+        self.callbacks = tuple(callbacks)
+        self.out_dir = Path(config.out_dir)
+        self.device = "gpu" if config.backend == "cupy" else "cpu"
+        self.kernels = "numpy" if config.backend == "cupy" else config.backend
+        with backend.use(self.kernels):  # fails here, early, if the family is unavailable
+            pass
+        data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
+                            **config.dataset_options)
+        if config.subset or config.test_subset:
+            data = data.subset(config.subset, config.test_subset, seed=config.seed)
+        self.data = data
+        mean, std = (list(map(float, s)) for s in data.channel_stats())
+        self.normalization = {"mean": mean, "std": std, "pad_to": config.pad_to}
+        common = dict(mean=mean, std=std, pad_to=config.pad_to)
+        self.train_transform = Transform(**common, augment=config.augment,
+                                         crop_padding=config.crop_padding)
+        self.test_transform = Transform(**common)
+        self.model = build_model(config, data.num_classes, data.image_shape[0])
+        if self.device == "gpu":
+            self.model.to("gpu")
+        self.optimizer = SGD(self.model.parameters(), config.lr, config.momentum,
+                             weight_decay=config.weight_decay, nesterov=config.nesterov,
+                             no_decay_bn_bias=config.no_decay_bn_bias)
+        self.schedule = make_schedule(config.schedule, config.lr, config.epochs,
+                                      step_size=config.step_size, milestones=config.milestones,
+                                      gamma=config.gamma, warmup_epochs=config.warmup_epochs)
+        self.rng = np.random.default_rng(config.seed)
+        self.epoch, self.iteration, self.partial = 0, 0, None
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.elapsed = 0.0
+        self._interrupt = GracefulInterrupt()
+        if config.resume:
+            self._restore()
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _restore(self) -> None:
+        path = self.out_dir / "last.npz"
+        if not path.exists():
+            raise UsageError(f"--resume: no checkpoint to resume from at {path}")
+        ckpt = load_checkpoint(path)
+        changed = self.config.differences(TrainConfig.from_dict(ckpt.config))
+        if changed:
+            raise UsageError(f"--resume: configuration differs from {path}: " + "; ".join(changed))
+        self.model.load_state_dict(ckpt.model_state)
+        self.optimizer.load_state_dict(ckpt.optim_state)
+        self.rng.bit_generator.state = ckpt.rng_state
+        meta = ckpt.meta
+        self.epoch, self.iteration, self.partial = meta["epoch"], meta["iteration"], meta["partial"]
+        self.history, self.best, self.elapsed = meta["history"], meta["best"], meta["elapsed_s"]
+
+    def save(self, name: str, epoch_start_rng_state: dict) -> Path:
+        meta = {"epoch": self.epoch, "iteration": self.iteration, "partial": self.partial,
+                "history": self.history, "best": self.best, "elapsed_s": self.elapsed,
+                "normalization": self.normalization, "classes": list(self.data.classes),
+                "image_shape": list(self.data.image_shape)}
+        return save_checkpoint(self.out_dir / name, model_state=self.model.state_dict(),
+                               optim_state=self.optimizer.state_dict(),
+                               rng_state=epoch_start_rng_state,
+                               config=self.config.to_dict(), meta=meta)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train from the current epoch to ``config.epochs``; returns the history and status."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with GracefulInterrupt() as self._interrupt, backend.use(self.kernels):
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
+        while self.epoch < self.config.epochs:
+            if not self._train_epoch():
+                return self._result("interrupted")
+            if self._interrupt.requested:
+                print(f"interrupted after epoch {self.epoch}: saved {self.out_dir / 'last.npz'}; "
+                      "continue with --resume", flush=True)
+                return self._result("interrupted")
+        return self._result("completed")
+
+    def _train_epoch(self) -> bool:
+        """One epoch (or the rest of one); False when interrupted by SIGINT."""
+        cfg, model = self.config, self.model
+        start_state = self.rng.bit_generator.state
+        batches = BatchIterator(self.data.x_train, self.data.y_train, cfg.batch_size, rng=self.rng,
+                                shuffle=True, transform=self.train_transform)
+        n_iter = len(batches)
+        p = self.partial or {"loss_sum": 0.0, "top1": 0, "top5": 0, "seen": 0, "time_s": 0.0}
+        stream = iter(batches)
+        for _ in range(self.iteration):  # replay the draws of batches done before a resume
+            next(stream)
+        model.train()
+        t0 = time.perf_counter() - p["time_s"]
+        bar = progress_bar(cfg.progress, n_iter, self.iteration, f"epoch {self.epoch + 1}/{cfg.epochs}")
+        for xb, yb in stream:
+            t = self.epoch + (self.iteration / n_iter if cfg.schedule_unit == "iteration" else 0)
+            self.optimizer.lr = self.schedule(t)
+            if self.device == "gpu":
+                import cupy
+
+                xb, yb_dev = cupy.asarray(xb), cupy.asarray(yb)
+            else:
+                yb_dev = yb
+            logits = model(xb)  # N,K
+            loss, dlogits = softmax_cross_entropy(logits, yb_dev, label_smoothing=cfg.label_smoothing)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                bar.close()
+                self._diverged(f"loss became {loss} at epoch {self.epoch + 1}, batch "
+                               f"{self.iteration + 1} (lr {self.optimizer.lr:.4g})")
+            model.zero_grad()
+            model.backward(dlogits)
+            self.optimizer.step()
+            logits_np = to_numpy(logits)
+            p["loss_sum"] += loss * len(yb)
+            p["top1"] += topk_correct(logits_np, yb, 1)
+            p["top5"] += topk_correct(logits_np, yb, 5)
+            p["seen"] += len(yb)
+            self.iteration += 1
+            p["time_s"] = time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
+                            acc=f"{p['top1'] / p['seen']:.3f}",
+                            img_s=f"{p['seen'] / max(p['time_s'], 1e-9):.0f}")
+            if self._interrupt.requested and self.iteration < n_iter:
+                bar.close()
+                self.partial = p
+                path = self.save("last.npz", start_state)
+                print(f"\ninterrupted: saved {path} (epoch {self.epoch + 1}, batch "
+                      f"{self.iteration}/{n_iter}); continue with --resume")
+                return False
+        bar.close()
+        self._end_epoch(p, n_iter)
+        return True
+
+    def _end_epoch(self, p: dict, n_iter: int) -> None:
+        if not all(np.isfinite(to_numpy(q.data)).all() for q in self.model.parameters()):
+            self._diverged(f"a weight became NaN or infinite during epoch {self.epoch + 1}")
+        cfg = self.config
+        test = evaluate(self.model, self.data.x_test, self.data.y_test, self.test_transform,
+                        num_classes=self.data.num_classes, batch_size=cfg.eval_batch_size,
+                        device=self.device)
+        self.elapsed += p["time_s"]
+        self.epoch += 1
+        row = {
+            "epoch": self.epoch, "lr": self.optimizer.lr,
+            "train_loss": p["loss_sum"] / p["seen"], "train_top1_error": 1 - p["top1"] / p["seen"],
+            "train_top5_error": 1 - p["top5"] / p["seen"], "test_loss": test.loss,
+            "test_top1_error": test.top1_error, "test_top5_error": test.top5_error,
+            "test_accuracy": test.accuracy, "epoch_time_s": p["time_s"],
+            "train_images_per_s": p["seen"] / max(p["time_s"], 1e-9), "elapsed_s": self.elapsed,
+        }
+        self.history.append(row)
+        self.iteration, self.partial = 0, None
+        improved = self.best is None or row["test_top1_error"] < self.best["test_top1_error"]
+        if improved:
+            self.best = {"epoch": self.epoch, "test_top1_error": row["test_top1_error"]}
+        state = self.rng.bit_generator.state  # = the start of the next epoch
+        self.save("last.npz", state)
+        if improved:
+            self.save("best.npz", state)
+        self._write_reports()
+        if cfg.progress:
+            print(f"epoch {self.epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
+                  f"test loss {test.loss:.4f}, test top-1 error {100 * test.top1_error:.2f}%, "
+                  f"top-5 error {100 * test.top5_error:.2f}%", flush=True)
+        for callback in self.callbacks:
+            callback(self, row)
+
+    def _write_reports(self) -> None:
+        MetricsLog(self.out_dir).write(self.history)
+        if self.history:
+            plot_curves(self.history, self.out_dir / "curves.png",
+                        title=f"{self.config.model} on {self.config.dataset}")
+
+    def _diverged(self, what: str) -> None:
+        self._write_reports()
+        last = self.out_dir / "last.npz"
+        kept = (f"the last good checkpoint {last} (after epoch {self.history[-1]['epoch']}) is kept"
+                if last.exists() and self.history else "no checkpoint had been written yet")
+        raise TrainingDiverged(f"training diverged: {what}; stopped, {kept}. "
+                               "Try a smaller --lr (or a warm-up).")
+
+    def _result(self, status: str) -> TrainResult:
+        return TrainResult(self.history, status, self.out_dir, self.best, self.model)
+
+
+def fit(config: TrainConfig, callbacks: tuple[Callable, ...] = ()) -> TrainResult:
+    """Build a :class:`Trainer` for ``config`` and train it; see the module docstring."""
+    return Trainer(config, callbacks).fit()

@@ -1,0 +1,210 @@
+"""``sescratch train`` and ``sescratch eval``.
+
+``sescratch train`` with no arguments trains SE-ResNet-20 on the embedded Fashion-MNIST subset
+with the default recipe of :class:`sescratch.train_config.TrainConfig`. Options left out keep
+the recipe's values — or, with ``--resume``, the values stored in ``OUT/last.npz``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sescratch.errors import UsageError
+
+__all__ = ["add_commands", "config_from_args", "run_train", "run_eval"]
+
+
+def add_commands(subparsers) -> None:
+    from sescratch.train_config import TrainConfig
+
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train", help="train a model (no arguments: SE-ResNet-20 on the embedded Fashion-MNIST subset)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help=f"model name (default {d.model}; `--model list` lists them)")
+    p.add_argument("--dataset", help=f"dataset name (default {d.dataset}; `--dataset list` lists them)")
+    p.add_argument("--data-dir", help="directory searched first for dataset files")
+    p.add_argument("--no-download", dest="download", action="store_const", const=False,
+                   help="never download dataset files")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, help=f"default {d.momentum}")
+    p.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
+    p.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine"),
+                   help=f"learning-rate schedule (default {d.schedule}; step = /10 every 30 epochs)")
+    p.add_argument("--step-size", type=int, help=f"epochs between /gamma for step (default {d.step_size})")
+    p.add_argument("--milestones", type=_int_list, help="epochs for multistep, e.g. 50,75")
+    p.add_argument("--gamma", type=float, help=f"decay factor of step/multistep (default {d.gamma})")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs (default 0)")
+    p.add_argument("--schedule-unit", choices=("iteration", "epoch"),
+                   help=f"update the lr every iteration or every epoch (default {d.schedule_unit})")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--no-decay-bn-bias", action="store_const", const=True,
+                   help="no weight decay on BN parameters and biases")
+    p.add_argument("--label-smoothing", type=float, help="epsilon (default 0)")
+    p.add_argument("--reduction", type=int, help=f"SE reduction ratio r (default {d.reduction})")
+    p.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="other model option, e.g. width=8, placement=pre (repeatable)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="no random crop / horizontal flip")
+    p.add_argument("--crop-padding", type=int, help=f"random-crop padding (default {d.crop_padding})")
+    p.add_argument("--pad-to", type=int, help="zero-pad images to this size first (e.g. 32)")
+    p.add_argument("--subset", type=int, help="use this many training images (stratified)")
+    p.add_argument("--test-subset", type=int, help="use this many test images (stratified)")
+    p.add_argument("--backend", choices=("numba", "numpy", "cupy"), help=f"default {d.backend}")
+    p.add_argument("--seed", type=int, help=f"default {d.seed}")
+    p.add_argument("--out", help=f"output directory (default {d.out_dir})")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="no progress bars")
+    p.set_defaults(func=run_train)
+
+    e = subparsers.add_parser("eval", help="evaluate a checkpoint: top-1/top-5 error, per-class "
+                              "accuracy, confusion-matrix PNG")
+    e.add_argument("--checkpoint", required=True, help="a last.npz / best.npz written by train")
+    e.add_argument("--dataset", help="dataset to evaluate on (default: the one trained on)")
+    e.add_argument("--data-dir", help="directory searched first for dataset files")
+    e.add_argument("--no-download", dest="download", action="store_false")
+    e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--backend", choices=("numba", "numpy", "cupy"), default="numba")
+    e.add_argument("--out", help="where to write confusion.png (default: beside the checkpoint)")
+    e.set_defaults(func=run_eval)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+FIELD_OF = {"out": "out_dir"}
+
+
+def config_from_args(args) -> "TrainConfig":
+    """The run's configuration: recipe defaults (or the checkpoint's, with --resume) + options given."""
+    from sescratch.checkpoint import load_checkpoint
+    from sescratch.data import list_datasets
+    from sescratch.models import list_models
+    from sescratch.train_config import TrainConfig
+
+    for kind, value, names in (("model", args.model, list_models()),
+                               ("dataset", args.dataset, list_datasets())):
+        if value is not None and value not in names:
+            raise UsageError(f"unknown {kind} {value!r}; valid names: {', '.join(names)}")
+    given = {FIELD_OF.get(k, k): v for k, v in vars(args).items()
+             if v is not None and k not in ("func", "command", "model_option", "resume")}
+    if args.model_option:
+        options = {}
+        for item in args.model_option:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--model-option: expected KEY=VALUE, got {item!r}")
+            options[key.strip()] = _parse_value(value.strip())
+        given["model_options"] = options
+    if "model" in given and "out_dir" not in given:
+        given["out_dir"] = f"runs/{given['model']}"
+    base = TrainConfig().to_dict()
+    if args.resume:
+        path = Path(given.get("out_dir", base["out_dir"])) / "last.npz"
+        if not path.exists():
+            raise UsageError(f"--resume: no checkpoint at {path} (pass the run's --out DIR)")
+        base = load_checkpoint(path).config
+    config = TrainConfig.from_dict({**base, **given, "resume": bool(args.resume)})
+    return config.validate()
+
+
+def run_train(args) -> int:
+    from sescratch.data import list_datasets
+    from sescratch.models import list_models
+    from sescratch.train import Trainer
+
+    if "list" in (args.model, args.dataset):
+        names = list_models() if args.model == "list" else list_datasets()
+        print("\n".join(names))
+        return 0
+    config = config_from_args(args)
+    if not config.resume and (Path(config.out_dir) / "last.npz").exists():
+        print(f"note: {config.out_dir} holds an earlier run; starting afresh and overwriting it "
+              "(use --resume to continue it instead)", flush=True)
+    trainer = Trainer(config)
+    data = trainer.data
+    print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
+          f"{len(data.y_test)} test images, {data.image_shape}) for {config.epochs} epochs "
+          f"-> {trainer.out_dir}" + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""),
+          flush=True)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C
+        print("aborted without saving", flush=True)
+        return 130
+    if result.status == "interrupted":
+        return 130
+    last = result.history[-1]
+    print(f"done: test top-1 error {100 * last['test_top1_error']:.2f}% (accuracy "
+          f"{100 * last['test_accuracy']:.2f}%), top-5 error {100 * last['test_top5_error']:.2f}%, "
+          f"{last['elapsed_s']:.0f} s of training; best epoch {result.best['epoch']}; "
+          f"files in {result.out_dir}")
+    return 0
+
+
+def run_eval(args) -> int:
+    from sescratch import backend
+    from sescratch.checkpoint import load_checkpoint
+    from sescratch.data import Transform, list_datasets, load_dataset
+    from sescratch.evaluation import evaluate
+    from sescratch.metrics import plot_confusion
+    from sescratch.train import build_model
+    from sescratch.train_config import TrainConfig
+
+    if args.dataset is not None and args.dataset not in list_datasets():
+        raise UsageError(f"unknown dataset {args.dataset!r}; valid names: {', '.join(list_datasets())}")
+    ckpt_path = Path(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    config = TrainConfig.from_dict(ckpt.config)
+    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    name = args.dataset or config.dataset
+    options = config.dataset_options if name == config.dataset else {}
+    data = load_dataset(name, data_dir=args.data_dir or config.data_dir, download=args.download, **options)
+    if name == config.dataset and config.test_subset:
+        data = data.subset(None, config.test_subset, seed=config.seed)
+    norm, classes = ckpt.meta["normalization"], ckpt.meta["classes"]
+    if data.image_shape[0] != ckpt.meta["image_shape"][0] or data.num_classes != len(classes):
+        raise UsageError(f"{name} has {data.num_classes} classes of {data.image_shape} images; "
+                         f"the checkpoint was trained on {len(classes)} classes of "
+                         f"{tuple(ckpt.meta['image_shape'])}")
+    model = build_model(config, len(classes), data.image_shape[0], init=False)
+    try:
+        model.load_state_dict(ckpt.model_state)
+    except ValueError as exc:
+        raise UsageError(f"checkpoint {ckpt_path}: weights do not fit {config.model}: {exc}") from None
+    device = "gpu" if args.backend == "cupy" else "cpu"
+    if device == "gpu":
+        model.to("gpu")
+    transform = Transform(norm["mean"], norm["std"], pad_to=norm["pad_to"])
+    result = evaluate(model, data.x_test, data.y_test, transform, num_classes=data.num_classes,
+                      batch_size=args.batch_size, device=device)
+    print(f"{config.model} ({ckpt_path}, epoch {ckpt.epoch}) on {name} test ({result.count} images)")
+    print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
+    print(f"  top-5 error {100 * result.top5_error:.2f}%")
+    print(f"  loss        {result.loss:.4f}")
+    print("  per-class accuracy:")
+    for cls, acc in zip(data.classes, result.per_class_accuracy()):
+        print(f"    {cls:>16s}  {'n/a' if np.isnan(acc) else f'{100 * acc:6.2f}%'}")
+    out = Path(args.out) if args.out else ckpt_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_confusion(result.confusion, data.classes, out / f"confusion_{name}.png",
+                         title=f"{config.model} on {name}: top-1 error {100 * result.top1_error:.2f}%")
+    print(f"  confusion matrix: {png}")
+    return 0

@@ -1,0 +1,102 @@
+"""The conv2d kernels equal the NumPy reference code of sescratch.ops.conv.
+
+Numba (and CuPy, which skips without a GPU) against ``backend.use("numpy")`` on hypothesis-drawn
+shapes: float64 to 1e-10 and float32 to 1e-4, normwise relative. Both Numba strategies are
+drawn: Winograd F(2x2, 3x3) (3x3, stride 1, one group) and im2col + GEMM (everything else), and
+the im2col / col2im kernels are also checked alone against the reference's slicing versions.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sescratch import backend
+from sescratch.ops import conv as conv_op
+from tests.helpers import to_numpy
+
+pytest.importorskip("numba")
+from sescratch.kernels.numba import conv as nb_conv  # noqa: E402
+
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+FAMILIES = [
+    "numba",
+    pytest.param("cupy", marks=pytest.mark.skipif(not backend.cupy_available(),
+                                                  reason="CuPy with a GPU is not available")),
+]
+
+
+@st.composite
+def problems(draw, winograd):
+    groups = 1 if winograd else draw(st.integers(1, 3))
+    C, K = groups * draw(st.integers(1, 4)), groups * draw(st.integers(1, 4))
+    KH, KW = (3, 3) if winograd else (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    stride = (1, 1) if winograd else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    H = draw(st.integers(max(1, KH - 2 * padding[0]), 11))
+    W = draw(st.integers(max(1, KW - 2 * padding[1]), 11))
+    return (draw(st.integers(1, 3)), C, H, W), (K, C // groups, KH, KW), stride, padding, groups
+
+
+def _family(family):
+    """The family's kernel module and array module."""
+    if family == "cupy":
+        import cupy
+
+        from sescratch.kernels.cupy import conv
+
+        return conv, cupy
+    return nb_conv, np
+
+
+def _rel(a, b):
+    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("winograd", [True, False], ids=["winograd", "im2col"])
+@given(data=st.data())
+def test_kernels_equal_numpy_reference(family, dtype, winograd, data):
+    x_shape, w_shape, stride, padding, groups = data.draw(problems(winograd))
+    bias = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    with backend.use("numpy"):
+        y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=padding, groups=groups)
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        grads_ref = conv_op.conv2d_backward(dy, cache)
+
+    kernels, xp = _family(family)
+    x_, w_, dy_ = xp.asarray(x), xp.asarray(w), xp.asarray(dy)
+    b_ = None if b is None else xp.asarray(b)
+    y = kernels.conv2d_forward(x_, w_, b_, stride, padding, groups)
+    grads = kernels.conv2d_backward(dy_, x_, w_, stride, padding, groups, bias)
+    assert to_numpy(y).dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
+    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
+        if g_ref is None:
+            assert g is None
+            continue
+        assert to_numpy(g).dtype == dtype, name
+        assert _rel(g, g_ref) <= TOL[dtype], name
+
+
+@given(data=st.data())
+def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
+    x_shape, w_shape, stride, padding, _ = data.draw(problems(winograd=False))
+    (N, C, H, W), (KH, KW) = x_shape, w_shape[2:]
+    x = np.random.default_rng(0).standard_normal(x_shape)
+    OH, OW = (H + 2 * padding[0] - KH) // stride[0] + 1, (W + 2 * padding[1] - KW) // stride[1] + 1
+    reference = conv_op._im2col(x, KH, KW, stride, padding, OH, OW)  # C,KH,KW,N,OH,OW
+    cols = np.full((C * KH * KW, N * OH * OW), np.nan)
+    nb_conv._im2col(x, KH, KW, *stride, *padding, OH, OW, cols)
+    np.testing.assert_array_equal(cols, reference.reshape(cols.shape))
+
+    dcols = np.random.default_rng(1).standard_normal(cols.shape)
+    dx = np.full(x_shape, np.nan)
+    nb_conv._col2im(dcols, KH, KW, *stride, *padding, OH, OW, dx)
+    expected = conv_op._col2im(dcols.reshape(reference.shape), x_shape, stride, padding)
+    np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,268 @@
+"""Every fast kernel against the formula it replaces, on hypothesis-drawn shapes.
+
+The oracle is the NumPy formula of CONTRACT.md evaluated in float64 on the very values the
+kernel sees (float32 inputs are widened, not redrawn). Agreement is normwise relative:
+float64 <= 1e-10, float32 <= 1e-4. Each test runs for the Numba family and for CuPy (skipped
+cleanly without CuPy and a GPU). The last tests run each op with the kernels switched off and
+on, so the op's hook and the kernel agree too.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sescratch import backend
+from tests.helpers import to_numpy
+
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+DTYPES = [np.float64, np.float32]
+FAMILIES = [
+    "numba",
+    pytest.param(
+        "cupy",
+        marks=pytest.mark.skipif(not backend.cupy_available(), reason="CuPy with a GPU is not available"),
+    ),
+]
+
+
+def kernels(family):
+    """(kernel module, array module) of a family."""
+    if family == "cupy":
+        import cupy
+
+        from sescratch.kernels import cupy as module
+
+        return module, cupy
+    from sescratch.kernels import numba as module
+
+    return module, np
+
+
+def assert_close(actual, expected, dtype, *, scale=0.0, what=""):
+    """Normwise relative error ``|a - e| / max(|e|, scale)`` within the dtype's tolerance."""
+    actual = to_numpy(actual)
+    assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
+    assert actual.dtype == np.dtype(dtype), (what, actual.dtype, dtype)
+    denominator = max(np.linalg.norm(expected), scale, np.finfo(np.float64).tiny)
+    error = np.linalg.norm(actual.astype(np.float64) - expected) / denominator
+    assert error <= TOL[dtype], f"{what}: relative error {error:.3g} > {TOL[dtype]:g}"
+
+
+nchw = st.tuples(
+    st.integers(1, 4), st.integers(1, 5), st.integers(1, 7), st.integers(1, 7)
+)
+seeds = st.integers(0, 2**31 - 1)
+
+
+def draw(rng, shape, dtype, offset=0.0):
+    """Standard normal values (plus an offset) rounded to ``dtype``, and their float64 copy."""
+    a = (rng.standard_normal(shape) + offset).astype(dtype)
+    return a, a.astype(np.float64)
+
+
+def per_channel(v):
+    return v[None, :, None, None]
+
+
+# ---------------------------------------------------------------------------------- batch norm
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds, offset=st.sampled_from([0.0, 3.0, 100.0]))
+def test_bn_train_forward(family, dtype, shape, seed, offset):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, shape, dtype, offset)
+    gamma, gamma64 = draw(rng, shape[1], dtype)
+    beta, beta64 = draw(rng, shape[1], dtype)
+    eps = 1e-5
+    mean = x64.mean(axis=(0, 2, 3))  # C
+    inv_std = 1 / np.sqrt(x64.var(axis=(0, 2, 3)) + eps)  # C
+    y = per_channel(gamma64 * inv_std) * (x64 - per_channel(mean)) + per_channel(beta64)
+    y_k, mean_k, inv_std_k = K.bn_train_forward(xp.asarray(x), xp.asarray(gamma), xp.asarray(beta), eps)
+    assert_close(mean_k, mean, dtype, scale=1.0, what="mean")
+    assert_close(inv_std_k, inv_std, dtype, what="inv_std")
+    assert_close(y_k, y, dtype, what="y")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_bn_train_backward(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, shape, dtype, 1.0)
+    dy, dy64 = draw(rng, shape, dtype)
+    gamma, gamma64 = draw(rng, shape[1], dtype)
+    mean = x64.mean(axis=(0, 2, 3)).astype(dtype)
+    inv_std = (1 / np.sqrt(x64.var(axis=(0, 2, 3)) + 1e-5)).astype(dtype)
+    mean64, inv_std64 = mean.astype(np.float64), inv_std.astype(np.float64)
+    M = x.size // x.shape[1]
+    xhat = (x64 - per_channel(mean64)) * per_channel(inv_std64)
+    dbeta = dy64.sum(axis=(0, 2, 3))
+    dgamma = (dy64 * xhat).sum(axis=(0, 2, 3))
+    k = per_channel(gamma64 * inv_std64)
+    dx = k * (dy64 - per_channel(dbeta) / M - xhat * per_channel(dgamma) / M)
+    dx_k, dgamma_k, dbeta_k = K.bn_train_backward(
+        xp.asarray(dy), xp.asarray(x), xp.asarray(mean), xp.asarray(inv_std), xp.asarray(gamma)
+    )
+    # dx can cancel to ~0 (M = 2): measure it against the size of its direct term k*dy
+    assert_close(dx_k, dx, dtype, scale=np.linalg.norm(k * dy64), what="dx")
+    assert_close(dgamma_k, dgamma, dtype, scale=np.linalg.norm(dy64), what="dgamma")
+    assert_close(dbeta_k, dbeta, dtype, scale=np.linalg.norm(dy64), what="dbeta")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_channel_affine(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, shape, dtype)
+    scale, scale64 = draw(rng, shape[1], dtype)
+    shift, shift64 = draw(rng, shape[1], dtype)
+    y = x64 * per_channel(scale64) + per_channel(shift64)
+    assert_close(K.channel_affine(xp.asarray(x), xp.asarray(scale), xp.asarray(shift)), y, dtype)
+
+
+def test_bn_statistics_are_accurate_in_float32():
+    """A large mean over a small spread: E[x^2] - E[x]^2 in float32 would lose every digit."""
+    K, _ = kernels("numba")
+    rng = np.random.default_rng(0)
+    x = (1e4 + 1e-2 * rng.standard_normal((8, 3, 16, 16))).astype(np.float32)
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    _, _, inv_std = K.bn_train_forward(x, ones, zeros, 0.0)
+    expected = 1 / np.sqrt(x.astype(np.float64).var(axis=(0, 2, 3)))
+    np.testing.assert_allclose(inv_std, expected, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- squeeze and scale
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_global_avg_pool(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    x, x64 = draw(np.random.default_rng(seed), shape, dtype, 0.5)
+    assert_close(K.global_avg_pool(xp.asarray(x)), x64.mean(axis=(2, 3)), dtype)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_global_avg_pool_backward(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    N, C, H, W = shape
+    dz, dz64 = draw(np.random.default_rng(seed), (N, C), dtype)
+    dx = np.broadcast_to(dz64[:, :, None, None] / (H * W), shape)
+    assert_close(K.global_avg_pool_backward(xp.asarray(dz), H, W), dx, dtype)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_se_scale(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    u, u64 = draw(rng, shape, dtype)
+    s, s64 = draw(rng, shape[:2], dtype)
+    assert_close(K.se_scale(xp.asarray(u), xp.asarray(s)), u64 * s64[:, :, None, None], dtype)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_se_scale_backward(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    dy, dy64 = draw(rng, shape, dtype)
+    u, u64 = draw(rng, shape, dtype)
+    s, s64 = draw(rng, shape[:2], dtype)
+    du_k, ds_k = K.se_scale_backward(xp.asarray(dy), xp.asarray(u), xp.asarray(s))
+    assert_close(du_k, dy64 * s64[:, :, None, None], dtype, what="du")
+    ds = (dy64 * u64).sum(axis=(2, 3))
+    assert_close(ds_k, ds, dtype, scale=np.linalg.norm(np.abs(dy64) * np.abs(u64)), what="ds")
+
+
+# ---------------------------------------------------------------------------------- elementwise
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_relu_and_backward(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, shape, dtype)
+    dy, dy64 = draw(rng, shape, dtype)
+    y = np.maximum(x64, 0)
+    assert_close(K.relu(xp.asarray(x)), y, dtype, what="relu")
+    assert_close(K.relu_backward(xp.asarray(dy), xp.asarray(y.astype(dtype))), np.where(y > 0, dy64, 0),
+                 dtype, what="relu_backward")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_add_relu(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    a, b = draw(rng, shape, dtype)[0], draw(rng, shape, dtype)[0]
+    expected = np.maximum(a + b, 0).astype(np.float64)  # the sum rounded in dtype, as the kernel
+    assert_close(K.add_relu(xp.asarray(a), xp.asarray(b)), expected, dtype)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_relu_keeps_nan_like_maximum(family):
+    K, xp = kernels(family)
+    x = np.array([np.nan, -1.0, 0.0, 2.0, -np.inf, np.inf])
+    y = to_numpy(K.relu(xp.asarray(x)))
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+# -------------------------------------------------------------------------------------- max pool
+def max_pool_formula(x, KH, KW, SH, SW, PH, PW):
+    """Pad with -inf, take each window's first maximum (``argmax`` of the flattened window)."""
+    N, C, H, W = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)), constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (KH, KW), axis=(2, 3))
+    windows = windows[:, :, ::SH, ::SW]  # N,C,OH,OW,KH,KW
+    OH, OW = windows.shape[2:4]
+    flat = windows.reshape(N, C, OH, OW, KH * KW)
+    k = flat.argmax(axis=-1)  # N,C,OH,OW
+    y = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
+    h = np.arange(OH)[:, None] * SH - PH + k // KW
+    w = np.arange(OW)[None, :] * SW - PW + k % KW
+    return y, h * W + w
+
+
+pool_geometry = st.integers(1, 3).flatmap(
+    lambda KH: st.integers(1, 3).flatmap(
+        lambda KW: st.tuples(
+            st.just(KH), st.just(KW), st.integers(1, 3), st.integers(1, 3),
+            st.integers(0, KH // 2), st.integers(0, KW // 2),
+            st.integers(1, 3), st.integers(1, 3), st.integers(max(KH, 1), 9), st.integers(max(KW, 1), 9),
+        )
+    )
+)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(geometry=pool_geometry, seed=seeds, ties=st.booleans())
+def test_max_pool2d_and_backward(family, dtype, geometry, seed, ties):
+    K, xp = kernels(family)
+    KH, KW, SH, SW, PH, PW, N, C, H, W = geometry
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, (N, C, H, W), dtype)
+    if ties:  # few distinct values: the first maximum of a window must win
+        x = np.round(x).astype(dtype)
+        x64 = x.astype(np.float64)
+    y, argmax = max_pool_formula(x64, KH, KW, SH, SW, PH, PW)
+    y_k, argmax_k = K.max_pool2d(xp.asarray(x), KH, KW, SH, SW, PH, PW)
+    assert_close(y_k, y, dtype, scale=1.0, what="y")
+    np.testing.assert_array_equal(to_numpy(argmax_k), argmax)
+    assert to_numpy(argmax_k).dtype == np.int64
+
+    dy, dy64 = draw(rng, y.shape, dtype)
+    dx = np.zeros((N * C, H * W))
+    planes = np.arange(N * C)[:, None]
+    np.add.at(dx, (planes, argmax.reshape(N * C, -1)), dy64.reshape(N * C, -1))
+    dx_k = K.max_pool2d_backward(xp.asarray(dy), xp.asarray(argmax), H, W)
+    assert_close(dx_k, dx.reshape(N, C, H, W), dtype, scale=np.linalg.norm(dy64), what="dx")
