@@ -11,6 +11,10 @@ docs directory, so that they run where a learner opens them. These hooks make th
 * ``on_page_markdown``: ``[text](tutorial:NN)`` becomes a link to tutorial NN, so pages refer
   to tutorials by number and survive a renamed notebook; ``<!-- tutorials-table -->`` becomes a
   table of all tutorials. A number with no notebook is a build error (strict mode).
+* ``on_page_markdown`` also turns inline code naming a sescratch object (```sescratch.ops.conv2d_forward```)
+  into a link to its entry in the API reference: a module with its own page (``docs/api/*.md``
+  titled ``# sescratch.x``) links to that page, anything else goes through mkdocs-autorefs as an
+  *optional* reference (a name without an entry stays plain code, without a warning).
 * ``on_post_page``: drop the MathJax 2 loader that nbconvert writes into each notebook page
   (``custom_mathjax_url: ""`` leaves an empty ``<script src="">``); the site's MathJax 3
   (mkdocs.yml ``extra_javascript``, configured in docs/javascripts/mathjax.js) typesets the
@@ -34,6 +38,8 @@ DERIVATIONS_SECTION = "Derivations"
 TUTORIAL_NAME = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
 TUTORIAL_LINK = re.compile(r"\]\(tutorial:(\d{2})(#[\w-]*)?\)")
 TUTORIALS_TABLE = "<!-- tutorials-table -->"
+# A fenced code block (left alone), or inline code naming a sescratch object outside link text.
+FENCE_OR_NAME = re.compile(r"^(?P<fence>```.*?^```)|(?<!\[)`(?P<name>sescratch(?:\.\w+)+)`", re.S | re.M)
 NBCONVERT_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 
 
@@ -142,7 +148,34 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
                                    posixpath.dirname(page_src) or ".")
         return f"]({target}{anchor})"
 
-    return TUTORIAL_LINK.sub(link, markdown)
+    return _link_api_names(TUTORIAL_LINK.sub(link, markdown), page_src, config)
+
+
+def _api_pages(config) -> dict[str, str]:
+    """``{"sescratch.backend": "api/backend.md", ...}``: the API pages titled with a module name."""
+    pages = {}
+    for path in sorted((Path(config.docs_dir) / "api").glob("*.md")):
+        first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+        if re.fullmatch(r"# sescratch(\.\w+)*", first.strip()):
+            pages[first[2:].strip()] = f"api/{path.name}"
+    return pages
+
+
+def _link_api_names(markdown: str, page_src: str, config) -> str:
+    """`sescratch.x.y` -> a link to its API page or entry (code fences untouched)."""
+    pages = _api_pages(config)
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name is None:
+            return match.group(0)
+        if name in pages:
+            if pages[name] == page_src:
+                return match.group(0)
+            return f"[`{name}`]({posixpath.relpath(pages[name], posixpath.dirname(page_src) or '.')})"
+        return f'<autoref identifier="{name}" optional><code>{name}</code></autoref>'
+
+    return FENCE_OR_NAME.sub(replace, markdown)
 
 
 def on_post_page(output: str, page, config) -> str:

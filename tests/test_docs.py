@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import shlex
@@ -105,12 +106,19 @@ def _code_spans(text: str) -> list[str]:
 
 
 def _resolve(dotted: str):
-    """Import the longest importable prefix of ``dotted``, then get the rest as attributes."""
+    """Import the longest importable prefix of ``dotted``, then get the rest as attributes.
+
+    A module that exists but needs an optional dependency to import (``sescratch.kernels.cupy``
+    without CuPy) counts as existing.
+    """
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
         try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and not exc.name.startswith("sescratch") and importlib.util.find_spec(module):
+                return None  # e.g. the CuPy kernels: present, importable where CuPy is
             continue
         for attr in parts[cut:]:
             obj = getattr(obj, attr)

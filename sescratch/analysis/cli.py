@@ -46,7 +46,10 @@ def add_commands(subparsers) -> None:
 
 def _budget_options(p, budgets) -> None:
     g = p.add_argument_group("budget (a named budget, then any field overridden)")
-    g.add_argument("--budget", choices=tuple(budgets), default="small", help="default small")
+    described = "; ".join(f"{k}: {b.epochs} epochs, {b.subset or 'all'} training images, "
+                          f"{len(b.seeds)} seed(s), width {b.width}" for k, b in budgets.items())
+    g.add_argument("--budget", choices=tuple(budgets), default="small",
+                   help=f"default small ({described})")
     g.add_argument("--dataset", help="fashion-mnist-subset (default), fashion-mnist, cifar10, cifar100, ...")
     g.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
                    help="loader option, e.g. n_train=64 for synthetic (repeatable)")

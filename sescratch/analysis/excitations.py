@@ -66,7 +66,8 @@ def excitation_statistics(excitations: dict, labels: np.ndarray, class_names, ch
                           distribution_class=None, channels=None) -> dict:
     """Fig. 6 / Fig. 7 statistics from ``{block: s (N, C)}`` and the images' ``labels`` (N,).
 
-    ``chosen`` are class indices; ``channels`` the channel indices reported (default all);
+    ``chosen`` are class indices; ``channels`` the channels reported: all (``None``), that many
+    evenly spaced ones in each block (an int, as the paper's 50 sampled channels), or indices;
     ``distribution_class`` (default ``chosen[0]``) the class of the Fig. 7 quartiles.
     """
     labels = np.asarray(labels)
@@ -79,8 +80,7 @@ def excitation_statistics(excitations: dict, labels: np.ndarray, class_names, ch
              "images_per_class": {class_names[k]: int((labels == k).sum()) for k in chosen},
              "distribution_class": class_names[dist], "blocks": {}}
     for name, s in excitations.items():
-        idx = np.arange(s.shape[1]) if channels is None else np.asarray(channels)
-        idx = idx[idx < s.shape[1]]
+        idx = _channel_indices(s.shape[1], channels)
         means = np.stack([s[labels == k].mean(axis=0) for k in present])  # K,C
         all_classes = means.mean(axis=0)  # C
         within = s[labels == dist]  # N_k,C
@@ -94,6 +94,15 @@ def excitation_statistics(excitations: dict, labels: np.ndarray, class_names, ch
             "distribution": {"median": median[idx].tolist(), "q1": q1[idx].tolist(), "q3": q3[idx].tolist()},
         }
     return stats
+
+
+def _channel_indices(width: int, channels) -> np.ndarray:
+    if channels is None or (isinstance(channels, int) and channels >= width):
+        return np.arange(width)
+    if isinstance(channels, int):
+        return np.unique(np.linspace(0, width - 1, channels).round().astype(int))
+    idx = np.asarray(channels, dtype=int)
+    return idx[idx < width]
 
 
 def load_for_analysis(checkpoint, *, dataset=None, data_dir=None, download=True, backend_name="numba"):
@@ -183,7 +192,8 @@ def _class_index(text: str, classes: list[str]) -> int:
         return classes.index(text)
     if text.isdigit() and int(text) < len(classes):
         return int(text)
-    raise UsageError(f"unknown class {text!r}; classes: {', '.join(classes)} (or indices 0-{len(classes) - 1})")
+    raise UsageError(f"unknown class {text!r}; classes: {', '.join(classes)} "
+                     f"(or indices 0-{len(classes) - 1})")
 
 
 def run_excitations(args) -> int:
@@ -213,10 +223,7 @@ def run_excitations(args) -> int:
         model.to("gpu")
     excitations = collect_excitations(model, x, transform, blocks=blocks, batch_size=args.batch_size,
                                       device=device)
-    width = max(s.shape[1] for s in excitations.values())
-    channels = None if args.channels is None or args.channels >= width else \
-        np.unique(np.linspace(0, width - 1, args.channels).round().astype(int))
-    stats = excitation_statistics(excitations, y, classes, chosen, dist, channels)
+    stats = excitation_statistics(excitations, y, classes, chosen, dist, args.channels)
     stats.update(checkpoint=str(args.checkpoint), model=config.model, dataset=args.dataset or config.dataset)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "excitations"
     out.mkdir(parents=True, exist_ok=True)

@@ -226,7 +226,7 @@ def run_cell(row: Row, config: TrainConfig, log: Callable[[str], None] = print) 
     except TrainingDiverged as exc:
         result.update(status="diverged", error=str(exc), history=trainer.history)
     else:
-        if fit.status != "completed":
+        if fit.status != "completed":  # Ctrl-C: the trainer saved last.npz; stop the sweep
             raise KeyboardInterrupt
         last = fit.history[-1]
         result.update(status="completed", history=fit.history, best=fit.best,
@@ -275,7 +275,8 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
         tag = f"[{i}/{len(unique)}] {row.table} / {row.label} / seed {config.seed}"
         done = _finished(Path(path) / "result.json", config_hash(config))
         if done is not None or dry_run:
-            state = "done" if done is not None else "to run"
+            partial = (Path(path) / "last.npz").exists()
+            state = "done" if done is not None else "to resume" if partial else "to run"
             log(f"{tag}: {state} ({Path(path).name})")
             if done is not None:
                 results[path] = {**done, "skipped": True}

@@ -91,8 +91,9 @@ def markdown_table(report: dict) -> str:
     images = (f"{report['train_images']} training / {report['test_images']} test images"
               if report.get("train_images") else
               f"{b['subset'] or 'all'} training / {b['test_subset'] or 'all'} test images")
-    lines += ["", f"Budget: {b['dataset']}, {images}, {b['epochs']} epochs, batch {b['batch_size']}, lr {b['lr']} ({b['schedule']}), "
-              f"weight decay {b['weight_decay']}, augment {b['augment']}, width {b['width']}, "
+    lines += ["", f"Budget: {b['dataset']}, {images}, {b['epochs']} epochs, batch {b['batch_size']}, "
+              f"lr {b['lr']} ({b['schedule']}), weight decay {b['weight_decay']}, augment {b['augment']}, "
+              f"width {b['width']}, "
               f"seeds {', '.join(map(str, b['seeds']))}. Final-epoch test error. "
               f"Measured {report['date']} on {report['host']['cpus']} CPUs ({report['host']['processor']})."]
     if not report["complete"]:
@@ -149,9 +150,12 @@ def plot_curves(report: dict, path: str | os.PathLike) -> Path:
         curve = 100 * np.mean([c[:length] for c in r["curves"]], axis=0)
         ax.plot(np.arange(1, length + 1), curve, marker="o", label=f"{r['label']} (n={r['n']})",
                 linestyle="--" if r["model"].startswith("se_") else "-")
-    ax.set(xlabel="epoch", ylabel="test top-1 error (%)", title=report["title"])
+    ax.set(xlabel="epoch", ylabel="test top-1 error (%)",
+           title="mean test top-1 error per epoch (cf. the paper's Fig. 4)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)

@@ -98,14 +98,15 @@ def _col2im(dcols, x_shape, stride, padding):
     dx_pad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)  # N,C,H+2PH,W+2PW
     for kh in range(KH):
         for kw in range(KW):  # overlapping windows: their gradients add up
-            dx_pad[:, :, kh:kh + SH * OH:SH, kw:kw + SW * OW:SW] += dcols[:, kh, kw].transpose(1, 0, 2, 3)
+            window = dcols[:, kh, kw].transpose(1, 0, 2, 3)  # N,C,OH,OW
+            dx_pad[:, :, kh:kh + SH * OH:SH, kw:kw + SW * OW:SW] += window
     return dx_pad[:, :, PH:PH + H, PW:PW + W]  # N,C,H,W  (the padding's gradient is dropped)
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     """Cross-correlate a batch of images with a bank of filters.
 
-    ``y[n, k, oh, ow] = b[k] + sum_{c, kh, kw} w[k, c, kh, kw] * x_pad[n, g*C/G + c, oh*SH + kh, ow*SW + kw]``
+    ``y[n, k, oh, ow] = b[k] + sum_{c,kh,kw} w[k, c, kh, kw] x_pad[n, gC/G + c, oh*SH + kh, ow*SW + kw]``
     with ``g = k // (K/G)`` the group of output channel ``k`` (no kernel flip: a cross-correlation).
 
     Parameters
@@ -171,7 +172,7 @@ def conv2d_backward(dy, cache: Conv2dCache):
       column back to the pixels it came from, summing where receptive fields overlap; the
       padding's share is cropped away. Written as one formula this is a *full* cross-correlation
       of dy, dilated with S - 1 zeros between its entries, with the 180-degree-rotated kernel:
-      ``dx[n, c, i, j] = sum_{k,kh,kw} dy[n, k, (i + PH - kh)/SH, (j + PW - kw)/SW] w[k, c, kh, kw]``
+      ``dx[n, c, i, j] = sum_{k,kh,kw} dy[n, k, (i+PH-kh)/SH, (j+PW-kw)/SW] w[k, c, kh, kw]``
       over the terms whose divisions are exact and inside dy.
     - Groups: ``W_mat`` is block diagonal, so every group is an independent convolution and
       each gradient is computed group by group (dx of group g only sees w and dy of group g).
@@ -215,6 +216,7 @@ def conv2d_reference(x, w, b=None, *, stride=1, padding=0, groups=1):
             g = k // (K // groups)  # the group of output channel k reads input channels g*Cg ...
             for oh in range(OH):
                 for ow in range(OW):
-                    field = x_pad[n, g * Cg:(g + 1) * Cg, oh * SH:oh * SH + KH, ow * SW:ow * SW + KW]
+                    i, j = oh * SH, ow * SW
+                    field = x_pad[n, g * Cg:(g + 1) * Cg, i:i + KH, j:j + KW]  # C/G,KH,KW
                     y[n, k, oh, ow] = np.sum(field * w[k]) + (0 if b is None else b[k])
     return y

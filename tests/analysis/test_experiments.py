@@ -122,8 +122,10 @@ def test_dry_run_trains_nothing(tmp_path, tiny_budget, count_trainings):
 
 
 def test_rows_of_each_experiment():
-    assert [r.label for r in experiment_rows("reduction")] == ["no SE"] + [f"r = {r}" for r in (2, 4, 8, 16, 32)]
-    assert [r.model for r in experiment_rows("se-vs-plain")] == ["resnet20", "se_resnet20", "resnet56", "se_resnet56"]
+    ratios = [f"r = {r}" for r in (2, 4, 8, 16, 32)]
+    assert [r.label for r in experiment_rows("reduction")] == ["no SE"] + ratios
+    models = ["resnet20", "se_resnet20", "resnet56", "se_resnet56"]
+    assert [r.model for r in experiment_rows("se-vs-plain")] == models
     variants = experiment_rows("variants")
     assert [r.table for r in variants].count("placement") == 4
     assert {r.options["placement"] for r in variants} == {"standard", "pre", "post", "identity", "after_3x3"}

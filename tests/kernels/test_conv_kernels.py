@@ -66,7 +66,8 @@ def test_kernels_equal_numpy_reference(family, dtype, winograd, data):
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
     with backend.use("numpy"):
-        y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=padding, groups=groups)
+        kwargs = {"stride": stride, "padding": padding, "groups": groups}
+        y_ref, cache = conv_op.conv2d_forward(x, w, b, **kwargs)
         dy = rng.standard_normal(y_ref.shape).astype(dtype)
         grads_ref = conv_op.conv2d_backward(dy, cache)
 
@@ -92,11 +93,39 @@ def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
     OH, OW = (H + 2 * padding[0] - KH) // stride[0] + 1, (W + 2 * padding[1] - KW) // stride[1] + 1
     reference = conv_op._im2col(x, KH, KW, stride, padding, OH, OW)  # C,KH,KW,N,OH,OW
     cols = np.full((C * KH * KW, N * OH * OW), np.nan)
-    nb_conv._im2col(x, KH, KW, *stride, *padding, OH, OW, cols)
+    nb_conv._im2col(x, 0, KH, KW, *stride, *padding, OH, OW, cols)
     np.testing.assert_array_equal(cols, reference.reshape(cols.shape))
 
     dcols = np.random.default_rng(1).standard_normal(cols.shape)
     dx = np.full(x_shape, np.nan)
-    nb_conv._col2im(dcols, KH, KW, *stride, *padding, OH, OW, dx)
+    nb_conv._col2im(dcols, 0, KH, KW, *stride, *padding, OH, OW, dx)
     expected = conv_op._col2im(dcols.reshape(reference.shape), x_shape, stride, padding)
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("stride", [1, 2], ids=["winograd", "im2col"])
+def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
+    """A batch cut into chunks of 2 images (the last one partial) gives the reference result."""
+    from sescratch.kernels.numba import _scratch, winograd
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    if stride == 1:  # OH = 7, OW = 4 with padding (1, 0): 4 x 2 Winograd tiles of 2x2
+        per_image = (4 * 2) * 3 * 4  # tiles * C * K of one image's products
+        monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * per_image)
+        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 2), (2, 4), (4, 5)]
+    else:  # OH = 4, OW = 2: columns of 3*3*3 rows
+        per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
+        monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)
+        assert nb_conv._chunks(x, w, 4, 2) == [(0, 2), (2, 4), (4, 5)]
+    with backend.use("numpy"):
+        y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=(1, 0))
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        grads_ref = conv_op.conv2d_backward(dy, cache)
+    y = nb_conv.conv2d_forward(x, w, b, (stride, stride), (1, 0), 1)
+    grads = nb_conv.conv2d_backward(dy, x, w, (stride, stride), (1, 0), 1, True)
+    for got, want in zip((y, *grads), (y_ref, *grads_ref)):
+        assert _rel(got, want) <= TOL[dtype]

@@ -175,3 +175,13 @@ def test_bad_configuration_is_a_usage_error(tiny_config):
         Trainer(tiny_config(model="se_resnet21"))
     with pytest.raises(UsageError, match="batch_size must be >= 1"):
         Trainer(tiny_config(batch_size=0))
+
+
+@pytest.mark.parametrize("unit", ["epoch", "iteration"])
+def test_schedule_is_applied_per_epoch_or_per_iteration(tiny_config, unit):
+    from sescratch.optim import Cosine
+
+    result = fit(tiny_config(unit, epochs=2, schedule="cosine", schedule_unit=unit))
+    cosine, n_iter = Cosine(0.05, 2), 3  # 96 images in batches of 32
+    last_t = [0, 1] if unit == "epoch" else [(n_iter - 1) / n_iter, 1 + (n_iter - 1) / n_iter]
+    assert [row["lr"] for row in result.history] == [cosine(t) for t in last_t]

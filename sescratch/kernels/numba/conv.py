@@ -17,14 +17,17 @@ Two strategies:
   parallel kernels move ``y_mat`` (K, N*OH*OW) into NCHW and back. col2im runs in parallel over
   the N*C image planes: each plane is written by one thread only, so no atomics are needed.
 
-The columns are rebuilt in the backward rather than kept from the forward: that costs one more
-im2col but keeps the memory of a training step near PyTorch's (the columns are up to 9x the input).
+Both go through the batch in chunks of a few MB of intermediate data, in buffers kept between
+calls (:mod:`sescratch.kernels.numba._scratch`). The columns (or tiles) are rebuilt in the
+backward rather than kept from the forward: that costs one more im2col but keeps the memory of a
+training step near PyTorch's (the columns are up to KH*KW times the input).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
+from sescratch.kernels.numba._scratch import buffer, image_chunks
 from sescratch.kernels.numba.winograd import winograd_backward, winograd_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
@@ -39,34 +42,36 @@ def _valid_range(kw, SW, PW, W, OW):
 
 
 @njit(parallel=True, cache=True)
-def _im2col(x, KH, KW, SH, SW, PH, PW, OH, OW, cols):
-    """cols[(c*KH + kh)*KW + kw, (n*OH + oh)*OW + ow] = x_pad[n, c, oh*SH + kh, ow*SW + kw]."""
+def _im2col(x, n0, KH, KW, SH, SW, PH, PW, OH, OW, cols):
+    """cols[(c*KH + kh)*KW + kw, (m*OH + oh)*OW + ow] = x_pad[n0 + m, c, oh*SH + kh, ow*SW + kw]."""
     N, C, H, W = x.shape
-    for task in prange(C * N):
-        c, n = task // N, task % N
+    images = cols.shape[1] // (OH * OW)
+    for task in prange(C * images):
+        c, m = task // images, task % images
         for kh in range(KH):
             for kw in range(KW):
                 row = (c * KH + kh) * KW + kw
                 lo, hi = _valid_range(kw, SW, PW, W, OW)
                 for oh in range(OH):
-                    col = (n * OH + oh) * OW
+                    col = (m * OH + oh) * OW
                     ih = oh * SH + kh - PH
                     if ih < 0 or ih >= H:
                         cols[row, col:col + OW] = 0
                         continue
                     cols[row, col:col + lo] = 0
                     for ow in range(lo, hi):
-                        cols[row, col + ow] = x[n, c, ih, ow * SW + kw - PW]
+                        cols[row, col + ow] = x[n0 + m, c, ih, ow * SW + kw - PW]
                     cols[row, col + hi:col + OW] = 0
 
 
 @njit(parallel=True, cache=True)
-def _col2im(dcols, KH, KW, SH, SW, PH, PW, OH, OW, dx):
-    """dx[n, c] = sum of the column entries copied from each pixel (the adjoint of _im2col)."""
+def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """dx[n0 + m, c] = sum of the column entries copied from each pixel (the adjoint of _im2col)."""
     N, C, H, W = dx.shape
-    for task in prange(N * C):
-        n, c = task // C, task % C
-        plane = dx[n, c]
+    images = dcols.shape[1] // (OH * OW)
+    for task in prange(images * C):
+        m, c = task // C, task % C
+        plane = dx[n0 + m, c]
         plane[:, :] = 0
         for kh in range(KH):
             for kw in range(KW):
@@ -76,33 +81,35 @@ def _col2im(dcols, KH, KW, SH, SW, PH, PW, OH, OW, dx):
                     ih = oh * SH + kh - PH
                     if ih < 0 or ih >= H:
                         continue
-                    col = (n * OH + oh) * OW
+                    col = (m * OH + oh) * OW
                     for ow in range(lo, hi):
                         plane[ih, ow * SW + kw - PW] += dcols[row, col + ow]
 
 
 @njit(parallel=True, cache=True)
-def _to_images(y_mat, bias, y):
-    """y[n, k, p] = y_mat[k, n*P + p] + bias[k]: (K, N*P) -> (N, K, P)."""
+def _to_images(y_mat, bias, n0, y):
+    """y[n0 + m, k, p] = y_mat[k, m*P + p] + bias[k]: (K, images*P) -> NCHW."""
     N, K, P = y.shape
-    for task in prange(N * K):
-        n, k = task // K, task % K
+    images = y_mat.shape[1] // P
+    for task in prange(images * K):
+        m, k = task // K, task % K
         for p in range(P):
-            y[n, k, p] = y_mat[k, n * P + p] + bias[k]
+            y[n0 + m, k, p] = y_mat[k, m * P + p] + bias[k]
 
 
 @njit(parallel=True, cache=True)
-def _to_channel_major(dy, dy_mat, sums):
-    """dy_mat[k, n*P + p] = dy[n, k, p]: (N, K, P) -> (K, N*P); sums[k] = sum of channel k."""
+def _to_channel_major(dy, n0, dy_mat, sums):
+    """dy_mat[k, m*P + p] = dy[n0 + m, k, p]: NCHW -> (K, images*P); sums[k] += their sum."""
     N, K, P = dy.shape
+    images = dy_mat.shape[1] // P
     for k in prange(K):
-        s = 0.0
-        for n in range(N):
+        total = 0.0
+        for m in range(images):
             for p in range(P):
-                v = dy[n, k, p]
-                dy_mat[k, n * P + p] = v
-                s += v
-        sums[k] = s
+                v = dy[n0 + m, k, p]
+                dy_mat[k, m * P + p] = v
+                total += v
+        sums[k] += total
 
 
 def _winograd_applies(w, stride, groups):
@@ -114,26 +121,29 @@ def _geometry(x, w, stride, padding):
     return (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
 
 
-def _columns(x, w, stride, padding, OH, OW):
-    (N, C), (KH, KW) = x.shape[:2], w.shape[2:]
-    cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)  # C*KH*KW,N*OH*OW
-    _im2col(x, KH, KW, *stride, *padding, OH, OW, cols)
-    return cols
+def _chunks(x, w, OH, OW):
+    """Image ranges whose columns take about CHUNK_BYTES."""
+    return image_chunks(x.shape[0], x.shape[1] * w.shape[2] * w.shape[3] * OH * OW * x.itemsize)
 
 
 def conv2d_forward(x, w, b, stride, padding, groups):
     """y (N, K, OH, OW) of :func:`sescratch.ops.conv2d_forward`."""
     if _winograd_applies(w, stride, groups):
         return winograd_forward(x, w, b, padding)
-    N = x.shape[0]
+    N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
     G = groups
     OH, OW = _geometry(x, w, stride, padding)
-    cols = _columns(x, w, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
-    y_mat = np.matmul(w.reshape(G, K // G, Cg * KH * KW), cols)  # G,K/G,N*OH*OW
-    y = np.empty((N, K, OH, OW), dtype=x.dtype)
+    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
-    _to_images(y_mat.reshape(K, N * OH * OW), bias, y.reshape(N, K, OH * OW))
+    y = np.empty((N, K, OH, OW), dtype=x.dtype)
+    for n0, n1 in _chunks(x, w, OH, OW):
+        P = (n1 - n0) * OH * OW
+        cols = buffer("cols", (C * KH * KW, P), x.dtype)  # C*KH*KW,images*OH*OW
+        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols)
+        y_mat = buffer("y_mat", (G, K // G, P), x.dtype)  # G,K/G,images*OH*OW
+        np.matmul(w_mat, cols.reshape(G, Cg * KH * KW, P), out=y_mat)
+        _to_images(y_mat.reshape(K, P), bias, n0, y.reshape(N, K, OH * OW))
     return y
 
 
@@ -141,19 +151,23 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
     """(dx, dw, db) of :func:`sescratch.ops.conv2d_backward`; db is None without a bias."""
     if _winograd_applies(w, stride, groups):
         return winograd_backward(dy, x, w, padding, has_bias)
-    N = x.shape[0]
+    N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
     G = groups
     OH, OW = _geometry(x, w, stride, padding)
-    dy_mat = np.empty((K, N * OH * OW), dtype=dy.dtype)
-    sums = np.empty(K, dtype=np.float64)
-    _to_channel_major(dy.reshape(N, K, OH * OW), dy_mat, sums)
-    dy_mat = dy_mat.reshape(G, K // G, N * OH * OW)  # G,K/G,N*OH*OW
-    cols = _columns(x, w, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
-    dw = np.matmul(dy_mat, cols.transpose(0, 2, 1)).reshape(w.shape)  # K,C/G,KH,KW
     w_mat = w.reshape(G, K // G, Cg * KH * KW)
-    dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat, out=cols)  # G,C/G*KH*KW,N*OH*OW
+    dw = np.zeros((G, K // G, Cg * KH * KW), dtype=x.dtype)
+    sums = np.zeros(K, dtype=np.float64)
     dx = np.empty_like(x)
-    _col2im(dcols.reshape(G * Cg * KH * KW, N * OH * OW), KH, KW, *stride, *padding, OH, OW, dx)
+    for n0, n1 in _chunks(x, w, OH, OW):
+        P = (n1 - n0) * OH * OW
+        dy_mat = buffer("y_mat", (K, P), dy.dtype)
+        _to_channel_major(dy.reshape(N, K, OH * OW), n0, dy_mat, sums)
+        dy_mat = dy_mat.reshape(G, K // G, P)  # G,K/G,images*OH*OW
+        cols = buffer("cols", (G, Cg * KH * KW, P), x.dtype)
+        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(C * KH * KW, P))
+        dw += np.matmul(dy_mat, cols.transpose(0, 2, 1))  # G,K/G,C/G*KH*KW
+        dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat, out=cols)  # in the columns' memory
+        _col2im(dcols.reshape(C * KH * KW, P), n0, KH, KW, *stride, *padding, OH, OW, dx)
     db = sums.astype(dy.dtype) if has_bias else None
-    return dx, dw, db
+    return dx, dw.reshape(w.shape), db

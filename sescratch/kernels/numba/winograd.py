@@ -7,23 +7,31 @@ A 3x3 cross-correlation producing a 2x2 output tile from a 4x4 input tile ``d`` 
 with the constant matrices below: 16 multiplications per tile and channel pair instead of 36.
 Over a batch this becomes 16 independent matrix products, one per position ξ of the 4x4 tile:
 
-    M[ξ] = U[ξ] @ V[ξ]      U[ξ] : (K, C) transformed weights,   V[ξ] : (C, T) transformed tiles,
+    M[ξ] = V[ξ] @ U[ξ]      V[ξ] : (T, C) transformed tiles,  U[ξ] : (C, K) transformed weights,
 
 T = N * TH * TW tiles (TH = ceil(OH / 2), TW = ceil(OW / 2)). The backward is the transpose of
-each step, in reverse order: ``dM = A dY A^T`` per tile, ``dU = dM @ V^T`` and ``dV = U^T @ dM``
+each step, in reverse order: ``dM = A dY A^T`` per tile, ``dU = V^T @ dM`` and ``dV = dM @ U^T``
 (16 products each), ``dw = G^T dU G`` and ``dx = B dV B^T`` added back into the overlapping input
 tiles (neighbouring tiles share 2 rows or columns). Output tiles that stick out of an odd OH/OW
 are computed and dropped (their dy is zero in the backward); the input tile beyond the padded
 image reads zeros. The transforms only add and subtract, so the results equal the direct
 convolution up to rounding (tested against the NumPy reference, float64 <= 1e-10).
 
-Each transform kernel runs in parallel over the N*C (or N*K) image planes, with the plane copied
-into a zero-padded scratch so the tile loops need no bounds checks. The products go to BLAS.
+Layout. V and M keep channels last (t, c), so every transform is a loop over contiguous channel
+vectors that SIMD handles whatever the image size, and the products are (T x C) @ (C x K), the
+shape BLAS prefers. Each kernel handles whole images; an image is first copied into a
+zero-padded channels-last scratch (the transposition happens there, in cache), so the tile loops
+need no bounds checks. The batch goes through in chunks of a few images, each chunk start to end
+on one thread (:func:`sescratch.kernels.numba._scratch.map_chunks`): its tiles are still in cache
+when the products read them, and its products are small enough to be single-threaded in BLAS.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit
+
+from sescratch.kernels.numba import _scratch
+from sescratch.kernels.numba._scratch import buffer, image_chunks, map_chunks
 
 # G (4x3) maps a 3-tap filter to the 4 Winograd points; B^T and A^T act in _bt and _at below.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -31,7 +39,7 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 
 @njit(inline="always")
 def _bt(d0, d1, d2, d3):
-    """B^T d for one column of 4 input values (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
+    """B^T d for 4 input values (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
@@ -53,181 +61,189 @@ def _a(y0, y1):
     return y0, y0 + y1, y0 - y1, -y1
 
 
-@njit(parallel=True, cache=True)
-def _input_transform(x, PH, PW, TH, TW, blocks, V):
-    """V[4*i + j, c, t] = (B^T d B)[i, j], d the 4x4 tile of x_pad at (2*th, 2*tw)."""
+@njit(nogil=True, cache=True)
+def _input_tiles(x, n0, PH, PW, TH, TW, V):
+    """V[4*i + j, t, c] = (B^T d B)[i, j], d the 4x4 tile of x_pad[n, c] at (2*th, 2*tw),
+    t = ((n - n0)*TH + th)*TW + tw, for the images n0 .. n0 + V.shape[1] // (TH*TW)."""
     N, C, H, W = x.shape
-    for block in prange(blocks):
-        E = np.empty((2 * TH + 2, TW + 1), dtype=x.dtype)  # x_pad[:, 0::2]
-        O = np.empty((2 * TH + 2, TW + 1), dtype=x.dtype)  # x_pad[:, 1::2]
-        R = np.empty((8, TW + 1), dtype=x.dtype)  # B^T d for the even (0-3) and odd (4-7) columns
-        for task in range(block * N * C // blocks, (block + 1) * N * C // blocks):
-            n, c = task // C, task % C
-            _split_columns(x[n, c], PH, PW, E, O)
-            for th in range(TH):
-                r, t0 = 2 * th, (n * TH + th) * TW
-                for m in range(TW + 1):  # rows first: R[i] = row i of B^T d
-                    R[0, m], R[1, m], R[2, m], R[3, m] = _bt(E[r, m], E[r + 1, m], E[r + 2, m], E[r + 3, m])
-                    R[4, m], R[5, m], R[6, m], R[7, m] = _bt(O[r, m], O[r + 1, m], O[r + 2, m], O[r + 3, m])
-                for i in range(4):  # then columns: tile tw reads columns 2tw .. 2tw + 3
-                    for tw in range(TW):
-                        v = _bt(R[i, tw], R[4 + i, tw], R[i, tw + 1], R[4 + i, tw + 1])
-                        V[4 * i, c, t0 + tw] = v[0]
-                        V[4 * i + 1, c, t0 + tw] = v[1]
-                        V[4 * i + 2, c, t0 + tw] = v[2]
-                        V[4 * i + 3, c, t0 + tw] = v[3]
+    for m in range(V.shape[1] // (TH * TW)):
+        n = n0 + m
+        L = np.zeros((2 * TH + 2, 2 * TW + 2, C), dtype=x.dtype)  # x_pad[n], channels last
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    L[PH + i, PW + j, c] = x[n, c, i, j]
+        R = np.empty((4, 2 * TW + 2, C), dtype=x.dtype)  # B^T d for the band of rows 2th .. 2th+3
+        for th in range(TH):
+            r = 2 * th
+            for s in range(2 * TW + 2):  # rows first, once per band
+                for c in range(C):
+                    R[0, s, c], R[1, s, c], R[2, s, c], R[3, s, c] = _bt(
+                        L[r, s, c], L[r + 1, s, c], L[r + 2, s, c], L[r + 3, s, c])
+            for tw in range(TW):  # then the columns 2tw .. 2tw+3 of each tile
+                t, s = (m * TH + th) * TW + tw, 2 * tw
+                for i in range(4):
+                    for c in range(C):
+                        v = _bt(R[i, s, c], R[i, s + 1, c], R[i, s + 2, c], R[i, s + 3, c])
+                        V[4 * i, t, c] = v[0]
+                        V[4 * i + 1, t, c] = v[1]
+                        V[4 * i + 2, t, c] = v[2]
+                        V[4 * i + 3, t, c] = v[3]
 
 
-@njit(parallel=True, cache=True)
-def _input_transform_adjoint(dV, PH, PW, TH, TW, blocks, dx):
-    """dx = crop(sum over tiles of B dV B^T placed at (2*th, 2*tw)): the transpose of the above."""
+@njit(nogil=True, cache=True)
+def _input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
+    """dx[n] = crop(sum of the tiles B dV B^T added at (2*th, 2*tw)): _input_tiles transposed."""
     N, C, H, W = dx.shape
-    for block in prange(blocks):
-        E = np.empty((2 * TH + 2, TW + 1), dtype=dx.dtype)  # d x_pad[:, 0::2]
-        O = np.empty((2 * TH + 2, TW + 1), dtype=dx.dtype)  # d x_pad[:, 1::2]
-        D = np.zeros((4, 4, TW + 2), dtype=dx.dtype)  # D[i, j, tw + 1] = (B dV B^T)[i, j] of tile tw
-        for task in range(block * N * C // blocks, (block + 1) * N * C // blocks):
-            n, c = task // C, task % C
-            E[:] = 0
-            O[:] = 0
-            for th in range(TH):
-                t0 = (n * TH + th) * TW
-                for tw in range(TW):
-                    t = t0 + tw
-                    z0 = _b(dV[0, c, t], dV[4, c, t], dV[8, c, t], dV[12, c, t])  # column l of B dV
-                    z1 = _b(dV[1, c, t], dV[5, c, t], dV[9, c, t], dV[13, c, t])
-                    z2 = _b(dV[2, c, t], dV[6, c, t], dV[10, c, t], dV[14, c, t])
-                    z3 = _b(dV[3, c, t], dV[7, c, t], dV[11, c, t], dV[15, c, t])
-                    for i in range(4):
-                        d = _b(z0[i], z1[i], z2[i], z3[i])  # row i of (B dV) B^T
-                        D[i, 0, tw + 1], D[i, 1, tw + 1], D[i, 2, tw + 1], D[i, 3, tw + 1] = d
-                for i in range(4):  # column 2m gets j = 0 of tile m and j = 2 of tile m - 1
-                    for m in range(TW + 1):
-                        E[2 * th + i, m] += D[i, 0, m + 1] + D[i, 2, m]
-                        O[2 * th + i, m] += D[i, 1, m + 1] + D[i, 3, m]
-            _merge_columns(E, O, PH, PW, dx[n, c])
+    for m in range(dV.shape[1] // (TH * TW)):
+        n = n0 + m
+        L = np.zeros((2 * TH + 2, 2 * TW + 2, C), dtype=dx.dtype)  # d x_pad[n], channels last
+        Q = np.empty((4, 2 * TW + 2, C), dtype=dx.dtype)  # dV B^T of a band's tiles, added up
+        for th in range(TH):
+            Q[:] = 0
+            for tw in range(TW):  # columns first: row k of dV B^T, added where the tile was read
+                t, s = (m * TH + th) * TW + tw, 2 * tw
+                for k in range(4):
+                    for c in range(C):
+                        q = _b(dV[4 * k, t, c], dV[4 * k + 1, t, c], dV[4 * k + 2, t, c], dV[4 * k + 3, t, c])
+                        Q[k, s, c] += q[0]
+                        Q[k, s + 1, c] += q[1]
+                        Q[k, s + 2, c] += q[2]
+                        Q[k, s + 3, c] += q[3]
+            r = 2 * th
+            for s in range(2 * TW + 2):  # then rows, once per band: B (dV B^T)
+                for c in range(C):
+                    d = _b(Q[0, s, c], Q[1, s, c], Q[2, s, c], Q[3, s, c])
+                    L[r, s, c] += d[0]
+                    L[r + 1, s, c] += d[1]
+                    L[r + 2, s, c] += d[2]
+                    L[r + 3, s, c] += d[3]
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = L[PH + i, PW + j, c]
 
 
-@njit(parallel=True, cache=True)
-def _output_transform(M, bias, TH, TW, blocks, y):
-    """y tile (2x2) = A^T m A + b[k], m = M[:, k, t] as 4x4; the parts beyond OH, OW dropped."""
+@njit(nogil=True, cache=True)
+def _output_tiles(M, bias, n0, TH, TW, y):
+    """y[n, k] = crop of the 2x2 tiles A^T m A, m = M[:, t, k] as 4x4, plus bias[k]."""
     N, K, OH, OW = y.shape
-    for block in prange(blocks):
-        Y = np.empty((2 * TH, 2 * TW), dtype=y.dtype)
-        for task in range(block * N * K // blocks, (block + 1) * N * K // blocks):
-            n, k = task // K, task % K
-            for th in range(TH):
-                t0 = (n * TH + th) * TW
-                for tw in range(TW):
-                    t = t0 + tw
-                    c0 = _at(M[0, k, t], M[4, k, t], M[8, k, t], M[12, k, t])  # column j of A^T m
-                    c1 = _at(M[1, k, t], M[5, k, t], M[9, k, t], M[13, k, t])
-                    c2 = _at(M[2, k, t], M[6, k, t], M[10, k, t], M[14, k, t])
-                    c3 = _at(M[3, k, t], M[7, k, t], M[11, k, t], M[15, k, t])
-                    Y[2 * th, 2 * tw], Y[2 * th, 2 * tw + 1] = _at(c0[0], c1[0], c2[0], c3[0])
-                    Y[2 * th + 1, 2 * tw], Y[2 * th + 1, 2 * tw + 1] = _at(c0[1], c1[1], c2[1], c3[1])
+    for m in range(M.shape[1] // (TH * TW)):
+        n = n0 + m
+        Y = np.empty((2 * TH, 2 * TW, K), dtype=y.dtype)  # y[n] with even sizes, channels last
+        R = np.empty((2, 4, K), dtype=y.dtype)  # R[i, j] = (A^T m)[i, j]
+        for th in range(TH):
+            for tw in range(TW):
+                t, r, s = (m * TH + th) * TW + tw, 2 * th, 2 * tw
+                for j in range(4):  # rows first: column j of A^T m
+                    for k in range(K):
+                        R[0, j, k], R[1, j, k] = _at(
+                            M[j, t, k], M[4 + j, t, k], M[8 + j, t, k], M[12 + j, t, k])
+                for i in range(2):  # then row i of (A^T m) A
+                    for k in range(K):
+                        Y[r + i, s, k], Y[r + i, s + 1, k] = _at(
+                            R[i, 0, k], R[i, 1, k], R[i, 2, k], R[i, 3, k])
+        for k in range(K):
             for i in range(OH):
                 for j in range(OW):
-                    y[n, k, i, j] = Y[i, j] + bias[k]
+                    y[n, k, i, j] = Y[i, j, k] + bias[k]
 
 
-@njit(parallel=True, cache=True)
-def _output_transform_adjoint(dy, TH, TW, blocks, dM, plane_sums):
-    """dM[:, k, t] = A dy_t A^T (dy_t the 2x2 tile, zero beyond OH, OW); plane_sums[n, k] = sum dy."""
+@njit(nogil=True, cache=True)
+def _output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
+    """dM[:, t, k] = A dy_t A^T (dy_t the 2x2 tile of dy[n, k], zero beyond OH, OW): the transpose
+    of _output_tiles. Also plane_sums[n, k] = sum of dy[n, k] (for db)."""
     N, K, OH, OW = dy.shape
-    for block in prange(blocks):
-        E = np.empty((2 * TH, TW + 1), dtype=dy.dtype)  # dy_pad[:, 0::2]
-        O = np.empty((2 * TH, TW + 1), dtype=dy.dtype)  # dy_pad[:, 1::2]
-        for task in range(block * N * K // blocks, (block + 1) * N * K // blocks):
-            n, k = task // K, task % K
-            plane_sums[n, k] = _split_columns(dy[n, k], 0, 0, E, O)
-            for th in range(TH):
-                r, t0 = 2 * th, (n * TH + th) * TW
-                for tw in range(TW):
-                    e0, e1, e2, e3 = _a(E[r, tw], E[r + 1, tw])  # rows first: column 2tw of A dy
-                    o0, o1, o2, o3 = _a(O[r, tw], O[r + 1, tw])  # column 2tw + 1
-                    dM[0, k, t0 + tw], dM[1, k, t0 + tw], dM[2, k, t0 + tw], dM[3, k, t0 + tw] = _a(e0, o0)
-                    dM[4, k, t0 + tw], dM[5, k, t0 + tw], dM[6, k, t0 + tw], dM[7, k, t0 + tw] = _a(e1, o1)
-                    dM[8, k, t0 + tw], dM[9, k, t0 + tw], dM[10, k, t0 + tw], dM[11, k, t0 + tw] = _a(e2, o2)
-                    dM[12, k, t0 + tw], dM[13, k, t0 + tw], dM[14, k, t0 + tw], dM[15, k, t0 + tw] = _a(e3, o3)
+    for m in range(dM.shape[1] // (TH * TW)):
+        n = n0 + m
+        L = np.zeros((2 * TH, 2 * TW, K), dtype=dy.dtype)  # dy[n] with even sizes, channels last
+        for k in range(K):
+            total = 0.0
+            for i in range(OH):
+                for j in range(OW):
+                    L[i, j, k] = dy[n, k, i, j]
+                    total += dy[n, k, i, j]
+            plane_sums[n, k] = total
+        R = np.empty((4, 2 * TW, K), dtype=dy.dtype)  # A dy for the band of rows 2th, 2th+1
+        for th in range(TH):
+            r = 2 * th
+            for s in range(2 * TW):  # rows first, once per band
+                for k in range(K):
+                    R[0, s, k], R[1, s, k], R[2, s, k], R[3, s, k] = _a(L[r, s, k], L[r + 1, s, k])
+            for tw in range(TW):  # then the columns 2tw, 2tw+1 of each tile
+                t, s = (m * TH + th) * TW + tw, 2 * tw
+                for i in range(4):
+                    for k in range(K):
+                        v = _a(R[i, s, k], R[i, s + 1, k])
+                        dM[4 * i, t, k] = v[0]
+                        dM[4 * i + 1, t, k] = v[1]
+                        dM[4 * i + 2, t, k] = v[2]
+                        dM[4 * i + 3, t, k] = v[3]
 
 
-@njit(cache=True)
-def _split_columns(plane, PH, PW, E, O):
-    """Zero-pad ``plane`` by (PH, PW) and split the even and odd columns into E, O; return its sum."""
-    H, W = plane.shape
-    E[:] = 0
-    O[:] = 0
-    s = 0.0
-    for i in range(H):
-        for j in range(W):
-            v = plane[i, j]
-            s += v
-            if (j + PW) % 2 == 0:
-                E[i + PH, (j + PW) // 2] = v
-            else:
-                O[i + PH, (j + PW) // 2] = v
-    return s
+def _chunks(N, TH, TW, C, K):
+    """Image ranges whose 16 products (TH*TW*images, C) @ (C, K) are each at most GEMM_SIZE."""
+    return image_chunks(N, TH * TW * C * K, _scratch.GEMM_SIZE)
 
 
-@njit(cache=True)
-def _merge_columns(E, O, PH, PW, plane):
-    """The adjoint of _split_columns (without the sum): interleave E, O and crop the padding."""
-    H, W = plane.shape
-    for i in range(H):
-        for j in range(W):
-            if (j + PW) % 2 == 0:
-                plane[i, j] = E[i + PH, (j + PW) // 2]
-            else:
-                plane[i, j] = O[i + PH, (j + PW) // 2]
-
-
-def _blocks(planes):
-    """Number of prange blocks over ``planes`` image planes (each allocates its scratch once)."""
-    return max(1, min(planes, 8 * get_num_threads()))
-
-
-def _tiles(OH, OW):
-    return (OH + 1) // 2, (OW + 1) // 2
+def _geometry(x, padding):
+    (H, W), (PH, PW) = x.shape[2:], padding
+    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
+    return OH, OW, (OH + 1) // 2, (OW + 1) // 2
 
 
 def _weight_transform(w):
-    """U[4*i + j] = (G g G^T)[i, j] for every (k, c): shape (16, K, C)."""
+    """U[4*i + j, c, k] = (G g G^T)[i, j] with g = w[k, c]: shape (16, C, K)."""
     K, C = w.shape[:2]
     G = _G.astype(w.dtype)
-    return np.ascontiguousarray((G @ w @ G.T).reshape(K, C, 16).transpose(2, 0, 1))  # 16,K,C
+    return np.ascontiguousarray((G @ w @ G.T).reshape(K, C, 16).transpose(2, 1, 0))  # 16,C,K
+
+
+def _weight_transform_adjoint(dU):
+    """dw[k, c] = G^T dU[:, c, k] G (dU as 4x4): (16, C, K) -> (K, C, 3, 3)."""
+    C, K = dU.shape[1:]
+    G = _G.astype(dU.dtype)
+    return np.ascontiguousarray(G.T @ dU.transpose(2, 1, 0).reshape(K, C, 4, 4) @ G)  # K,C,3,3
 
 
 def winograd_forward(x, w, b, padding):
     """y = conv2d(x, w, b) for a 3x3 kernel, stride 1, groups 1: (N, K, OH, OW)."""
-    (N, C, H, W), K = x.shape, w.shape[0]
-    PH, PW = padding
-    OH, OW = H + 2 * PH - 2, W + 2 * PW - 2
-    TH, TW = _tiles(OH, OW)
-    V = np.empty((16, C, N * TH * TW), dtype=x.dtype)  # 16,C,T
-    _input_transform(x, PH, PW, TH, TW, _blocks(N * C), V)
-    M = np.matmul(_weight_transform(w), V)  # 16,K,T
-    y = np.empty((N, K, OH, OW), dtype=x.dtype)
+    (N, C), K = x.shape[:2], w.shape[0]
+    OH, OW, TH, TW = _geometry(x, padding)
+    U = _weight_transform(w)  # 16,C,K
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
-    _output_transform(M, bias, TH, TW, _blocks(N * K), y)
+    y = np.empty((N, K, OH, OW), dtype=x.dtype)
+
+    def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread
+        T = (n1 - n0) * TH * TW
+        V = buffer("V", (16, T, C), x.dtype)
+        _input_tiles(x, n0, *padding, TH, TW, V)
+        M = np.matmul(V, U, out=buffer("M", (16, T, K), x.dtype))  # 16,T,K
+        _output_tiles(M, bias, n0, TH, TW, y)
+
+    map_chunks(chunk, _chunks(N, TH, TW, C, K))
     return y
 
 
 def winograd_backward(dy, x, w, padding, has_bias):
     """(dx, dw, db) of :func:`winograd_forward`, each step the transpose of a forward step."""
-    (N, C, H, W), K = x.shape, w.shape[0]
-    PH, PW = padding
-    TH, TW = _tiles(dy.shape[2], dy.shape[3])
-    dM = np.empty((16, K, N * TH * TW), dtype=dy.dtype)  # 16,K,T
+    (N, C), K = x.shape[:2], w.shape[0]
+    OH, OW, TH, TW = _geometry(x, padding)
+    U_t = np.ascontiguousarray(_weight_transform(w).transpose(0, 2, 1))  # 16,K,C
     plane_sums = np.empty((N, K), dtype=np.float64)
-    _output_transform_adjoint(dy, TH, TW, _blocks(N * K), dM, plane_sums)
-    V = np.empty((16, C, N * TH * TW), dtype=x.dtype)  # 16,C,T (recomputed, not cached)
-    _input_transform(x, PH, PW, TH, TW, _blocks(N * C), V)
-    dU = np.matmul(dM, V.transpose(0, 2, 1))  # 16,K,C
-    G = _G.astype(w.dtype)
-    dw = G.T @ dU.transpose(1, 2, 0).reshape(K, C, 4, 4) @ G  # K,C,3,3
-    dV = np.matmul(_weight_transform(w).transpose(0, 2, 1), dM, out=V)  # 16,C,T (V's memory)
     dx = np.empty_like(x)
-    _input_transform_adjoint(dV, PH, PW, TH, TW, _blocks(N * C), dx)
+
+    def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dU
+        T = (n1 - n0) * TH * TW
+        dM = buffer("M", (16, T, K), x.dtype)
+        _output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums)
+        V = buffer("V", (16, T, C), x.dtype)
+        _input_tiles(x, n0, *padding, TH, TW, V)  # recomputed, not kept from the forward
+        dU = np.matmul(V.transpose(0, 2, 1), dM)  # 16,C,K
+        dV = np.matmul(dM, U_t, out=V)  # 16,T,C (in V's memory)
+        _input_tiles_adjoint(dV, n0, *padding, TH, TW, dx)
+        return dU
+
+    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K)))  # 16,C,K
     db = plane_sums.sum(axis=0).astype(dy.dtype) if has_bias else None
-    return dx, np.ascontiguousarray(dw), db
+    return dx, _weight_transform_adjoint(dU), db

@@ -1,0 +1,90 @@
+"""The commands end to end through ``sescratch.cli.main``: files written and exit codes."""
+import json
+
+import pytest
+
+from sescratch.train import TrainConfig, fit
+
+from .conftest import TINY_ARGS
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name, extra, rows", [
+    ("se-vs-plain", ["--depths", "20"], 2),
+    ("reduction", ["--ratios", "8,16"], 3),
+    ("variants", ["--tables", "gate"], 3),
+])
+def test_experiment_commands(cli, tmp_path, capsys, name, extra, rows):
+    out = tmp_path / "exp"
+    assert cli(["experiment", name, *TINY_ARGS, "--seeds", "1", "--out", str(out), *extra]) == 0
+    report = json.loads((out / f"{name}.json").read_text())
+    assert report["complete"] and len(report["rows"]) == rows
+    assert report["command"].startswith(f"sescratch experiment {name} --budget small")
+    assert (out / f"{name}.png").read_bytes()[:8] == PNG
+    assert "| top-1 error % (mean ± std) |" in (out / f"{name}.md").read_text()
+    printed = capsys.readouterr().out
+    assert ": training " in printed and "(n=1)" in printed
+    assert cli(["experiment", name, *TINY_ARGS, "--seeds", "1", "--out", str(out), *extra]) == 0
+    printed = capsys.readouterr().out
+    assert ": training " not in printed and ": done (" in printed  # every cell was finished
+
+
+def test_experiment_usage_errors(cli, tmp_path, capsys):
+    assert cli(["experiment"]) == 2
+    assert "name an experiment" in capsys.readouterr().err
+    assert cli(["experiment", "reduction", "--dataset", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'nope'" in capsys.readouterr().err
+    assert cli(["experiment", "variants", *TINY_ARGS, "--tables", "nope", "--out", str(tmp_path)]) == 2
+    assert cli(["experiment", "reduction", "--subset", "-1", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        cli(["experiment", "reduction", "--seeds", "zero"])
+    assert exc.value.code == 2
+    assert cli(["experiment", "reduction", *TINY_ARGS, "--dry-run", "--out", str(tmp_path)]) == 0
+    assert "to run" in capsys.readouterr().out and not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny SE-ResNet-20 and a plain ResNet-20 trained for one epoch on 4-class synthetic data."""
+    root = tmp_path_factory.mktemp("runs")
+    data = {"n_train": 64, "n_test": 48, "size": 8, "num_classes": 4}
+    common = dict(dataset="synthetic", dataset_options=data, epochs=1, batch_size=32, backend="numpy",
+                  progress=False, model_options={"width": 4})
+    fit(TrainConfig(model="se_resnet20", reduction=2, out_dir=str(root / "se"), **common))
+    fit(TrainConfig(model="resnet20", out_dir=str(root / "plain"), **common))
+    return root
+
+
+def test_excitations_command(cli, trained, tmp_path, capsys):
+    out = tmp_path / "fig6"
+    argv = ["excitations", "--checkpoint", str(trained / "se" / "best.npz"), "--classes", "class_1,3",
+            "--distribution-class", "3", "--channels", "8", "--backend", "numpy", "--out", str(out)]
+    assert cli(argv) == 0
+    stats = json.loads((out / "excitations.json").read_text())
+    assert stats["classes"] == ["class_1", "class_3"] and stats["distribution_class"] == "class_3"
+    assert list(stats["blocks"]) == ["SE_2_3", "SE_3_3", "SE_4_1", "SE_4_2", "SE_4_3"]
+    block = stats["blocks"]["SE_4_3"]  # 16 channels, 8 of them reported
+    assert len(block["channels"]) == 8 and len(block["per_class"]["class_1"]) == 8
+    assert len(stats["blocks"]["SE_2_3"]["channels"]) == 4  # a 4-channel block keeps all
+    for png in ("excitations.png", "excitations_distribution.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+    assert "SE_4_3" in capsys.readouterr().out
+    assert cli(argv[:-1] + [str(out), "--blocks", "all", "--images-per-class", "5"]) == 0
+    stats = json.loads((out / "excitations.json").read_text())
+    assert len(stats["blocks"]) == 9 and stats["images_per_class"] == {"class_1": 5, "class_3": 5}
+
+
+def test_excitations_errors(cli, trained, tmp_path, capsys):
+    se = str(trained / "se" / "best.npz")
+    assert cli(["excitations", "--checkpoint", se, "--classes", "dog", "--backend", "numpy",
+                "--out", str(tmp_path)]) == 2
+    assert "unknown class 'dog'" in capsys.readouterr().err
+    assert cli(["excitations", "--checkpoint", se, "--blocks", "SE_9_9", "--backend", "numpy",
+                "--out", str(tmp_path)]) == 2
+    assert "unknown SE block(s) SE_9_9" in capsys.readouterr().err
+    assert cli(["excitations", "--checkpoint", str(trained / "plain" / "best.npz"), "--backend", "numpy",
+                "--out", str(tmp_path)]) == 2
+    assert "has no SE blocks" in capsys.readouterr().err
+    assert cli(["excitations", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
+    assert "file not found" in capsys.readouterr().err
