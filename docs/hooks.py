@@ -77,6 +77,7 @@ def notebook_title(path: Path) -> str:
 def _title(number: str, path: Path) -> str:
     title = notebook_title(path)
     title = re.sub(r"^(Tutorial\s*)?0*\d+\s*[:.·—-]\s*", "", title)  # drop a repeated number
+    title = re.sub(r"\$([^$]+)\$", r"\1", title)  # "$r$" -> "r": navigation titles are not typeset
     return f"{number} · {title}"
 
 

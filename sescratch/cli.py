@@ -16,6 +16,7 @@ from sescratch.errors import DataError, SescratchError, UsageError
 COMMAND_MODULES = (
     "sescratch.train_cli",
     "sescratch.summary",
+    "sescratch.analysis.cli",
 )
 
 

@@ -269,7 +269,9 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
     out = Path(out_dir)
     cells_dir = out / "cells"
     plan = [(row, cell_config(row, seed, budget, cells_dir)) for row in rows for seed in budget.seeds]
-    unique = {c.out_dir: (row, c) for row, c in plan}
+    unique = {}  # one training per cell, listed under the first row that needs it
+    for row, c in plan:
+        unique.setdefault(c.out_dir, (row, c))
     results, interrupted = {}, False
     for i, (path, (row, config)) in enumerate(unique.items(), start=1):
         tag = f"[{i}/{len(unique)}] {row.table} / {row.label} / seed {config.seed}"

@@ -106,7 +106,8 @@ def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("stride", [1, 2], ids=["winograd", "im2col"])
 def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
-    """A batch cut into chunks of 2 images (the last one partial) gives the reference result."""
+    """A batch cut into chunks of 2 images (the last one partial), and im2col's products cut into
+    blocks of columns, give the reference result."""
     from sescratch.kernels.numba import _scratch, winograd
 
     rng = np.random.default_rng(4)
@@ -121,6 +122,8 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)
         assert nb_conv._chunks(x, w, 4, 2) == [(0, 2), (2, 4), (4, 5)]
+        monkeypatch.setattr(_scratch, "GEMM_SIZE", 3 * 4 * 27)  # products of 3 columns at a time
+        assert _scratch.column_blocks(16, 4, 27) == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 15), (15, 16)]
     with backend.use("numpy"):
         y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=(1, 0))
         dy = rng.standard_normal(y_ref.shape).astype(dtype)

@@ -21,8 +21,8 @@ from typing import Callable
 import numba
 import numpy as np
 
-CHUNK_BYTES = 4 << 20  # im2col: a chunk holds about this many bytes of columns
-# Winograd: M*N*K of a chunk's products. OpenBLAS splits a product over t threads only when
+CHUNK_BYTES = 1 << 20  # im2col: a chunk holds about this many bytes of columns
+# M*N*K of each matrix product a chunk makes. OpenBLAS splits a product over t threads only when
 # M*N*K >= t * 4 * 65536, so below 2 * 4 * 65536 it runs on the calling thread.
 GEMM_SIZE = (1 << 19) - 1
 
@@ -51,6 +51,13 @@ def image_chunks(N: int, per_image: int, budget: int | None = None) -> list[tupl
     budget = CHUNK_BYTES if budget is None else budget
     step = max(1, min(N, budget // max(1, per_image)))
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def column_blocks(P: int, rows: int, inner: int) -> list[tuple[int, int]]:
+    """Column ranges ``[p0, p1)`` cutting a product (rows x inner) @ (inner x P) into pieces of at
+    most GEMM_SIZE multiply-adds, so that BLAS runs each on the calling thread."""
+    step = max(1, GEMM_SIZE // max(1, rows * inner))
+    return [(p0, min(P, p0 + step)) for p0 in range(0, P, step)]
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

@@ -1,4 +1,4 @@
-"""conv2d kernels (Numba, CPU): parallel im2col / col2im around BLAS, and a Winograd fast path.
+"""conv2d kernels (Numba, CPU): im2col / col2im around BLAS, and a Winograd fast path.
 
 Exported hooks, same semantics as the NumPy code of :mod:`sescratch.ops.conv` (C-contiguous
 NCHW arrays in, new arrays out):
@@ -11,23 +11,24 @@ Two strategies:
 * 3x3 kernels with stride 1 and one group (every 3x3 conv of a CIFAR ResNet but the two that
   downsample) use Winograd F(2x2, 3x3) (:mod:`sescratch.kernels.numba.winograd`): 2.25x fewer
   multiplications, and its transformed tiles are 4x the input instead of im2col's 9x.
-* Everything else uses im2col in the layout BLAS wants: one matrix ``cols`` of shape
-  (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw) so that group g's rows are one contiguous block,
-  columns ordered (n, oh, ow). ``y_mat = w_mat @ cols`` per group is one (batched) GEMM; small
-  parallel kernels move ``y_mat`` (K, N*OH*OW) into NCHW and back. col2im runs in parallel over
-  the N*C image planes: each plane is written by one thread only, so no atomics are needed.
+* Everything else uses im2col in the layout BLAS wants: a matrix ``cols`` of shape
+  (C*KH*KW, images*OH*OW), rows ordered (c, kh, kw) so that group g's rows are one contiguous
+  block, columns ordered (n, oh, ow). ``y_mat = w_mat @ cols`` per group is a (batched) GEMM;
+  small kernels move ``y_mat`` (K, images*OH*OW) into NCHW and back. col2im walks the image
+  planes, each written from its own columns only.
 
-Both go through the batch in chunks of a few MB of intermediate data, in buffers kept between
-calls (:mod:`sescratch.kernels.numba._scratch`). The columns (or tiles) are rebuilt in the
-backward rather than kept from the forward: that costs one more im2col but keeps the memory of a
-training step near PyTorch's (the columns are up to KH*KW times the input).
+Both go through the batch in chunks of a few images, each chunk start to end on one thread, in
+buffers kept between calls (:mod:`sescratch.kernels.numba._scratch`; chunks write disjoint images
+and return their share of dw and db, so no atomics are needed). The columns (or tiles) are rebuilt
+in the backward rather than kept from the forward: that costs one more im2col but keeps the
+memory of a training step near PyTorch's (the columns are up to KH*KW times the input).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from sescratch.kernels.numba._scratch import buffer, image_chunks
+from sescratch.kernels.numba._scratch import buffer, column_blocks, image_chunks, map_chunks
 from sescratch.kernels.numba.winograd import winograd_backward, winograd_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
@@ -41,12 +42,12 @@ def _valid_range(kw, SW, PW, W, OW):
     return lo, max(lo, hi)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _im2col(x, n0, KH, KW, SH, SW, PH, PW, OH, OW, cols):
     """cols[(c*KH + kh)*KW + kw, (m*OH + oh)*OW + ow] = x_pad[n0 + m, c, oh*SH + kh, ow*SW + kw]."""
     N, C, H, W = x.shape
     images = cols.shape[1] // (OH * OW)
-    for task in prange(C * images):
+    for task in range(C * images):
         c, m = task // images, task % images
         for kh in range(KH):
             for kw in range(KW):
@@ -64,12 +65,12 @@ def _im2col(x, n0, KH, KW, SH, SW, PH, PW, OH, OW, cols):
                     cols[row, col + hi:col + OW] = 0
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
     """dx[n0 + m, c] = sum of the column entries copied from each pixel (the adjoint of _im2col)."""
     N, C, H, W = dx.shape
     images = dcols.shape[1] // (OH * OW)
-    for task in prange(images * C):
+    for task in range(images * C):
         m, c = task // C, task % C
         plane = dx[n0 + m, c]
         plane[:, :] = 0
@@ -86,23 +87,23 @@ def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
                         plane[ih, ow * SW + kw - PW] += dcols[row, col + ow]
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _to_images(y_mat, bias, n0, y):
     """y[n0 + m, k, p] = y_mat[k, m*P + p] + bias[k]: (K, images*P) -> NCHW."""
     N, K, P = y.shape
     images = y_mat.shape[1] // P
-    for task in prange(images * K):
+    for task in range(images * K):
         m, k = task // K, task % K
         for p in range(P):
             y[n0 + m, k, p] = y_mat[k, m * P + p] + bias[k]
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _to_channel_major(dy, n0, dy_mat, sums):
     """dy_mat[k, m*P + p] = dy[n0 + m, k, p]: NCHW -> (K, images*P); sums[k] += their sum."""
     N, K, P = dy.shape
     images = dy_mat.shape[1] // P
-    for k in prange(K):
+    for k in range(K):
         total = 0.0
         for m in range(images):
             for p in range(P):
@@ -132,18 +133,22 @@ def conv2d_forward(x, w, b, stride, padding, groups):
         return winograd_forward(x, w, b, padding)
     N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
-    G = groups
+    G, R = groups, Cg * KH * KW  # R: rows of the columns per group
     OH, OW = _geometry(x, w, stride, padding)
-    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
+    w_mat = w.reshape(G, K // G, R)  # G,K/G,R
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
-    for n0, n1 in _chunks(x, w, OH, OW):
+
+    def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread
         P = (n1 - n0) * OH * OW
-        cols = buffer("cols", (C * KH * KW, P), x.dtype)  # C*KH*KW,images*OH*OW
-        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols)
+        cols = buffer("cols", (G, R, P), x.dtype)  # G,R,images*OH*OW
+        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(G * R, P))
         y_mat = buffer("y_mat", (G, K // G, P), x.dtype)  # G,K/G,images*OH*OW
-        np.matmul(w_mat, cols.reshape(G, Cg * KH * KW, P), out=y_mat)
+        for p0, p1 in column_blocks(P, K // G, R):
+            np.matmul(w_mat, cols[:, :, p0:p1], out=y_mat[:, :, p0:p1])
         _to_images(y_mat.reshape(K, P), bias, n0, y.reshape(N, K, OH * OW))
+
+    map_chunks(chunk, _chunks(x, w, OH, OW))
     return y
 
 
@@ -153,21 +158,29 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
         return winograd_backward(dy, x, w, padding, has_bias)
     N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
-    G = groups
+    G, R = groups, Cg * KH * KW
     OH, OW = _geometry(x, w, stride, padding)
-    w_mat = w.reshape(G, K // G, Cg * KH * KW)
-    dw = np.zeros((G, K // G, Cg * KH * KW), dtype=x.dtype)
-    sums = np.zeros(K, dtype=np.float64)
+    w_mat_t = np.ascontiguousarray(w.reshape(G, K // G, R).transpose(0, 2, 1))  # G,R,K/G
     dx = np.empty_like(x)
-    for n0, n1 in _chunks(x, w, OH, OW):
+
+    def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dw and db
         P = (n1 - n0) * OH * OW
         dy_mat = buffer("y_mat", (K, P), dy.dtype)
+        sums = np.zeros(K, dtype=np.float64)
         _to_channel_major(dy.reshape(N, K, OH * OW), n0, dy_mat, sums)
         dy_mat = dy_mat.reshape(G, K // G, P)  # G,K/G,images*OH*OW
-        cols = buffer("cols", (G, Cg * KH * KW, P), x.dtype)
-        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(C * KH * KW, P))
-        dw += np.matmul(dy_mat, cols.transpose(0, 2, 1))  # G,K/G,C/G*KH*KW
-        dcols = np.matmul(w_mat.transpose(0, 2, 1), dy_mat, out=cols)  # in the columns' memory
-        _col2im(dcols.reshape(C * KH * KW, P), n0, KH, KW, *stride, *padding, OH, OW, dx)
-    db = sums.astype(dy.dtype) if has_bias else None
-    return dx, dw.reshape(w.shape), db
+        cols = buffer("cols", (G, R, P), x.dtype)
+        _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(G * R, P))
+        dw = np.zeros((G, K // G, R), dtype=x.dtype)
+        blocks = column_blocks(P, K // G, R)
+        for p0, p1 in blocks:
+            dw += np.matmul(dy_mat[:, :, p0:p1], cols[:, :, p0:p1].transpose(0, 2, 1))  # G,K/G,R
+        for p0, p1 in blocks:  # dw is done: the columns' memory now takes their gradient
+            np.matmul(w_mat_t, dy_mat[:, :, p0:p1], out=cols[:, :, p0:p1])  # G,R,images*OH*OW
+        _col2im(cols.reshape(G * R, P), n0, KH, KW, *stride, *padding, OH, OW, dx)
+        return dw, sums
+
+    shares = map_chunks(chunk, _chunks(x, w, OH, OW))
+    dw = sum(share[0] for share in shares).reshape(w.shape)
+    db = sum(share[1] for share in shares).astype(dy.dtype) if has_bias else None
+    return dx, dw, db
