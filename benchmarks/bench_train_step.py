@@ -312,6 +312,10 @@ def report(result, out):
     print(f"Training step, batch {result['batch']}, 3x32x32, float32, device {result['device']}; "
           f"{m.get('cpu', '?')}, {m['cpus']} CPUs, load {m['load_avg_1m']:.1f}; "
           f"median of {result['repeats']} after {result['warmup']} warm-ups", file=out)
+    if m["load_avg_1m"] > 0.5 * m["cpus"]:
+        print(f"WARNING: load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs: other processes compete; "
+              "multi-threaded steps then wait on descheduled threads (rerun idle, or compare with "
+              "NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1)", file=out)
     print(f"{'model':<12} {'impl':<6} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8}", file=out)
     for s in result["steps"]:
         print(f"{s['model']:<12} {s['impl']:<6} {s['median_ms']:10.1f} {s['min_ms']:8.1f} {s['gflops']:8.1f}",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Verify the GPU side of sescratch in one go (< 8 minutes) on a machine with an NVIDIA GPU:
 #   1. show the GPU; 2. install CuPy (cupy-cuda12x) if it does not import, and sescratch if needed;
-#   3. run every CuPy-parametrized test; 4. the op benchmarks; 5. the training-step benchmark,
+#   3. run every CuPy-parametrized test; 4. the op benchmarks (CuPy; bench_ops's torch is CPU torch);
+#   5. the training-step benchmark,
 #   CuPy against torch CUDA (CuPy alone when torch has no CUDA);
 # then print a summary: each step's status and time, the benchmark tables, what failed.
 # Each step has its own timeout and the whole run a deadline; a failed step does not stop the
@@ -73,7 +74,7 @@ fi
 run_step cupy-tests 170 "$PY" -m pytest tests -q -p no:cacheprovider -k "cupy or gpu or test_backend" -ra
 
 if [[ -f benchmarks/bench_ops.py ]]; then
-    run_step bench-ops 90 "$PY" benchmarks/bench_ops.py --quick --json "${LOG_DIR}/bench_ops.json"
+    run_step bench-ops 90 "$PY" benchmarks/bench_ops.py --quick --backends cupy,torch
 else
     SUMMARY+=("SKIP     bench-ops        benchmarks/bench_ops.py not found")
     FAILED=1

@@ -43,7 +43,8 @@ from sescratch.optim import SGD, make_schedule
 from sescratch.run_control import GracefulInterrupt, progress_bar
 from sescratch.train_config import TrainConfig
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit", "build_model"]
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit", "build_model",
+           "print_epoch"]
 
 
 class TrainingDiverged(SescratchError):
@@ -74,7 +75,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, **extra
 class Trainer:
     """Holds a run's model, data, optimiser and generator; :meth:`fit` trains it.
 
-    ``callbacks`` are called as ``callback(trainer, row)`` after each epoch's files are written.
+    ``callbacks`` are called as ``callback(trainer, row)`` after each epoch's files are written
+    (``row`` is the epoch's history entry; :func:`print_epoch` prints it).
     """
 
     def __init__(self, config: TrainConfig, callbacks: tuple[Callable, ...] = ()):
@@ -239,10 +241,6 @@ class Trainer:
         if improved:
             self.save("best.npz", state)
         self._write_reports()
-        if cfg.progress:
-            print(f"epoch {self.epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
-                  f"test loss {test.loss:.4f}, test top-1 error {100 * test.top1_error:.2f}%, "
-                  f"top-5 error {100 * test.top5_error:.2f}%", flush=True)
         for callback in self.callbacks:
             callback(self, row)
 
@@ -262,6 +260,14 @@ class Trainer:
 
     def _result(self, status: str) -> TrainResult:
         return TrainResult(self.history, status, self.out_dir, self.best, self.model)
+
+
+def print_epoch(trainer: Trainer, row: dict) -> None:
+    """A callback printing one line per epoch: losses, test top-1 / top-5 error, speed."""
+    print(f"epoch {row['epoch']}/{trainer.config.epochs}: train loss {row['train_loss']:.4f}, "
+          f"test loss {row['test_loss']:.4f}, test top-1 error {100 * row['test_top1_error']:.2f}%, "
+          f"top-5 error {100 * row['test_top5_error']:.2f}%, {row['train_images_per_s']:.0f} img/s, "
+          f"{row['elapsed_s']:.0f} s", flush=True)
 
 
 def fit(config: TrainConfig, callbacks: tuple[Callable, ...] = ()) -> TrainResult:

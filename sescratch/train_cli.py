@@ -17,13 +17,25 @@ from sescratch.errors import UsageError
 __all__ = ["add_commands", "config_from_args", "run_train", "run_eval"]
 
 
+TRAIN_DESCRIPTION = """\
+Train a model and evaluate it on the test split after every epoch.
+
+With no arguments: {d.model} (r = {d.reduction}) on the embedded {d.dataset} (6,000 / 1,000
+images), {d.epochs} epochs, batch {d.batch_size}, SGD momentum {d.momentum}, lr {d.lr} with a
+{d.schedule} schedule, weight decay {d.weight_decay}, random crop (padding {d.crop_padding}) and
+horizontal flip. Options left out keep these values -- or, with --resume, the values stored in
+OUT/last.npz. Writes OUT/last.npz, best.npz, metrics.jsonl, metrics.csv and curves.png.
+Ctrl-C saves OUT/last.npz and stops; --resume continues bit-exactly.
+"""
+
+
 def add_commands(subparsers) -> None:
     from sescratch.train_config import TrainConfig
 
     d = TrainConfig()
     p = subparsers.add_parser(
         "train", help="train a model (no arguments: SE-ResNet-20 on the embedded Fashion-MNIST subset)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=TRAIN_DESCRIPTION.format(d=d), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help=f"model name (default {d.model}; `--model list` lists them)")
     p.add_argument("--dataset", help=f"dataset name (default {d.dataset}; `--dataset list` lists them)")
     p.add_argument("--data-dir", help="directory searched first for dataset files")
@@ -68,10 +80,11 @@ def add_commands(subparsers) -> None:
     e.add_argument("--checkpoint", required=True, help="a last.npz / best.npz written by train")
     e.add_argument("--dataset", help="dataset to evaluate on (default: the one trained on)")
     e.add_argument("--data-dir", help="directory searched first for dataset files")
-    e.add_argument("--no-download", dest="download", action="store_false")
+    e.add_argument("--no-download", dest="download", action="store_false",
+                   help="never download dataset files")
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--backend", choices=("numba", "numpy", "cupy"), default="numba")
-    e.add_argument("--out", help="where to write confusion.png (default: beside the checkpoint)")
+    e.add_argument("--out", help="where to write confusion_DATASET.png (default: beside the checkpoint)")
     e.set_defaults(func=run_eval)
 
 
@@ -128,7 +141,7 @@ def config_from_args(args) -> "TrainConfig":
 def run_train(args) -> int:
     from sescratch.data import list_datasets
     from sescratch.models import list_models
-    from sescratch.train import Trainer
+    from sescratch.train import Trainer, print_epoch
 
     if "list" in (args.model, args.dataset):
         names = list_models() if args.model == "list" else list_datasets()
@@ -138,7 +151,7 @@ def run_train(args) -> int:
     if not config.resume and (Path(config.out_dir) / "last.npz").exists():
         print(f"note: {config.out_dir} holds an earlier run; starting afresh and overwriting it "
               "(use --resume to continue it instead)", flush=True)
-    trainer = Trainer(config)
+    trainer = Trainer(config, callbacks=(print_epoch,))
     data = trainer.data
     print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
           f"{len(data.y_test)} test images, {data.image_shape}) for {config.epochs} epochs "

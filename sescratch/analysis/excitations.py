@@ -166,7 +166,7 @@ def plot_excitations(stats: dict, path, title: str = "") -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "mean excitation per channel (Fig. 6)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=75)
     plt.close(fig)
     return Path(path)
 
@@ -182,7 +182,7 @@ def plot_distribution(stats: dict, path, title: str = "") -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(title or f"excitations within class {stats['distribution_class']} (Fig. 7)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=75)
     plt.close(fig)
     return Path(path)
 

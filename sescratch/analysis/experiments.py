@@ -25,6 +25,7 @@ variants     squeeze avg/max; gate sigmoid/tanh/ReLU; placement standard/     Ta
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -232,6 +233,7 @@ def run_cell(row: Row, config: TrainConfig, log: Callable[[str], None] = print) 
         result.update(status="completed", history=fit.history, best=fit.best,
                       test_top1_error=last["test_top1_error"], test_top5_error=last["test_top5_error"],
                       train_seconds=last["elapsed_s"])
+    result["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "result.json", result)
     return {**result, "skipped": False}

@@ -45,10 +45,12 @@ def build_report(name: str, title: str, rows, plan, results: dict, budget) -> di
         })
     complete = all(r["n"] + len(r["failed"]) == r["planned"] for r in table)
     any_cell = next((c for c in results.values() if c is not None), {})
+    finished = sorted(c["finished"] for c in results.values() if c is not None and "finished" in c)
     return {"experiment": name, "title": title, "budget": _jsonable(asdict(budget)),
             "train_images": any_cell.get("train_images"), "test_images": any_cell.get("test_images"),
             "rows": table, "complete": complete, "cells": sorted(Path(c.out_dir).name for _, c in plan),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"), "host": host_info()}
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "host": host_info(),
+            "cells_finished": [finished[0], finished[-1]] if finished else None}
 
 
 def host_info() -> dict:
@@ -91,11 +93,12 @@ def markdown_table(report: dict) -> str:
     images = (f"{report['train_images']} training / {report['test_images']} test images"
               if report.get("train_images") else
               f"{b['subset'] or 'all'} training / {b['test_subset'] or 'all'} test images")
+    span = report.get("cells_finished")
+    when = f"Report written {report['date']}" + (f" (cells finished {span[0]} to {span[1]})" if span else "")
     lines += ["", f"Budget: {b['dataset']}, {images}, {b['epochs']} epochs, batch {b['batch_size']}, "
               f"lr {b['lr']} ({b['schedule']}), weight decay {b['weight_decay']}, augment {b['augment']}, "
-              f"width {b['width']}, "
-              f"seeds {', '.join(map(str, b['seeds']))}. Final-epoch test error. "
-              f"Measured {report['date']} on {report['host']['cpus']} CPUs ({report['host']['processor']})."]
+              f"width {b['width']}, seeds {', '.join(map(str, b['seeds']))}. Final-epoch test error. "
+              f"{when} on {report['host']['cpus']} CPUs ({report['host']['processor']})."]
     if not report["complete"]:
         lines.append("**Incomplete**: some cells have not run yet (rerun the command to resume).")
     return "\n".join(lines) + "\n"
@@ -111,28 +114,39 @@ def _pyplot():
 
 
 def plot_report(report: dict, path: str | os.PathLike) -> Path:
-    """One panel per table: mean top-1 error (bar) ± std (error bar) and each seed's value (dots)."""
+    """One panel per table: each row's mean top-1 error ± std over seeds and each seed's value.
+
+    The grey band is ±1 binomial standard error of a single run's error on the test set,
+    ``sqrt(p (1 - p) / n_test)``: differences inside it are within the noise of one evaluation.
+    """
     plt = _pyplot()
     tables = list(dict.fromkeys(r["table"] for r in report["rows"]))
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1, 3.6), squeeze=False)
+    n_test = report.get("test_images")
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1, 3.9 if len(tables) > 1 else 4.4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         rows = [r for r in report["rows"] if r["table"] == table]
-        x = np.arange(len(rows))
-        means = [r["mean"] if r["mean"] is not None else np.nan for r in rows]
-        stds = [r["std"] or 0.0 for r in rows]
-        ax.bar(x, means, yerr=stds, capsize=4, color="#9db4d8", edgecolor="#3b5b92")
         for i, r in enumerate(rows):
-            ax.plot([i] * len(r["top1_errors"]), r["top1_errors"], "k.", ms=5)
-        finite = [e for r in rows for e in r["top1_errors"]]
-        if finite:
-            lo, hi = min(finite), max(finite)
-            pad = max(0.5, 0.3 * (hi - lo))
-            ax.set_ylim(max(0.0, lo - pad), hi + pad)
-        ax.set_xticks(x, [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
+            if r["mean"] is None:
+                continue
+            if n_test:
+                p = r["mean"] / 100
+                se = 100 * np.sqrt(p * (1 - p) / n_test)
+                ax.plot([i, i], [r["mean"] - se, r["mean"] + se], color="0.8", lw=8, solid_capstyle="butt",
+                        label="±1 s.e. of one run (test set)" if i == 0 else None)
+            ax.errorbar(i, r["mean"], yerr=r["std"] or 0.0, fmt="o", color="#3b5b92", capsize=5,
+                        label="mean ± std over seeds" if i == 0 else None)
+            ax.plot([i] * len(r["top1_errors"]), r["top1_errors"], "k.", ms=4,
+                    label="each seed" if i == 0 else None)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_xticks(np.arange(len(rows)), [r["label"] for r in rows], rotation=30, ha="right", fontsize=8)
         ax.set(title=table, ylabel="test top-1 error (%)")
         ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    columns = 3 if len(tables) > 1 else 1
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     fig.suptitle(report["title"], fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 if columns == 3 else 0.15, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)
