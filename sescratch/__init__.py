@@ -11,3 +11,18 @@ def summary(model, input_shape, **kwargs):
     from sescratch.summary import summary as _summary
 
     return _summary(model, input_shape, **kwargs)
+
+
+_SUBMODULES = frozenset(
+    {"analysis", "backend", "data", "errors", "gradcheck", "interop", "kernels", "models", "nn",
+     "ops", "optim", "schedules", "train"}
+)
+
+
+def __getattr__(name):
+    """``sescratch.ops``, ``sescratch.models``… without importing them all at ``import sescratch``."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"sescratch.{name}")
+    raise AttributeError(f"module 'sescratch' has no attribute {name!r}")

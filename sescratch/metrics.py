@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sescratch.plotting import figure
+
 __all__ = ["topk_correct", "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
            "plot_confusion"]
 
@@ -76,20 +78,10 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
     """Loss and top-1 error (%) per epoch, train and test, side by side."""
-    plt = _pyplot()
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_err) = figure(1, 2, figsize=(10, 4))
     for split, style in (("train", "-"), ("test", "--")):
         ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, marker="o", label=split)
         ax_err.plot(epochs, [100 * row[f"{split}_top1_error"] for row in history], style,
@@ -104,16 +96,14 @@ def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: str = "") -> Path:
     """The confusion matrix as a heat map with counts, rows = true class."""
-    plt = _pyplot()
     K = len(classes)
     size = max(5.0, 0.5 * K + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = figure(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
     if K <= 20:
         ax.set_xticks(range(K), classes, rotation=60, ha="right")
@@ -127,5 +117,4 @@ def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: 
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

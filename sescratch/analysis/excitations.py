@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import UsageError
+from sescratch.plotting import figure
 
 __all__ = ["collect_excitations", "excitation_statistics", "default_blocks", "load_for_analysis",
            "plot_excitations", "plot_distribution", "add_excitations_command"]
@@ -134,28 +135,18 @@ def load_for_analysis(checkpoint, *, dataset=None, data_dir=None, download=True,
     return model, data.x_test, data.y_test, list(data.classes), transform, config
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _panels(n):
-    plt = _pyplot()
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = figure(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    return plt, fig, axes.flat
+    return fig, axes.flat
 
 
 def plot_excitations(stats: dict, path, title: str = "") -> Path:
     """Fig. 6: one panel per block, mean excitation per channel for each class and for all classes."""
-    plt, fig, axes = _panels(len(stats["blocks"]))
+    fig, axes = _panels(len(stats["blocks"]))
     for ax, (name, b) in zip(axes, stats["blocks"].items()):
         x = np.arange(len(b["channels"]))
         for cls, values in b["per_class"].items():
@@ -167,13 +158,12 @@ def plot_excitations(stats: dict, path, title: str = "") -> Path:
     fig.suptitle(title or "mean excitation per channel (Fig. 6)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=75)
-    plt.close(fig)
     return Path(path)
 
 
 def plot_distribution(stats: dict, path, title: str = "") -> Path:
     """Fig. 7: median excitation per channel within one class, with the inter-quartile band."""
-    plt, fig, axes = _panels(len(stats["blocks"]))
+    fig, axes = _panels(len(stats["blocks"]))
     for ax, (name, b) in zip(axes, stats["blocks"].items()):
         d, x = b["distribution"], np.arange(len(b["channels"]))
         ax.fill_between(x, d["q1"], d["q3"], alpha=0.3, label="quartiles")
@@ -183,7 +173,6 @@ def plot_distribution(stats: dict, path, title: str = "") -> Path:
     fig.suptitle(title or f"excitations within class {stats['distribution_class']} (Fig. 7)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=75)
-    plt.close(fig)
     return Path(path)
 
 

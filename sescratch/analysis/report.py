@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sescratch.plotting import figure
+
 __all__ = ["build_report", "write_report", "markdown_table", "plot_report", "plot_curves"]
 
 
@@ -104,25 +106,15 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_report(report: dict, path: str | os.PathLike) -> Path:
     """One panel per table: each row's mean top-1 error ± std over seeds and each seed's value.
 
     The grey band is ±1 binomial standard error of a single run's error on the test set,
     ``sqrt(p (1 - p) / n_test)``: differences inside it are within the noise of one evaluation.
     """
-    plt = _pyplot()
     tables = list(dict.fromkeys(r["table"] for r in report["rows"]))
     n_test = report.get("test_images")
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 1, 3.9 if len(tables) > 1 else 4.4), squeeze=False)
+    fig, axes = figure(1, len(tables), figsize=(3.2 * len(tables) + 1, 3.9 if len(tables) > 1 else 4.4), squeeze=False)
     for ax, table in zip(axes[0], tables):
         rows = [r for r in report["rows"] if r["table"] == table]
         for i, r in enumerate(rows):
@@ -149,14 +141,12 @@ def plot_report(report: dict, path: str | os.PathLike) -> Path:
     fig.tight_layout(rect=(0, 0.06 if columns == 3 else 0.15, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def plot_curves(report: dict, path: str | os.PathLike) -> Path:
     """Test top-1 error per epoch, mean over seeds, one line per row (the paper's Fig. 4 at our scale)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = figure(figsize=(5.5, 3.8))
     for r in report["rows"]:
         if not r["curves"]:
             continue
@@ -173,7 +163,6 @@ def plot_curves(report: dict, path: str | os.PathLike) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
