@@ -53,10 +53,20 @@ def image_chunks(N: int, per_image: int, budget: int | None = None) -> list[tupl
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
+MIN_BLOCK_COLUMNS = 8  # narrower pieces would be matrix-vector products: BLAS can't use them well
+
+
 def column_blocks(P: int, rows: int, inner: int) -> list[tuple[int, int]]:
     """Column ranges ``[p0, p1)`` cutting a product (rows x inner) @ (inner x P) into pieces of at
-    most GEMM_SIZE multiply-adds, so that BLAS runs each on the calling thread."""
-    step = max(1, GEMM_SIZE // max(1, rows * inner))
+    most GEMM_SIZE multiply-adds, so that BLAS runs each on the calling thread.
+
+    When even MIN_BLOCK_COLUMNS columns exceed GEMM_SIZE (the wide layers of ImageNet models,
+    e.g. 2048 x 1024 weights), the product is not cut at all: a single large GEMM, which BLAS may
+    spread over its own threads, is far faster than hundreds of thin ones.
+    """
+    step = GEMM_SIZE // max(1, rows * inner)
+    if step < MIN_BLOCK_COLUMNS:
+        return [(0, P)]
     return [(p0, min(P, p0 + step)) for p0 in range(0, P, step)]
 
 
