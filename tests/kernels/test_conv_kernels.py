@@ -123,6 +123,8 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)
         assert nb_conv._chunks(x, w, 4, 2) == [(0, 2), (2, 4), (4, 5)]
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 3 * 4 * 27)  # products of 3 columns at a time
+        assert _scratch.column_blocks(16, 4, 27) == [(0, 16)]  # < MIN_BLOCK_COLUMNS: not cut
+        monkeypatch.setattr(_scratch, "MIN_BLOCK_COLUMNS", 1)
         assert _scratch.column_blocks(16, 4, 27) == [(0, 3), (3, 6), (6, 9), (9, 12), (12, 15), (15, 16)]
     with backend.use("numpy"):
         y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=(1, 0))
