@@ -96,10 +96,11 @@ def test_site_needs_no_network_to_build():
 # -- what the pages mention ---------------------------------------------------------------------
 
 def _code_spans(text: str) -> list[str]:
-    """Inline code and the lines of fenced code blocks."""
+    """Inline code and the lines of fenced code blocks; ```text blocks (program output) excluded."""
     spans: list[str] = []
-    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.M | re.S):
-        spans += block.splitlines()
+    for lang, block in re.findall(r"^```([^\n]*)\n(.*?)^```", text, flags=re.M | re.S):
+        if lang.strip() != "text":
+            spans += block.splitlines()
     without_blocks = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.M | re.S)
     spans += re.findall(r"`([^`\n]+)`", without_blocks)
     return spans
