@@ -51,7 +51,7 @@ def _sescratch_runner(name: str, fn: Callable[..., None], arrays: list[np.ndarra
             return None
         import cupy
 
-        device_arrays = [cupy.asarray(a) for a in arrays]
+        device_arrays = backend.to_device(arrays, "gpu")
 
         def run() -> None:
             fn(*device_arrays)

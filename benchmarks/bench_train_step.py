@@ -65,14 +65,13 @@ def build(impl, name, device, batch, seed=0):
 
     from sescratch import backend
     from sescratch.ops import softmax_cross_entropy
-    from sescratch.optim import SGD
+    from sescratch.train import SGD
 
     backend.use(impl if device == "cpu" else "numpy")
     if device == "gpu":
         import cupy
 
-        model.to("gpu")
-        x, labels = cupy.asarray(x), cupy.asarray(labels)
+        model, x, labels = backend.to_device((model, x, labels), "gpu")
         sync = cupy.cuda.get_current_stream().synchronize
     else:
         sync = lambda: None  # noqa: E731

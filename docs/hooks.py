@@ -15,6 +15,11 @@ docs directory, so that they run where a learner opens them. These hooks make th
   into a link to its entry in the API reference: a module with its own page (``docs/api/*.md``
   titled ``# sescratch.x``) links to that page, anything else goes through mkdocs-autorefs as an
   *optional* reference (a name without an entry stays plain code, without a warning).
+* ``on_page_content``: point the table of contents of a notebook page at its headings.
+  mkdocs-jupyter slugs the headings from the notebook's Markdown without their inline code
+  (``#3-sescratchs-is-a-cross-correlation``) while nbconvert's ids keep it
+  (``3-sescratchs-conv2d_forward-is-a-cross-correlation``): such an entry gets the id of the
+  next heading whose id contains its slug's characters in order.
 * ``on_post_page``: drop the MathJax 2 loader that nbconvert writes into each notebook page
   (``custom_mathjax_url: ""`` leaves an empty ``<script src="">``); the site's MathJax 3
   (mkdocs.yml ``extra_javascript``, configured in docs/javascripts/mathjax.js) typesets the
@@ -40,6 +45,7 @@ TUTORIAL_LINK = re.compile(r"\]\(tutorial:(\d{2})(#[\w-]*)?\)")
 TUTORIALS_TABLE = "<!-- tutorials-table -->"
 # A fenced code block (left alone), or inline code naming a sescratch object outside link text.
 FENCE_OR_NAME = re.compile(r"^(?P<fence>```.*?^```)|(?<!\[)`(?P<name>sescratch(?:\.\w+)+)`", re.S | re.M)
+HEADING_ID = re.compile(r"<h[1-6][^>]*\bid=\"([^\"]+)\"")
 NBCONVERT_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 
 
@@ -177,6 +183,36 @@ def _link_api_names(markdown: str, page_src: str, config) -> str:
         return f'<autoref identifier="{name}" optional><code>{name}</code></autoref>'
 
     return FENCE_OR_NAME.sub(replace, markdown)
+
+
+def _toc_links(items) -> list:
+    links = []
+    for item in items:
+        links += [item, *_toc_links(item.children)]
+    return links
+
+
+def _is_subsequence(short: str, long: str) -> bool:
+    rest = iter(long)
+    return all(char in rest for char in short)
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    if not page.file.src_uri.endswith(".ipynb"):
+        return html
+    ids = HEADING_ID.findall(html)  # document order, as the table of contents
+    start = 0
+    for link in _toc_links(page.toc.items):
+        if link.id in ids[start:]:
+            start = ids.index(link.id, start) + 1
+            continue
+        match = next((i for i in range(start, len(ids)) if _is_subsequence(link.id, ids[i])), None)
+        if match is None:
+            log.warning("%s: the table of contents links to #%s, a heading it cannot find",
+                        page.file.src_uri, link.id)
+            continue
+        link.id, start = ids[match], match + 1
+    return html
 
 
 def on_post_page(output: str, page, config) -> str:

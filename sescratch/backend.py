@@ -11,7 +11,9 @@ Two independent choices:
   reference code inside the op files). Choose it with :func:`use`, as a call or a context
   manager, or with the ``SESCRATCH_BACKEND`` environment variable.
 
-Ops ask :func:`get_kernel` for a fast kernel by name; ``None`` means "run the NumPy reference".
+Op modules declare the kernels they use with :func:`declare_kernels` (an unknown name is an error
+when the op module is imported) and ask for one by name in their dispatch section; ``None``
+means "run the reference code". Each family's table is ``sescratch.kernels.<family>.KERNELS``.
 
 CuPy is never imported when this module is: a CuPy array can only exist once something else has
 imported :mod:`cupy`, so :func:`get_array_module` looks it up in ``sys.modules``, and
@@ -28,13 +30,18 @@ from typing import Any, Callable
 
 import numpy
 
+from sescratch.kernels import DECLARED
+
 __all__ = [
     "CPU_FAMILIES",
     "cpu_family",
     "cupy_available",
+    "declare_kernels",
+    "family_kernels",
     "get_array_module",
     "get_kernel",
     "to_device",
+    "to_numpy",
     "use",
 ]
 
@@ -62,7 +69,7 @@ def _initial_family() -> str:
 
 
 _cpu_family = _initial_family()
-_kernel_cache: dict[tuple[str, str], Callable | None] = {}
+_tables: dict[str, dict[str, Callable]] = {}  # family -> its KERNELS table (the dict itself)
 
 
 def _import_cupy() -> ModuleType | None:
@@ -141,24 +148,84 @@ def use(name: str) -> _Use:
     return _Use(previous, name)
 
 
-def get_kernel(name: str, *arrays: Any) -> Callable | None:
-    """The fast kernel ``name`` for these arrays, or ``None`` to run the NumPy reference.
-
-    CuPy arrays always get the CuPy kernel (``sescratch.kernels.cupy``); NumPy arrays get the
-    Numba kernel (``sescratch.kernels.numba``) when that family is selected. A family that does
-    not (yet) provide ``name`` also returns ``None``.
-    """
+def _family_for(arrays) -> str | None:
+    """The kernel family these arrays run on: ``"cupy"``, ``"numba"`` or ``None`` (the reference)."""
     if get_array_module(*arrays) is not numpy:
-        family = "cupy"
-    elif _cpu_family == "numba":
-        family = "numba"
-    else:
+        return "cupy"
+    return "numba" if _cpu_family == "numba" else None
+
+
+def family_kernels(family: str) -> dict[str, Callable]:
+    """The table ``{name: kernel}`` of a family (``"numba"`` or ``"cupy"``); imports the family."""
+    table = _tables.get(family)
+    if table is None:
+        if family not in ("numba", "cupy"):
+            raise ValueError(f"family_kernels: expected 'numba' or 'cupy', got {family!r}")
+        table = _tables[family] = importlib.import_module(f"sescratch.kernels.{family}").KERNELS
+    return table
+
+
+def get_kernel(name: str, *arrays: Any) -> Callable | None:
+    """The fast kernel ``name`` for these arrays, or ``None`` to run the reference code.
+
+    CuPy arrays always get the CuPy kernel; NumPy arrays get the Numba kernel when that family is
+    selected and ``None`` under ``"numpy"``. ``name`` must be one of
+    :data:`sescratch.kernels.DECLARED` (``ValueError`` otherwise), and every family provides
+    every declared name (``tests/kernels`` checks the tables), so there is no silent fallback.
+    """
+    if name not in DECLARED:
+        raise ValueError(f"get_kernel: unknown kernel {name!r}; declared kernels: {', '.join(DECLARED)}")
+    family = _family_for(arrays)
+    return None if family is None else family_kernels(family)[name]
+
+
+class KernelTable:
+    """The kernels one op module dispatches to; made by :func:`declare_kernels`."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+
+    def get(self, name: str, *arrays: Any) -> Callable | None:
+        """As :func:`get_kernel`, for a name this module declared (``ValueError`` otherwise)."""
+        if name not in self.names:
+            raise ValueError(f"kernel {name!r} was not declared here; declared: {', '.join(self.names)}")
+        return get_kernel(name, *arrays)
+
+    def __repr__(self) -> str:
+        return f"declare_kernels{self.names!r}"
+
+
+def declare_kernels(*names: str) -> KernelTable:
+    """Declare the kernels an op module may call; an unknown name fails at the module's import.
+
+    ``_KERNELS = declare_kernels("conv2d_forward", "conv2d_backward")`` at the bottom of an op
+    file, then ``kernel = _KERNELS.get("conv2d_forward", x)`` in its dispatch section.
+    """
+    unknown = [name for name in names if name not in DECLARED]
+    if unknown:
+        raise ValueError(
+            f"declare_kernels: unknown kernel name(s) {', '.join(map(repr, unknown))}; "
+            f"declared in sescratch.kernels.DECLARED: {', '.join(DECLARED)}"
+        )
+    return KernelTable(tuple(names))
+
+
+def to_numpy(a: Any) -> numpy.ndarray | None:
+    """``a`` as a NumPy array on the host; ``None`` stays ``None``.
+
+    A NumPy array is returned as it is (no copy), a CuPy array is copied to the host
+    (``cupy.asnumpy``), and anything else array-like (Python scalars, lists, NumPy scalars) goes
+    through :func:`numpy.asarray`. Use it wherever a result leaves the op layer for printing,
+    comparing or saving; use :func:`to_device` to move whole containers or modules.
+    """
+    if a is None:
         return None
-    key = (family, name)
-    if key not in _kernel_cache:
-        module = importlib.import_module(f"sescratch.kernels.{family}")
-        _kernel_cache[key] = getattr(module, name, None)
-    return _kernel_cache[key]
+    if isinstance(a, numpy.ndarray):
+        return a
+    cupy = _loaded_cupy()
+    if cupy is not None and isinstance(a, cupy.ndarray):
+        return cupy.asnumpy(a)
+    return numpy.asarray(a)
 
 
 def _is_namedtuple(obj: Any) -> bool:

@@ -3,21 +3,52 @@
 Each module listed in ``COMMAND_MODULES`` provides ``add_commands(subparsers)``, which adds its
 sub-parsers and sets ``func`` (called with the parsed arguments, returning an exit status).
 Errors meant for people (``SescratchError``, ``ValueError``) are printed without a traceback:
-usage mistakes exit with status 2, Ctrl-C with 130.
+usage mistakes exit with status 2, Ctrl-C with 130. :func:`int_list` and
+:func:`parse_key_values` read the option values the sub-commands share.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from sescratch.errors import DataError, SescratchError, UsageError
 
 COMMAND_MODULES = (
-    "sescratch.train_cli",
+    "sescratch.train.cli",
     "sescratch.summary",
     "sescratch.analysis.cli",
 )
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """An argparse ``type``: ``"50,75"`` -> ``(50, 75)``; at least one integer."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def parse_key_values(items, option: str) -> dict:
+    """``["width=8", "placement=pre"]`` -> ``{"width": 8, "placement": "pre"}``.
+
+    Values are read as JSON where they parse (numbers, true/false, lists), else kept as strings.
+    A malformed item raises :class:`UsageError` naming ``option`` (e.g. ``"--model-option"``).
+    """
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option}: expected KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value.strip())
+        except json.JSONDecodeError:
+            options[key.strip()] = value.strip()
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:

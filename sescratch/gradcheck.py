@@ -8,9 +8,11 @@ gradient ``dy``. To check it we differentiate the scalar ``L(x) = <dy, f(x)>`` n
 
 (central differences, error :math:`O(\\epsilon^2)`), in float64.
 
-``dy`` must be **random**. With ``dy = 1`` the check only sees ``sum(f(x))``; for batch
-norm the normalised values sum to zero per channel, so that sum is constant and a backward that
-drops its hardest term still "passes". The same blind spot hides softmax's coupling term.
+``dy`` must be **random**. With ``dy = 1`` the check only sees ``sum(f(x))``, which can hide
+a wrong backward. Batch norm in training mode is the example: its normalised values sum to zero
+per channel, so ``sum(y)`` does not depend on ``x``, the true ``dx`` is 0, and a backward that
+drops the term through the variance (term (3) of ``docs/derivations/batchnorm2d.md``) also
+returns 0 and "passes". A random ``dy`` gives that term a non-zero weight.
 
 The error reported per input is normwise:
 ``max|analytic - numeric| / max(max|analytic|, max|numeric|, tiny)``, which is stable where
@@ -22,17 +24,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from sescratch.backend import to_numpy
+
 __all__ = ["numerical_gradients", "relative_error", "gradcheck", "gradcheck_op"]
-
-
-def _to_numpy(a):
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
 
 
 def relative_error(analytic, numeric, *, tiny: float = 1e-30) -> float:
     """Normwise relative error ``max|a - n| / max(max|a|, max|n|, tiny)``."""
-    a = _to_numpy(analytic).astype(np.float64)
-    n = _to_numpy(numeric).astype(np.float64)
+    a = to_numpy(analytic).astype(np.float64)
+    n = to_numpy(numeric).astype(np.float64)
     if a.shape != n.shape:
         raise ValueError(f"relative_error: shapes differ, analytic {a.shape} vs numeric {n.shape}")
     if a.size == 0:

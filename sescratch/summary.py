@@ -18,8 +18,6 @@ Command line: ``sescratch summary se_resnet50 --input 3,224,224``.
 from __future__ import annotations
 
 import argparse
-import sys
-import types
 from dataclasses import dataclass, field
 
 from sescratch.errors import UsageError
@@ -146,13 +144,3 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--num-classes", type=int, default=1000, help="classifier outputs")
     parser.set_defaults(func=_run)
 
-
-class _CallableModule(types.ModuleType):
-    """``sescratch.summary`` is both this module and, as the issue writes it, a function: once the
-    submodule is imported it shadows the package's ``summary`` function, so the module is callable."""
-
-    def __call__(self, model, input_shape, **kwargs) -> Summary:
-        return summary(model, input_shape, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

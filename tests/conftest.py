@@ -2,29 +2,66 @@
 
 Profiles: ``ci`` (default; keeps the suite within a few minutes on 2 cores) and ``thorough``,
 selected with ``SESCRATCH_HYPOTHESIS_PROFILE=thorough``.
+
+Hypothesis is a ``dev`` dependency, not a run-time one: where it is not installed (a GPU
+machine's own image, say) the test modules that import it are left out of the collection,
+with a line in pytest's header saying which, and every other test runs.
 """
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
 
 from sescratch import backend
 
-settings.register_profile(
-    "ci",
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-)
-settings.register_profile(
-    "thorough",
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("SESCRATCH_HYPOTHESIS_PROFILE", "ci"))
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the modules that need it are not collected (pytest_ignore_collect)
+    settings = None
+else:
+    settings.register_profile(
+        "ci",
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        derandomize=True,
+    )
+    settings.register_profile(
+        "thorough",
+        max_examples=300,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile(os.environ.get("SESCRATCH_HYPOTHESIS_PROFILE", "ci"))
+
+# a direct import, or one of tests.ops._ophelp (which imports hypothesis)
+_IMPORTS_HYPOTHESIS = re.compile(r"^\s*(from|import) (hypothesis|tests\.ops\._ophelp)\b", re.MULTILINE)
+_left_out: list[str] = []
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """Without hypothesis, leave out the test modules that import it (instead of erroring)."""
+    if settings is not None or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if _IMPORTS_HYPOTHESIS.search(collection_path.read_text(encoding="utf-8")):
+        _left_out.append(collection_path.name)
+        return True
+    return None
+
+
+def pytest_report_header(config):
+    if settings is None:
+        return "hypothesis is not installed: the test modules that import it are not collected"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _left_out:
+        terminalreporter.write_line(
+            f"hypothesis is not installed: {len(_left_out)} test modules not collected: "
+            + ", ".join(sorted(_left_out)))
 
 BACKENDS = ["numpy", "numba", "cupy"]
 
@@ -46,8 +83,6 @@ def xp(request):
         with backend.use("numpy"):
             yield cupy
         return
-    if name == "numba":
-        pytest.importorskip("numba")
     with backend.use(name):
         yield np
 

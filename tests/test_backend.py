@@ -9,9 +9,6 @@ import pytest
 
 from sescratch import backend
 
-needs_numba = pytest.mark.skipif(
-    not backend._numba_importable(), reason="Numba is not installed"
-)
 no_gpu = pytest.mark.skipif(backend.cupy_available(), reason="a GPU is present")
 
 
@@ -46,7 +43,6 @@ def test_get_array_module_is_cupy_for_cupy_arrays():
 
 
 # ---------------------------------------------------------------------------- use / cpu_family
-@needs_numba
 def test_use_as_a_call_switches_the_family():
     before = backend.cpu_family()
     try:
@@ -58,7 +54,6 @@ def test_use_as_a_call_switches_the_family():
         backend.use(before)
 
 
-@needs_numba
 def test_use_as_context_manager_restores_also_on_error_and_nests():
     before = backend.cpu_family()
     with backend.use("numpy"):
@@ -81,7 +76,6 @@ def test_use_rejects_unknown_names(name):
     assert backend.cpu_family() == before
 
 
-@needs_numba
 def test_numba_is_the_default_family():
     rc, out, err = run_python(
         "from sescratch import backend; print(backend.cpu_family())", SESCRATCH_BACKEND=""
@@ -92,8 +86,6 @@ def test_numba_is_the_default_family():
 
 @pytest.mark.parametrize("value, family", [("numpy", "numpy"), (" NUMPY ", "numpy"), ("numba", "numba")])
 def test_environment_variable_selects_the_family(value, family):
-    if family == "numba" and not backend._numba_importable():
-        pytest.skip("Numba is not installed")
     rc, out, err = run_python(
         "from sescratch import backend; print(backend.cpu_family())", SESCRATCH_BACKEND=value
     )
@@ -110,28 +102,53 @@ def test_environment_variable_with_an_unknown_name_fails_clearly():
 # ---------------------------------------------------------------------------------- get_kernel
 def test_get_kernel_is_none_for_the_numpy_family():
     with backend.use("numpy"):
-        assert backend.get_kernel("bn_train_forward", np.zeros((1, 1, 1, 1))) is None
-        assert backend.get_kernel("no_such_kernel", np.zeros(1)) is None
+        assert backend.get_kernel("batchnorm2d_forward", np.zeros((1, 1, 1, 1))) is None
 
 
-@needs_numba
-def test_get_kernel_returns_the_numba_kernel_or_none():
+def test_get_kernel_returns_the_numba_kernel():
     from sescratch.kernels import numba as K
 
     with backend.use("numba"):
-        assert backend.get_kernel("bn_train_forward", np.zeros((1, 1, 1, 1))) is K.bn_train_forward
-        assert backend.get_kernel("relu", np.zeros(1)) is K.relu
-        assert backend.get_kernel("no_such_kernel", np.zeros(1)) is None
+        assert backend.get_kernel("batchnorm2d_forward", np.zeros((1, 1, 1, 1))) is K.batchnorm2d_forward
+        assert backend.get_kernel("relu_forward", np.zeros(1)) is K.relu_forward
 
 
-@needs_numba
-def test_numba_package_exports_every_contract_kernel():
+@pytest.mark.parametrize("family", ["numpy", "numba"])
+def test_get_kernel_rejects_unknown_names_in_every_family(family):
+    with backend.use(family), pytest.raises(ValueError, match="unknown kernel 'no_such_kernel'"):
+        backend.get_kernel("no_such_kernel", np.zeros(1))
+
+
+def test_numba_package_exports_every_declared_kernel():
+    from sescratch.kernels import DECLARED
     from sescratch.kernels import numba as K
 
-    for name in ("bn_train_forward", "bn_train_backward", "channel_affine", "global_avg_pool",
-                 "global_avg_pool_backward", "se_scale", "se_scale_backward", "relu",
-                 "relu_backward", "add_relu", "max_pool2d", "max_pool2d_backward"):
-        assert callable(getattr(K, name)), name
+    for name in DECLARED:
+        assert K.KERNELS[name] is getattr(K, name), name
+
+
+# ------------------------------------------------------------------------------------ to_numpy
+def test_to_numpy_passes_numpy_arrays_and_none_through():
+    x = np.arange(3.0)
+    assert backend.to_numpy(x) is x
+    assert backend.to_numpy(None) is None
+
+
+@pytest.mark.parametrize("value, expected", [(3, np.array(3)), ([1.5, 2.0], np.array([1.5, 2.0])),
+                                             (np.float32(2), np.array(2, np.float32))])
+def test_to_numpy_converts_scalars_and_lists(value, expected):
+    got = backend.to_numpy(value)
+    assert isinstance(got, np.ndarray) and got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(not backend.cupy_available(), reason="CuPy with a GPU is not available")
+def test_to_numpy_copies_cupy_arrays_to_the_host():
+    import cupy
+
+    got = backend.to_numpy(cupy.arange(4.0))
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, np.arange(4.0))
 
 
 # ----------------------------------------------------------------------------------- to_device

@@ -6,20 +6,22 @@
 * the names the hand-written pages mention exist: ``sescratch.*`` objects, files of the
   repository, ``sescratch`` sub-commands with their options, model names;
 * the Python examples of the pages run.
+
+The build is shared with ``tests/docs/test_browser.py`` (``tests/docs/site_build.py``), which opens
+every page in headless Chromium. Without the documentation tools (``mkdocs``, PyYAML: the [dev]
+extra) the tests that need them skip; the ones about the pages' text still run.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.docs.site_build import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -33,21 +35,14 @@ REPO_PATH = re.compile(r"(?<![\w/.-])((?:tests|benchmarks|sescratch|docs|tutoria
 
 
 def _mkdocs_config() -> dict:
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with mkdocs, in the [dev] extra")
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """Build the site once, strictly, into a temporary directory."""
-    site_dir = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    log = (result.stdout + result.stderr)[-6000:]
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{log}"
-    return site_dir
+    """The site, built once per test run, strictly, into a temporary directory."""
+    return build_site(tmp_path_factory.getbasetemp())
 
 
 @pytest.mark.slow
@@ -91,6 +86,19 @@ def test_site_needs_no_network_to_build():
     assert not names & {"privacy", "social", "material/privacy", "material/social"}
     handler = next(p["mkdocstrings"] for p in config["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
     assert "inventories" not in handler["handlers"]["python"]
+
+
+def test_site_needs_no_network_to_read():
+    """MathJax (and every other script or stylesheet) comes from the site, never from a CDN."""
+    config = _mkdocs_config()
+    assets = [a if isinstance(a, str) else a["path"]
+              for a in config.get("extra_javascript", []) + config.get("extra_css", [])]
+    remote = [a for a in assets if re.match(r"^(https?:)?//", a)]
+    assert not remote, f"mkdocs.yml loads these from the network: {remote}"
+    missing = [a for a in assets if not (DOCS / a).is_file()]
+    assert not missing, f"mkdocs.yml loads files that docs/ does not have: {missing}"
+    assert any(a.startswith("javascripts/mathjax/") for a in assets), "MathJax is not loaded"
+    assert (DOCS / "javascripts" / "mathjax" / "LICENSE").is_file(), "the vendored MathJax needs its licence"
 
 
 # -- what the pages mention ---------------------------------------------------------------------

@@ -8,9 +8,9 @@ the other options override its fields.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 
+from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
 
 __all__ = ["add_commands"]
@@ -28,12 +28,12 @@ def add_commands(subparsers) -> None:
         p = which.add_parser(name, help=title, description=title)
         _budget_options(p, BUDGETS)
         if name == "se-vs-plain":
-            p.add_argument("--depths", type=_ints, default=(20, 56),
+            p.add_argument("--depths", type=int_list, default=(20, 56),
                            help="CIFAR ResNet depths to compare (default 20,56)")
         else:
             p.add_argument("--depth", type=int, default=20, help="SE-ResNet depth (default 20)")
         if name == "reduction":
-            p.add_argument("--ratios", type=_ints, default=(2, 4, 8, 16, 32), help="default 2,4,8,16,32")
+            p.add_argument("--ratios", type=int_list, default=(2, 4, 8, 16, 32), help="default 2,4,8,16,32")
         if name == "variants":
             p.add_argument("--tables", type=_names, default=tuple(VARIANT_TABLES),
                            help=f"which ablations (default {','.join(VARIANT_TABLES)})")
@@ -45,6 +45,8 @@ def add_commands(subparsers) -> None:
 
 
 def _budget_options(p, budgets) -> None:
+    from sescratch.train.config import BACKENDS, SCHEDULES
+
     g = p.add_argument_group("budget (a named budget, then any field overridden)")
     described = "; ".join(f"{k}: {b.epochs} epochs, {b.subset or 'all'} training images, "
                           f"{len(b.seeds)} seed(s), width {b.width}" for k, b in budgets.items())
@@ -63,24 +65,14 @@ def _budget_options(p, budgets) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--weight-decay", type=float)
-    g.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine"))
+    g.add_argument("--schedule", choices=SCHEDULES)
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False)
     g.add_argument("--pad-to", type=int, help="zero-pad images to this size (e.g. 32)")
-    g.add_argument("--backend", choices=("numba", "numpy", "cupy"))
+    g.add_argument("--backend", choices=BACKENDS)
     g.add_argument("--progress", action="store_const", const=True, help="per-batch progress bars")
     p.add_argument("--out", default="runs/experiments",
                    help="output directory; cells go to OUT/cells (default runs/experiments)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and their state, train nothing")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -89,18 +81,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 def _seeds(text: str) -> tuple[int, ...]:
     if "," in text:
-        return _ints(text)
-    n = _ints(text)[0]
+        return int_list(text)
+    n = int_list(text)[0]
     if n < 1:
         raise argparse.ArgumentTypeError(f"--seeds needs N >= 1, got {n}")
     return tuple(range(n))
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def budget_from_args(args):
@@ -120,13 +105,7 @@ def budget_from_args(args):
                 raise UsageError(f"--{k.replace('_', '-')} must be >= 0 (0 = all), got {v}")
             changes[k] = v or None
     if args.dataset_option:
-        options = {}
-        for item in args.dataset_option:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"--dataset-option: expected KEY=VALUE, got {item!r}")
-            options[key.strip()] = _value(value.strip())
-        changes["dataset_options"] = options
+        changes["dataset_options"] = parse_key_values(args.dataset_option, "--dataset-option")
     budget = replace(budget, **changes)
     if budget.dataset not in list_datasets():
         raise UsageError(f"unknown dataset {budget.dataset!r}; valid names: {', '.join(list_datasets())}")

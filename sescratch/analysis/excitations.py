@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import UsageError
+from sescratch.io import atomic_write_text
 from sescratch.plotting import figure
 
 __all__ = ["collect_excitations", "excitation_statistics", "default_blocks", "load_for_analysis",
@@ -41,8 +42,8 @@ def default_blocks(names) -> list[str]:
 def collect_excitations(model, x: np.ndarray, transform, *, blocks=None, batch_size: int = 500,
                         device: str = "cpu") -> dict[str, np.ndarray]:
     """Eval-mode forward over ``x`` (uint8 N,C,H,W); returns ``{block: s (N, C) float64}``."""
+    from sescratch.backend import to_device, to_numpy
     from sescratch.data import BatchIterator
-    from sescratch.evaluation import to_numpy
 
     se = model.se_blocks()
     names = list(se) if blocks is None else list(blocks)
@@ -51,11 +52,7 @@ def collect_excitations(model, x: np.ndarray, transform, *, blocks=None, batch_s
     model.eval()
     try:
         for xb, _ in BatchIterator(x, np.zeros(len(x)), batch_size, transform=transform):
-            if device == "gpu":
-                import cupy
-
-                xb = cupy.asarray(xb)
-            model(xb)
+            model(to_device(xb, device))
             for n in names:
                 parts[n].append(to_numpy(se[n].excitation).astype(np.float64))  # B,C
     finally:
@@ -107,32 +104,15 @@ def _channel_indices(width: int, channels) -> np.ndarray:
 
 
 def load_for_analysis(checkpoint, *, dataset=None, data_dir=None, download=True, backend_name="numba"):
-    """Model (weights loaded), test images, labels, class names and transform of a checkpoint."""
-    from sescratch import backend
-    from sescratch.checkpoint import load_checkpoint
-    from sescratch.data import Transform, load_dataset
-    from sescratch.train import build_model
-    from sescratch.train_config import TrainConfig
+    """Model (weights loaded, on the backend's device), test images, labels, class names,
+    transform and config of a checkpoint of an SE model (:func:`sescratch.train.load_for_evaluation`)."""
+    from sescratch.train.evaluation import load_for_evaluation
 
-    ckpt = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(ckpt.config)
-    backend.use("numpy" if backend_name == "cupy" else backend_name)
-    name = dataset or config.dataset
-    options = config.dataset_options if name == config.dataset else {}
-    data = load_dataset(name, data_dir=data_dir or config.data_dir, download=download, **options)
-    if name == config.dataset and config.test_subset:
-        data = data.subset(None, config.test_subset, seed=config.seed)
-    classes = ckpt.meta["classes"]
-    if data.num_classes != len(classes) or data.image_shape[0] != ckpt.meta["image_shape"][0]:
-        raise UsageError(f"{name} does not match the checkpoint's {len(classes)} classes of "
-                         f"{tuple(ckpt.meta['image_shape'])} images")
-    model = build_model(config, len(classes), data.image_shape[0], init=False)
-    model.load_state_dict(ckpt.model_state)
-    if not model.se_blocks():
-        raise UsageError(f"{config.model} ({checkpoint}) has no SE blocks to analyse")
-    norm = ckpt.meta["normalization"]
-    transform = Transform(norm["mean"], norm["std"], pad_to=norm["pad_to"])
-    return model, data.x_test, data.y_test, list(data.classes), transform, config
+    ev = load_for_evaluation(checkpoint, dataset=dataset, data_dir=data_dir, download=download,
+                             backend=backend_name)
+    if not ev.model.se_blocks():
+        raise UsageError(f"{ev.config.model} ({checkpoint}) has no SE blocks to analyse")
+    return ev.model, ev.data.x_test, ev.data.y_test, list(ev.data.classes), ev.transform, ev.config
 
 
 def _panels(n):
@@ -208,15 +188,13 @@ def run_excitations(args) -> int:
         keep = np.concatenate([np.flatnonzero(y == k)[:args.images_per_class] for k in np.unique(y)])
         x, y = x[np.sort(keep)], y[np.sort(keep)]
     device = "gpu" if args.backend == "cupy" else "cpu"
-    if device == "gpu":
-        model.to("gpu")
     excitations = collect_excitations(model, x, transform, blocks=blocks, batch_size=args.batch_size,
                                       device=device)
     stats = excitation_statistics(excitations, y, classes, chosen, dist, args.channels)
     stats.update(checkpoint=str(args.checkpoint), model=config.model, dataset=args.dataset or config.dataset)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "excitations"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "excitations.json").write_text(json.dumps(stats, indent=1))
+    atomic_write_text(out / "excitations.json", json.dumps(stats, indent=1))
     plot_excitations(stats, out / "excitations.png", f"{config.model}: mean excitation per channel")
     plot_distribution(stats, out / "excitations_distribution.png")
     for name, b in stats["blocks"].items():
@@ -227,6 +205,8 @@ def run_excitations(args) -> int:
 
 
 def add_excitations_command(subparsers) -> None:
+    from sescratch.train.config import BACKENDS
+
     p = subparsers.add_parser("excitations", help="the paper's Fig. 6/7: excitations per class and block",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="best.npz / last.npz of an SE model")
@@ -239,6 +219,6 @@ def add_excitations_command(subparsers) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--backend", choices=("numba", "numpy", "cupy"), default="numba")
+    p.add_argument("--backend", choices=BACKENDS, default="numba")
     p.add_argument("--out", help="output directory (default: CHECKPOINT_DIR/excitations)")
     p.set_defaults(func=run_excitations)

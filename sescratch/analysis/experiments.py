@@ -2,7 +2,7 @@
 
 An experiment is a list of :class:`Row` (a model configuration, e.g. "SE-ResNet-20, r = 8")
 trained once per seed under one :class:`Budget` (the recipe shared by every row). One
-``(row, seed)`` pair is a *cell*: a full :func:`sescratch.train.Trainer` run in
+``(row, seed)`` pair is a *cell*: a full :class:`sescratch.train.Trainer` run in
 ``OUT/cells/<key>/`` whose key is the model, label, seed and a hash of the whole training
 configuration. A finished cell leaves ``result.json`` beside its checkpoints; a rerun reads that
 file instead of training again, and an interrupted cell continues from its ``last.npz``.
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 from sescratch.errors import UsageError
-from sescratch.train import Trainer, TrainingDiverged
-from sescratch.train_config import TrainConfig
+from sescratch.io import atomic_write_text
+from sescratch.train import TrainConfig, Trainer, TrainingDiverged
 
 __all__ = ["Budget", "BUDGETS", "Row", "EXPERIMENTS", "VARIANT_TABLES", "experiment_rows",
            "cell_config", "cell_key", "run_cell", "run_experiment"]
@@ -51,7 +51,7 @@ class Budget:
     ``subset`` / ``test_subset`` are stratified image counts (``None``: the whole split);
     ``seeds`` the seeds of each row (initialisation, data order, augmentation and the subset's
     draw); ``width`` the channels of the first stage (16 = the CIFAR ResNets of He et al.).
-    The remaining fields go unchanged into :class:`sescratch.train_config.TrainConfig`.
+    The remaining fields go unchanged into :class:`sescratch.train.TrainConfig`.
     """
 
     dataset: str = "fashion-mnist-subset"
@@ -94,7 +94,7 @@ class Row:
     paper: dict = field(default_factory=dict)  # the paper's ImageNet numbers for this row
 
 
-# The paper's ImageNet top-1 error (%) and parameters for the rows (SE-ResNet-50; PAPER.md §6, §7).
+# The paper's ImageNet top-1 error (%) and parameters for the rows (SE-ResNet-50, paper §6 and §7).
 _SE50 = {"top1": 22.28, "params": "28.1M"}
 VARIANT_TABLES = {
     "squeeze": [("avg", {"squeeze": "avg"}, _SE50), ("max", {"squeeze": "max"}, {"top1": 22.57})],
@@ -193,9 +193,7 @@ def cell_key(row: Row, config: TrainConfig) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def _finished(path: Path, digest: str) -> dict | None:

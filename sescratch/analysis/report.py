@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sescratch.io import atomic_write_text
 from sescratch.plotting import figure
 
 __all__ = ["build_report", "write_report", "markdown_table", "plot_report", "plot_curves"]
@@ -173,9 +174,7 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     name = report["experiment"]
     paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}.png",
              "curves": out / f"{name}_curves.png"}
-    tmp = paths["json"].with_name(paths["json"].name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, paths["json"])
+    atomic_write_text(paths["json"], json.dumps(report, indent=1))
     paths["md"].write_text(markdown_table(report))
     plot_report(report, paths["png"])
     plot_curves(report, paths["curves"])

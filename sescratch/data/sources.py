@@ -22,12 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Sequence
 
 from sescratch.errors import DataError
+from sescratch.io import atomic_open
 
 DOWNLOAD_TIMEOUT_S = 30
 
@@ -101,30 +101,25 @@ def verify_md5(path: str | os.PathLike, expected: str) -> None:
 def download(url: str, dest: str | os.PathLike, md5: str) -> Path:
     """Fetch ``url`` to ``dest`` atomically, keeping it only when its MD5 is ``md5``.
 
-    The bytes go to a temporary file in the destination directory, which is checked and then
-    renamed with :func:`os.replace`, so an interrupted or corrupt download never leaves a file
-    under the final name. Network failures and checksum mismatches raise :class:`DataError`.
+    The bytes go to a temporary file in the destination directory (:func:`sescratch.io.atomic_open`),
+    which replaces ``dest`` only once its checksum is right, so an interrupted or corrupt download
+    never leaves a file under the final name. Network failures and checksum mismatches raise :class:`DataError`.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                    for block in iter(lambda: response.read(1 << 20), b""):
-                        out.write(block)
-            except OSError as exc:  # URLError, timeouts and HTTP errors are OSErrors
-                raise DataError(f"download of {url} failed: {exc}") from exc
-        actual = md5sum(tmp)
+    digest = hashlib.md5()
+    with atomic_open(dest, "wb", suffix=".part") as out:
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+        except OSError as exc:  # URLError, timeouts and HTTP errors are OSErrors
+            raise DataError(f"download of {url} failed: {exc}") from exc
+        actual = digest.hexdigest()
         if actual != md5.lower():
             raise DataError(
                 f"download of {url}: MD5 mismatch (expected {md5}, got {actual}); file discarded"
             )
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return dest
 
 

@@ -1,8 +1,29 @@
-"""The few hot loops, per backend: ``sescratch.kernels.numba`` (CPU) and ``sescratch.kernels.cupy`` (GPU).
+"""The few hot loops, per family: ``sescratch.kernels.numba`` (CPU) and ``sescratch.kernels.cupy`` (GPU).
 
-Ops never import these directly: they ask ``sescratch.backend.get_kernel(name, *arrays)``,
-which returns the kernel of the family the arrays and the switch select, or ``None`` to run
-the NumPy reference code that lives in the op file. Each subpackage's ``__init__`` exports
-its kernels by name; a kernel takes and returns arrays with exactly the semantics of the
-reference code it replaces, and ``tests/kernels`` checks that equivalence.
+Each family's ``__init__`` holds one table, ``KERNELS = {name: function}``, with exactly the
+names of :data:`DECLARED`. A kernel is named after the op it accelerates and takes and returns
+arrays with exactly the semantics of that op's reference function
+(``<name>_reference`` in :mod:`sescratch.ops`), which ``tests/kernels`` checks.
+
+Ops never import a family: each op module declares the kernels it dispatches to with
+:func:`sescratch.backend.declare_kernels`, which checks the names against :data:`DECLARED`
+when the op module is imported (without importing Numba or CuPy), and asks for a kernel only in
+its short dispatch section at the bottom of the file.
 """
+
+DECLARED = (
+    "conv2d_forward",
+    "conv2d_backward",
+    "batchnorm2d_forward",  # training mode: batch statistics
+    "batchnorm2d_backward",  # training mode
+    "batchnorm2d_eval_forward",  # evaluation mode: a per-channel affine map
+    "relu_forward",
+    "relu_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "global_avg_pool_forward",
+    "global_avg_pool_backward",
+    "se_scale_forward",
+    "se_scale_backward",
+    "sgd_update",  # one optimiser step of one parameter, in place (sescratch.ops.sgd)
+)

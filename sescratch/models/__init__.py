@@ -17,22 +17,33 @@ gate         sigmoid | tanh | relu | hard_sigmoid      SE models
 shortcut     "B" (1x1 conv + BN) | "A" (zero-pad)      CIFAR
 width        channels of the first stage, default 16   CIFAR
 stride_on    "1x1" | "3x3" (default: the release's)    ImageNet bottleneck models
-dropout      probability before the classifier         senet154 (default 0.2)
+dropout      probability in [0, 1) of the dropout      all (default 0; senet154: 0.2,
+             before the classifier (0: no layer)       the release's)
 init         True | False (zeros: fast, for counting   all
              or loading weights)
-seed         int: seed of the initialisation           all
+seed         int >= 0: seed of the initialisation      all (default ``DEFAULT_SEED`` = 0)
 ============ ========================================= ===================================
+
+Each call initialises from its own generator, ``np.random.default_rng(seed)``: the weights
+depend on ``name``, the options and ``seed`` only, never on the models built before (``seed=None``
+means :data:`DEFAULT_SEED`). Dropout masks do not come from this generator: a model with
+``dropout > 0`` needs ``model.set_rng(rng)`` (the run's generator) before it trains.
 """
 from __future__ import annotations
+
+import numbers
+
+import numpy as np
 
 from sescratch.models.cifar import CIFAR_DEPTHS, cifar_resnet
 from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
 
-__all__ = ["create", "list_models", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+__all__ = ["create", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
 
-_COMMON = {"init": True, "seed": None}
+DEFAULT_SEED = 0
+_COMMON = {"dropout": 0.0, "init": True, "seed": None}
 _SE = {"reduction": 16, "placement": "standard", "squeeze": "avg", "gate": "sigmoid"}
 _CIFAR = {"shortcut": "B", "width": 16}
 
@@ -66,7 +77,7 @@ def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> R
     if name not in _MODELS:
         raise ValueError(f"create: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
     spec, defaults = _MODELS[name]
-    defaults = {**defaults, **_COMMON}
+    defaults = {**defaults, **{k: v for k, v in _COMMON.items() if k not in defaults}}
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise ValueError(
@@ -76,17 +87,25 @@ def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> R
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"create({name!r}): {label} must be a positive int, got {value!r}")
     opts = {**defaults, **options}
+    _check_dropout(name, opts["dropout"])
     se = None
     if spec["se"]:
         se = {"reduction": opts.pop("reduction"), "squeeze": opts.pop("squeeze"), "gate": opts.pop("gate")}
     placement = opts.pop("placement", "standard")
     init, seed = opts.pop("init"), opts.pop("seed")
-    if seed is not None:
-        _init.manual_seed(seed)
-    if init:
-        return _build(name, spec, num_classes, in_channels, se, placement, opts)
-    with _init.skip_init():
-        return _build(name, spec, num_classes, in_channels, se, placement, opts)
+    seed = DEFAULT_SEED if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"create({name!r}): seed must be a non-negative int or None, got {seed!r}")
+    with _init.use_generator(np.random.default_rng(int(seed))):  # this model's own generator
+        if init:
+            return _build(name, spec, num_classes, in_channels, se, placement, opts)
+        with _init.skip_init():
+            return _build(name, spec, num_classes, in_channels, se, placement, opts)
+
+
+def _check_dropout(name: str, p) -> None:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+        raise ValueError(f"create({name!r}): option dropout must be a number in [0, 1), got {p!r}")
 
 
 def _build(name, spec, num_classes, in_channels, se, placement, opts) -> ResNet:

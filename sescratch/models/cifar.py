@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn.blocks import BasicBlock
+from sescratch.nn.dropout import Dropout
 from sescratch.nn.layers import BatchNorm2d, Conv2d, GlobalAvgPool, Linear, ReLU, Sequential
 
 __all__ = ["CIFAR_DEPTHS", "cifar_resnet"]
@@ -20,11 +21,12 @@ CIFAR_DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
 
 
 def cifar_resnet(name, blocks_per_stage, *, num_classes, in_channels=3, se=None, placement="standard",
-                 shortcut="B", width=16, block=BasicBlock, **block_kwargs) -> ResNet:
+                 shortcut="B", width=16, dropout=0.0, block=BasicBlock, **block_kwargs) -> ResNet:
     """Build a CIFAR-style ResNet; ``se`` is ``None`` (plain) or the SEBlock options.
 
     ``blocks_per_stage`` is ``n`` (three equal stages) or a tuple of per-stage counts;
     ``block`` may be a Bottleneck class for narrow test networks (``block_kwargs`` go to it).
+    ``dropout > 0`` puts a :class:`Dropout` layer (named ``dropout``) before the classifier.
     """
     if shortcut not in ("A", "B"):
         raise ValueError(f"{name}: shortcut must be 'A' or 'B', got {shortcut!r}")
@@ -46,5 +48,7 @@ def cifar_resnet(name, blocks_per_stage, *, num_classes, in_channels=3, se=None,
         )
         layers[f"layer{i + 1}"] = stage
     layers["avg_pool"] = GlobalAvgPool()
+    if dropout:
+        layers["dropout"] = Dropout(dropout)
     layers["last_linear"] = Linear(channels, num_classes)
     return ResNet(name, layers, in_channels)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn.blocks import BasicBlock, Bottleneck, ResNeXtBottleneck
-from sescratch.nn.layers import BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential
+from sescratch.nn.dropout import Dropout
+from sescratch.nn.layers import BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential
 
 __all__ = ["imagenet_resnet", "STAGE_BLOCKS"]
 
@@ -52,12 +53,13 @@ def _stem(in_channels, three_conv: bool) -> tuple[Sequential, int]:
 
 
 def imagenet_resnet(name, kind, depth, *, num_classes, in_channels=3, se=None, placement="standard",
-                    stride_on=None, dropout=None) -> ResNet:
+                    stride_on=None, dropout=0.0) -> ResNet:
     """Build one ImageNet network.
 
     ``kind``: ``"basic"`` (ResNet-18/34), ``"bottleneck"`` (ResNet-50/101/152), ``"resnext"``
     (32x4d) or ``"senet"`` (SENet-154). ``se`` is ``None`` or the SEBlock options.
     ``stride_on`` defaults to the release's choice for the kind.
+    ``dropout > 0`` puts a :class:`Dropout` layer (named ``dropout``) before the classifier.
     """
     block_kwargs = {"se": se, "placement": placement}
     downsample_kernels = (1, 1, 1, 1)

@@ -2,7 +2,7 @@
 
 Names follow the SENet release (Cadene's ``pretrainedmodels/senet.py``) so a ``state_dict``
 reads like theirs: ``layer0`` (the stem), ``layer1 ... layerK`` (the residual stages; the paper
-numbers them from 2, ``conv2_x``), ``avg_pool``, ``dropout`` (SENet-154 only), ``last_linear``;
+numbers them from 2, ``conv2_x``), ``avg_pool``, ``dropout`` (with ``dropout > 0``; SENet-154 by default), ``last_linear``;
 inside a block ``conv1, bn1, conv2, bn2[, conv3, bn3], se_module, downsample``.
 """
 from __future__ import annotations

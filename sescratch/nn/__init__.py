@@ -8,14 +8,15 @@ from sescratch.nn.blocks import (
     PLACEMENTS,
     BasicBlock,
     Bottleneck,
+    ResidualBlock,
     ResNeXtBottleneck,
     ZeroPadShortcut,
     make_shortcut,
 )
+from sescratch.nn.dropout import Dropout
 from sescratch.nn.layers import (
     BatchNorm2d,
     Conv2d,
-    Dropout,
     GlobalAvgPool,
     Identity,
     Linear,
@@ -47,6 +48,7 @@ __all__ = [
     "SQUEEZES",
     "GATES",
     "PLACEMENTS",
+    "ResidualBlock",
     "BasicBlock",
     "Bottleneck",
     "ResNeXtBottleneck",

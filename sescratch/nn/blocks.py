@@ -1,9 +1,15 @@
-"""Residual blocks with an optional SE block, forward and backward composed by hand.
+"""The paper's residual block (Fig. 3) with its SE block, forward and backward composed by hand.
 
-A residual unit computes ``y = ReLU(F(x) + shortcut(x))``. The input ``x`` feeds two paths, so
-its gradient is a sum: ``dx = dx_identity + dx_branch`` (a visible line in ``backward``).
+The SE-ResNet module computes ``y = ReLU(SE(F(x)) + shortcut(x))`` with the residual branch
+``F = conv-bn-relu(-conv-bn-relu)-conv-bn`` (two 3x3 convs in :class:`BasicBlock`; 1x1, 3x3, 1x1
+in :class:`Bottleneck`). Without ``se`` it is the plain ResNet unit ``ReLU(F(x) + shortcut(x))``.
+The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx_shortcut``.
 
-SE placement (paper, TPAMI §6.5 / Fig. 5, Table 14; and SE after the 3x3 conv, Table 15):
+:meth:`ResidualBlock.forward` and :meth:`~ResidualBlock.backward` are that standard block, line
+for line. The SE placements of the ablation (TPAMI §6.5, Fig. 5, Tables 14 and 15) are separate
+variants in :mod:`sescratch.nn.se_placements`; ``BasicBlock(..., se=..., placement="pre")`` builds
+the ``pre`` variant of ``BasicBlock`` (a subclass: ``isinstance``, ``state_dict`` names and the
+summary are the same as for the standard block).
 
 ========== ======================================================= ====================
 placement  computation                                             SE channels
@@ -23,13 +29,15 @@ from __future__ import annotations
 import math
 
 from sescratch import ops
-from sescratch.backend import get_array_module
-from sescratch.nn.layers import BatchNorm2d, Conv2d, Sequential
+from sescratch.nn import se_placements
+from sescratch.nn.layers import BatchNorm2d, Conv2d
 from sescratch.nn.module import Module, ShapeError
 from sescratch.nn.se import SEBlock
+from sescratch.nn.shortcuts import ZeroPadShortcut, make_shortcut
 
 __all__ = [
     "PLACEMENTS",
+    "ResidualBlock",
     "BasicBlock",
     "Bottleneck",
     "ResNeXtBottleneck",
@@ -40,119 +48,91 @@ __all__ = [
 PLACEMENTS = ("standard", "pre", "post", "identity", "after_3x3")
 
 
-class ZeroPadShortcut(Module):
-    """Option A shortcut (He et al. 2016, CIFAR): subsample by ``stride``, zero-pad the new channels.
+class ResidualBlock(Module):
+    """The standard (SE-)ResNet block; subclasses give the branch ``F`` (``_branch_forward`` ...).
 
-    ``y[:, p:p+C_in] = x[:, :, ::S, ::S]`` with ``p = (C_out - C_in) // 2`` zero channels before
-    and the rest after; no parameters. Backward: ``dx[:, :, ::S, ::S] = dy[:, p:p+C_in]``, zero elsewhere.
+    ``Block(..., se=options, placement=p)`` with ``p != "standard"`` returns an instance of the
+    variant of ``Block`` for ``p``: the mixin ``Block.placement_variants[p]`` (which overrides
+    ``forward``, ``backward`` and ``trace``) in front of ``Block``, under ``Block``'s name.
     """
 
-    def __init__(self, in_channels, out_channels, stride):
-        super().__init__()
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
-        self.pad_front = (out_channels - in_channels) // 2
+    placement = "standard"  # the class's placement; an instance without SE sets None
+    placement_variants: dict = {"pre": se_placements.SEPre, "post": se_placements.SEPost,
+                                "identity": se_placements.SEIdentity}
 
-    def forward(self, x):
-        xp = get_array_module(x)
-        S, p, C = self.stride, self.pad_front, self.in_channels
-        sub = x[:, :, ::S, ::S]  # N,C_in,OH,OW
-        y = xp.zeros((x.shape[0], self.out_channels) + sub.shape[2:], dtype=x.dtype)  # N,C_out,OH,OW
-        y[:, p:p + C] = sub
-        self._x_shape = x.shape
-        return y
+    def __new__(cls, *args, se=None, placement="standard", **kwargs):
+        if se is not None and placement != cls.placement and placement in cls.placement_variants:
+            cls = se_placements.variant_class(cls, cls.placement_variants[placement])
+        return super().__new__(cls)
 
-    def backward(self, dy):
-        xp = get_array_module(dy)
-        S, p, C = self.stride, self.pad_front, self.in_channels
-        dx = xp.zeros(self._x_shape, dtype=dy.dtype)  # N,C_in,H,W
-        dx[:, :, ::S, ::S] = dy[:, p:p + C]
-        return dx
-
-    def trace(self, shape, name, records=None):
-        C, H, W = shape
-        S = self.stride
-        return (self.out_channels, (H - 1) // S + 1, (W - 1) // S + 1)
-
-    def extra_repr(self):
-        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
-
-
-def make_shortcut(in_channels, out_channels, stride, *, kind="B", kernel_size=1):
-    """``None`` (identity) when shapes agree; else option "B" (conv + BN) or "A" (zero-pad)."""
-    if stride == 1 and in_channels == out_channels:
-        return None
-    if kind == "A":
-        return ZeroPadShortcut(in_channels, out_channels, stride)
-    if kind != "B":
-        raise ValueError(f"make_shortcut: kind must be 'A' or 'B', got {kind!r}")
-    return Sequential(
-        Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2, bias=False),
-        BatchNorm2d(out_channels),
-    )
-
-
-class _ResidualBlock(Module):
-    """Shared residual wiring and SE placement; subclasses define the branch ``F``."""
-
-    def _setup_se(self, se, placement, in_channels, out_channels, inner_channels):
+    def _init_se_and_shortcut(self, se, placement, in_channels, out_channels, inner_channels, downsample):
         if placement not in PLACEMENTS:
             raise ValueError(f"{type(self).__name__}: placement must be one of {PLACEMENTS}, got {placement!r}")
         self.placement = placement if se is not None else None
-        if se is not None:
-            channels = {"pre": in_channels, "after_3x3": inner_channels}.get(placement, out_channels)
-            self.se_module = SEBlock(channels, **se)
+        channels = self._se_channels(in_channels, out_channels, inner_channels)
+        self.se_module = SEBlock(channels, **se) if se is not None else None
+        self.downsample = downsample
 
-    def _se(self, where, x):
-        return self.se_module(x) if self.placement == where else x
-
-    def _se_backward(self, where, dy):
-        return self.se_module.backward(dy) if self.placement == where else dy
+    def _se_channels(self, in_channels, out_channels, inner_channels):
+        return out_channels  # standard: SE recalibrates the branch output
 
     def forward(self, x):
-        x_branch = self._se("pre", x)  # N,C_in,H,W
-        identity = x if self.downsample is None else self.downsample(x)  # N,C_out,OH,OW
-        identity = self._se("identity", identity)
-        u = self._branch_forward(x_branch)  # N,C_out,OH,OW
-        u = self._se("standard", u)
-        total, self._add_cache = ops.add_forward(identity, u)  # N,C_out,OH,OW
-        y, self._relu_out_cache = ops.relu_forward(total)
-        return self._se("post", y)
+        u = self._branch_forward(x)  # N,C_out,OH,OW   F(x)
+        u = self._se(u)  # SE on the branch output (none in a plain ResNet)
+        s = self._shortcut(x)  # N,C_out,OH,OW
+        total, self._add_cache = ops.add_forward(u, s)
+        y, self._relu_cache = ops.relu_forward(total)
+        return y
 
     def backward(self, dy):
-        dy = self._se_backward("post", dy)
-        dtotal = ops.relu_backward(dy, self._relu_out_cache)
-        didentity, du = ops.add_backward(dtotal, self._add_cache)
-        du = self._se_backward("standard", du)
+        dtotal = ops.relu_backward(dy, self._relu_cache)
+        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du = self._se_backward(du)
         dx_branch = self._branch_backward(du)
-        didentity = self._se_backward("identity", didentity)
-        dx_identity = didentity if self.downsample is None else self.downsample.backward(didentity)
-        dx_branch = self._se_backward("pre", dx_branch)
-        dx = dx_identity + dx_branch  # x fans out into the shortcut and the residual branch
+        dx_shortcut = self._shortcut_backward(ds)
+        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):
-        def se(where, s):
-            return self.se_module.trace(s, f"{name}.se_module", records) if self.placement == where else s
+        out = self._branch_trace(tuple(shape), name, records)
+        out = self._se_trace(out, name, records)
+        return self._check_sum(name, out, self._shortcut_trace(tuple(shape), name, records))
 
-        branch_in = se("pre", tuple(shape))
-        out = se("standard", self._branch_trace(branch_in, name, records, se))
-        identity = tuple(shape)
-        if self.downsample is not None:
-            identity = self.downsample.trace(identity, f"{name}.downsample", records)
-        identity = se("identity", identity)
-        if out != identity:
-            raise ShapeError(f"layer '{name}': branch output {out} does not match shortcut {identity}")
-        return se("post", out)
+    # -- the pieces every variant shares ----------------------------------------------------
+    def _se(self, u):
+        return u if self.se_module is None else self.se_module(u)
+
+    def _se_backward(self, dy):
+        return dy if self.se_module is None else self.se_module.backward(dy)
+
+    def _se_trace(self, shape, name, records):
+        return shape if self.se_module is None else self.se_module.trace(shape, f"{name}.se_module", records)
+
+    def _shortcut(self, x):
+        return x if self.downsample is None else self.downsample(x)
+
+    def _shortcut_backward(self, ds):
+        return ds if self.downsample is None else self.downsample.backward(ds)
+
+    def _shortcut_trace(self, shape, name, records):
+        return shape if self.downsample is None else self.downsample.trace(shape, f"{name}.downsample", records)
+
+    @staticmethod
+    def _check_sum(name, branch, shortcut):
+        if branch != shortcut:
+            raise ShapeError(f"layer '{name}': branch output {branch} does not match shortcut {shortcut}")
+        return branch
 
     def extra_repr(self):
         se = f", SE placement={self.placement!r}" if self.placement else ""
         return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}{se}"
 
 
-class BasicBlock(_ResidualBlock):
+class BasicBlock(ResidualBlock):
     """Two 3x3 convs: ``F(x) = BN(conv3x3(ReLU(BN(conv3x3(x, stride)))))``; ``after_3x3`` is after the first."""
 
     expansion = 1
+    placement_variants = {**ResidualBlock.placement_variants, "after_3x3": se_placements.BasicSEAfter3x3}
 
     def __init__(self, in_channels, planes, stride=1, *, downsample=None, se=None, placement="standard"):
         super().__init__()
@@ -161,28 +141,24 @@ class BasicBlock(_ResidualBlock):
         self.bn1 = BatchNorm2d(planes)
         self.conv2 = Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = BatchNorm2d(planes)
-        self._setup_se(se, placement, in_channels, planes, planes)
-        self.downsample = downsample
+        self._init_se_and_shortcut(se, placement, in_channels, planes, planes, downsample)
 
     def _branch_forward(self, x):
         h = self.bn1(self.conv1(x))  # N,P,OH,OW
         h, self._relu1_cache = ops.relu_forward(h)
-        h = self._se("after_3x3", h)
         return self.bn2(self.conv2(h))  # N,P,OH,OW
 
     def _branch_backward(self, du):
         dh = self.conv2.backward(self.bn2.backward(du))
-        dh = self._se_backward("after_3x3", dh)
         dh = ops.relu_backward(dh, self._relu1_cache)
         return self.conv1.backward(self.bn1.backward(dh))
 
-    def _branch_trace(self, shape, name, records, se):
+    def _branch_trace(self, shape, name, records):
         shape = self.bn1.trace(self.conv1.trace(shape, f"{name}.conv1", records), f"{name}.bn1", records)
-        shape = se("after_3x3", shape)
         return self.bn2.trace(self.conv2.trace(shape, f"{name}.conv2", records), f"{name}.bn2", records)
 
 
-class Bottleneck(_ResidualBlock):
+class Bottleneck(ResidualBlock):
     """1x1 (reduce) -> 3x3 (grouped) -> 1x1 (expand to ``planes * expansion``), BN and ReLU between.
 
     ``width`` (conv1's channels, default ``planes``) and ``width_3x3`` (conv2's, default ``width``)
@@ -191,6 +167,7 @@ class Bottleneck(_ResidualBlock):
     """
 
     expansion = 4
+    placement_variants = {**ResidualBlock.placement_variants, "after_3x3": se_placements.BottleneckSEAfter3x3}
 
     def __init__(self, in_channels, planes, stride=1, *, expansion=4, width=None, width_3x3=None, groups=1,
                  stride_on="1x1", downsample=None, se=None, placement="standard"):
@@ -209,31 +186,26 @@ class Bottleneck(_ResidualBlock):
         self.bn2 = BatchNorm2d(width_3x3)
         self.conv3 = Conv2d(width_3x3, out_channels, 1, bias=False)
         self.bn3 = BatchNorm2d(out_channels)
-        self._setup_se(se, placement, in_channels, out_channels, width_3x3)
-        self.downsample = downsample
+        self._init_se_and_shortcut(se, placement, in_channels, out_channels, width_3x3, downsample)
 
     def _branch_forward(self, x):
         h = self.bn1(self.conv1(x))  # N,width,·,·
         h, self._relu1_cache = ops.relu_forward(h)
         h = self.bn2(self.conv2(h))  # N,width_3x3,OH,OW
         h, self._relu2_cache = ops.relu_forward(h)
-        h = self._se("after_3x3", h)
         return self.bn3(self.conv3(h))  # N,C_out,OH,OW
 
     def _branch_backward(self, du):
         dh = self.conv3.backward(self.bn3.backward(du))
-        dh = self._se_backward("after_3x3", dh)
         dh = ops.relu_backward(dh, self._relu2_cache)
         dh = self.conv2.backward(self.bn2.backward(dh))
         dh = ops.relu_backward(dh, self._relu1_cache)
         return self.conv1.backward(self.bn1.backward(dh))
 
-    def _branch_trace(self, shape, name, records, se):
+    def _branch_trace(self, shape, name, records):
         for i in (1, 2, 3):
             conv, bn = getattr(self, f"conv{i}"), getattr(self, f"bn{i}")
             shape = bn.trace(conv.trace(shape, f"{name}.conv{i}", records), f"{name}.bn{i}", records)
-            if i == 2:
-                shape = se("after_3x3", shape)
         return shape
 
 

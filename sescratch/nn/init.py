@@ -6,7 +6,11 @@
 - Batch norm: ``γ = 1``, ``β = 0``.
 - Linear layers: PyTorch's default, ``w, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
 
-Random numbers come from one module-level generator; :func:`manual_seed` makes models reproducible.
+Random numbers come from the *current* generator. :func:`sescratch.models.create` builds every
+model inside ``with use_generator(np.random.default_rng(seed)):``, so a model's weights depend on
+its seed only, never on what was built before. Layers constructed directly (``nn.Conv2d(...)``
+outside ``create``) draw from a module-level default generator that :func:`manual_seed` resets.
+Dropout masks never come from here: they come from the run's generator (:meth:`Module.set_rng`).
 Inside ``with skip_init():`` the random initialisers return zeros instead: building SENet-154
 (115M parameters) only to count them, summarise it or load weights into it then costs no time.
 """
@@ -18,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["manual_seed", "generator", "skip_init", "kaiming_normal", "uniform_fan_in", "ones", "zeros"]
+__all__ = ["manual_seed", "use_generator", "skip_init", "kaiming_normal", "uniform_fan_in", "ones", "zeros"]
 
 _rng = np.random.default_rng(0)
 _random_init = True
@@ -36,13 +40,22 @@ def skip_init() -> Iterator[None]:
 
 
 def manual_seed(seed: int) -> None:
-    """Reset the generator every initialiser draws from."""
+    """Reset the default generator (the one layers built outside :func:`use_generator` draw from)."""
     global _rng
     _rng = np.random.default_rng(seed)
 
 
-def generator() -> np.random.Generator:
-    return _rng
+@contextmanager
+def use_generator(rng: np.random.Generator) -> Iterator[None]:
+    """Within the block, every initialiser draws from ``rng``; the previous generator comes back after."""
+    global _rng
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"use_generator: expected a numpy.random.Generator, got {type(rng).__name__}")
+    previous, _rng = _rng, rng
+    try:
+        yield
+    finally:
+        _rng = previous
 
 
 def kaiming_normal(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:

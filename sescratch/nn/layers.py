@@ -11,7 +11,6 @@ from collections import OrderedDict
 import numpy as np
 
 from sescratch import ops
-from sescratch.backend import get_array_module
 from sescratch.nn import init
 from sescratch.nn.module import Module, Parameter, Record, ShapeError
 
@@ -23,7 +22,6 @@ __all__ = [
     "Sigmoid",
     "GlobalAvgPool",
     "MaxPool2d",
-    "Dropout",
     "Identity",
     "Sequential",
     "conv_output_size",
@@ -265,34 +263,6 @@ class MaxPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class Dropout(Module):
-    """Zero each element with probability ``p`` in training and scale the rest by ``1/(1-p)``; identity in eval."""
-
-    def __init__(self, p=0.5):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            self._mask = None
-            return x
-        xp = get_array_module(x)
-        rng = init.generator() if xp is np else xp.random
-        self._mask = ((rng.random(x.shape) >= self.p) / (1.0 - self.p)).astype(x.dtype)  # same shape as x
-        return x * self._mask
-
-    def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
-
-    def trace(self, shape, name, records=None):
-        return tuple(shape)
-
-    def extra_repr(self):
-        return f"p={self.p}"
 
 
 class Sequential(Module):

@@ -81,6 +81,7 @@ class Module:
     """
 
     _buffer_names: tuple[str, ...] = ()
+    draws_random = False  # True for modules that need a generator from set_rng (Dropout)
 
     def __init__(self) -> None:
         self.training = True
@@ -150,6 +151,20 @@ class Module:
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad[...] = 0
+
+    def set_rng(self, rng: np.random.Generator) -> "Module":
+        """Give ``rng`` to every module of the tree that draws random numbers (:class:`Dropout`).
+
+        The generator belongs to the run (the trainer seeds it and checkpoints its state), never to
+        the weight initialisation, so a resumed run draws the same masks as an uninterrupted one.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{type(self).__name__}.set_rng: expected a numpy.random.Generator, "
+                            f"got {type(rng).__name__}")
+        for module in self.modules():
+            if module.draws_random:
+                module.rng = rng
+        return self
 
     def train(self, mode: bool = True) -> "Module":
         for module in self.modules():

@@ -1,40 +1,21 @@
-"""The Squeeze-and-Excitation block (paper §3), forward and backward written out step by step.
+"""The Squeeze-and-Excitation block (paper Sec. 3) as a module around :func:`sescratch.ops.se_block_forward`.
+
+The math, one line per equation, and its backward with the fan-out sum
+``du = du_scale + du_squeeze`` live in :mod:`sescratch.ops.se_block`; this module holds the two
+FCs' parameters (``fc1``: ``W_1`` (C_r, C), ``fc2``: ``W_2`` (C, C_r)), adds their gradients into
+``Parameter.grad`` and keeps the last excitation for analysis.
 
 Notation: ``u`` (N, C, H, W) the features to recalibrate, ``r`` the reduction ratio,
 ``C_r = hidden = max(C // r, 1)`` the bottleneck width of the excitation.
-
-Forward (one line per equation)::
-
-    z = F_sq(u)                 (N, C)      squeeze, Eq. 2: global average (or max) pooling
-    h = W_1 z + b_1             (N, C_r)    excitation, Eq. 3: dimensionality reduction
-    a = δ(h)                    (N, C_r)    ReLU
-    e = W_2 a + b_2             (N, C)      dimensionality increase
-    s = σ(e)                    (N, C)      gate (sigmoid; tanh, ReLU, hard sigmoid in the ablation)
-    y = F_scale(u, s) = s ⊙ u   (N, C, H, W) scale, Eq. 4
-
-Backward reads the same lines bottom-up. ``u`` feeds two places (the squeeze and the scale), so
-its gradient is the sum of two paths: ``du = du_from_scale + du_from_squeeze``.
-
-Extra parameters per block (Eq. 5, biases aside): ``2 C^2 / r``.
 """
 from __future__ import annotations
 
 from sescratch import ops
 from sescratch.nn.layers import Linear
 from sescratch.nn.module import Module, Record, ShapeError
+from sescratch.ops.se_block import GATES, SQUEEZES
 
 __all__ = ["SEBlock", "SQUEEZES", "GATES"]
-
-SQUEEZES = {
-    "avg": (ops.global_avg_pool_forward, ops.global_avg_pool_backward),
-    "max": (ops.global_max_pool_forward, ops.global_max_pool_backward),
-}
-GATES = {
-    "sigmoid": (ops.sigmoid_forward, ops.sigmoid_backward),
-    "tanh": (ops.tanh_forward, ops.tanh_backward),
-    "relu": (ops.relu_forward, ops.relu_backward),
-    "hard_sigmoid": (ops.hard_sigmoid_forward, ops.hard_sigmoid_backward),
-}
 
 
 class SEBlock(Module):
@@ -80,31 +61,25 @@ class SEBlock(Module):
         self.excitation = None
 
     def forward(self, u):
-        squeeze_forward, _ = SQUEEZES[self.squeeze]
-        gate_forward, _ = GATES[self.gate]
         if u.ndim != 4 or u.shape[1] != self.channels:
             raise ValueError(
                 f"SEBlock: expected u of shape (N, {self.channels}, H, W), got {tuple(u.shape)}"
             )
-        z, self._squeeze_cache = squeeze_forward(u)  # N,C
-        h = self.fc1(z)  # N,C_r
-        a, self._relu_cache = ops.relu_forward(h)  # N,C_r
-        e = self.fc2(a)  # N,C
-        s, self._gate_cache = gate_forward(e)  # N,C
-        y, self._scale_cache = ops.se_scale_forward(u, s)  # N,C,H,W
-        self.excitation = s
+        fc1, fc2 = self.fc1, self.fc2
+        y, self._cache = ops.se_block_forward(
+            u, fc1.weight.data, None if fc1.bias is None else fc1.bias.data,
+            fc2.weight.data, None if fc2.bias is None else fc2.bias.data,
+            squeeze=self.squeeze, gate=self.gate,
+        )  # N,C,H,W
+        self.excitation = self._cache.scale_cache.s  # N,C
         return y
 
     def backward(self, dy):
-        _, squeeze_backward = SQUEEZES[self.squeeze]
-        _, gate_backward = GATES[self.gate]
-        du_from_scale, ds = ops.se_scale_backward(dy, self._scale_cache)  # N,C,H,W and N,C
-        de = gate_backward(ds, self._gate_cache)  # N,C
-        da = self.fc2.backward(de)  # N,C_r   (adds dW_2, db_2)
-        dh = ops.relu_backward(da, self._relu_cache)  # N,C_r
-        dz = self.fc1.backward(dh)  # N,C     (adds dW_1, db_1)
-        du_from_squeeze = squeeze_backward(dz, self._squeeze_cache)  # N,C,H,W
-        du = du_from_scale + du_from_squeeze  # u fans out into the squeeze and the scale
+        du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._cache)
+        for layer, dw, db in ((self.fc1, dw1, db1), (self.fc2, dw2, db2)):
+            layer.weight.grad += dw
+            if layer.bias is not None:
+                layer.bias.grad += db
         return du
 
     def trace(self, shape, name, records=None):

@@ -8,7 +8,8 @@ that is cheaper.
 
 The paper's excitation (Eq. 3) is ``s = σ(W_2 δ(W_1 z))`` with δ = ReLU and σ = sigmoid; the
 TPAMI ablation also tries tanh and ReLU as the gate. Hard-sigmoid is PyTorch's
-``hardsigmoid`` ``relu6(x + 3) / 6``, the gate of mobile SE variants.
+``hardsigmoid`` ``relu6(x + 3) / 6``, the gate of mobile SE variants; ReLU6
+``min(max(x, 0), 6)`` is the activation of the MobileNet ports that clip their activations.
 Long form: ``docs/derivations/activations.md``.
 
 References
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_shape
 
 __all__ = [
-    "relu_forward", "relu_backward",
+    "relu_forward", "relu_backward", "relu_forward_reference", "relu_backward_reference",
     "sigmoid_forward", "sigmoid_backward",
     "tanh_forward", "tanh_backward",
     "hard_sigmoid_forward", "hard_sigmoid_backward",
+    "relu6_forward", "relu6_backward",
 ]
 
 
@@ -47,58 +49,23 @@ class HardSigmoidCache(NamedTuple):
     x: Any  # shape of x
 
 
+class Relu6Cache(NamedTuple):
+    y: Any  # shape of x
+
+
 def _check_dy(op: str, dy, saved) -> None:
     check_float_array(op, "dy", dy)
     check_shape(op, "dy", dy, saved.shape, "the shape of the forward output")
 
 
-def relu_forward(x):
-    """``y = max(x, 0)``.
-
-    Parameters
-    ----------
-    x : array, any shape, float32 or float64
-
-    Returns
-    -------
-    y : array, shape of ``x``
-    cache : ReluCache (holds ``y``)
-    """
-    check_float_array("relu_forward", "x", x)
-    xp = get_array_module(x)
-    kernel = get_kernel("relu", x) if x.ndim == 4 else None  # kernels take NCHW
-    if kernel is not None:
-        y = kernel(xp.ascontiguousarray(x))
-    else:
-        y = xp.maximum(x, 0)  # shape of x
-    return y, ReluCache(y)
+def relu_forward_reference(x):
+    """``y = max(x, 0)`` in ``xp`` (NaN propagates, as ``maximum``)."""
+    return get_array_module(x).maximum(x, 0)  # shape of x
 
 
-def relu_backward(dy, cache: ReluCache):
-    """Gradient of ReLU.
-
-    Parameters
-    ----------
-    dy : array, shape of the forward's ``x``
-    cache : ReluCache (holds ``y``)
-
-    Returns
-    -------
-    dx : array, shape of ``dy``
-
-    Derivation
-    ----------
-    ``y = x`` where ``x > 0`` and ``0`` elsewhere, so ``∂y/∂x = 1[x > 0]`` and
-    ``dx = dy * 1[y > 0]`` (``y > 0`` exactly where ``x > 0``). At the kink ``x = 0`` we take
-    the subgradient 0, as PyTorch does.
-    """
-    y = cache.y
-    _check_dy("relu_backward", dy, y)
-    xp = get_array_module(dy)
-    kernel = get_kernel("relu_backward", dy, y) if y.ndim == 4 else None
-    if kernel is not None:
-        return kernel(xp.ascontiguousarray(dy), xp.ascontiguousarray(y))
-    return xp.where(y > 0, dy, dy.dtype.type(0))  # shape of x
+def relu_backward_reference(dy, y):
+    """``dx = dy where y > 0, else 0`` in ``xp`` (``y`` is the forward's output)."""
+    return get_array_module(dy).where(y > 0, dy, dy.dtype.type(0))  # shape of x
 
 
 def sigmoid_forward(x):
@@ -225,3 +192,93 @@ def hard_sigmoid_backward(dy, cache: HardSigmoidCache):
     _check_dy("hard_sigmoid_backward", dy, x)
     xp = get_array_module(dy)
     return xp.where((x > -3) & (x < 3), dy / 6, dy.dtype.type(0))  # shape of x
+
+
+def relu6_forward(x):
+    """``y = min(max(x, 0), 6)`` (PyTorch's ``relu6``; NaN propagates).
+
+    Parameters
+    ----------
+    x : array, any shape, float32 or float64
+
+    Returns
+    -------
+    y : array, shape of ``x``, values in [0, 6]
+    cache : Relu6Cache (holds ``y``)
+    """
+    check_float_array("relu6_forward", "x", x)
+    xp = get_array_module(x)
+    y = xp.minimum(xp.maximum(x, 0), 6)  # shape of x
+    return y, Relu6Cache(y)
+
+
+def relu6_backward(dy, cache: Relu6Cache):
+    """Gradient of ReLU6.
+
+    Parameters
+    ----------
+    dy : array, shape of the forward's ``x``
+    cache : Relu6Cache (holds ``y``)
+
+    Returns
+    -------
+    dx : array, shape of ``dy``
+
+    Derivation
+    ----------
+    ``y = x`` on ``0 < x < 6`` (slope 1) and constant outside (slope 0), so
+    ``dx = dy * 1[0 < y < 6]`` (``0 < y < 6`` exactly where ``0 < x < 6``). At the corners
+    ``x = 0`` and ``x = 6`` we take 0, as PyTorch does (its ``hardtanh_backward``).
+    """
+    y = cache.y
+    _check_dy("relu6_backward", dy, y)
+    xp = get_array_module(dy)
+    return xp.where((y > 0) & (y < 6), dy, dy.dtype.type(0))  # shape of x
+
+
+# Dispatch: ReLU of NCHW maps runs a declared kernel or the reference; the gates above have none.
+_KERNELS = declare_kernels("relu_forward", "relu_backward")
+
+
+def relu_forward(x):
+    """``y = max(x, 0)``.
+
+    Parameters
+    ----------
+    x : array, any shape, float32 or float64
+
+    Returns
+    -------
+    y : array, shape of ``x``
+    cache : ReluCache (holds ``y``)
+    """
+    check_float_array("relu_forward", "x", x)
+    x = get_array_module(x).ascontiguousarray(x)
+    kernel = _KERNELS.get("relu_forward", x) if x.ndim == 4 else None  # kernels for NCHW maps
+    y = relu_forward_reference(x) if kernel is None else kernel(x)  # shape of x
+    return y, ReluCache(y)
+
+
+def relu_backward(dy, cache: ReluCache):
+    """Gradient of ReLU.
+
+    Parameters
+    ----------
+    dy : array, shape of the forward's ``x``
+    cache : ReluCache (holds ``y``)
+
+    Returns
+    -------
+    dx : array, shape of ``dy``
+
+    Derivation
+    ----------
+    ``y = x`` where ``x > 0`` and ``0`` elsewhere, so ``∂y/∂x = 1[x > 0]`` and
+    ``dx = dy * 1[y > 0]`` (``y > 0`` exactly where ``x > 0``). At the kink ``x = 0`` we take
+    the subgradient 0, as PyTorch does.
+    """
+    y = cache.y
+    _check_dy("relu_backward", dy, y)
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    kernel = _KERNELS.get("relu_backward", dy, y) if y.ndim == 4 else None
+    return relu_backward_reference(dy, y) if kernel is None else kernel(dy, y)

@@ -31,10 +31,14 @@ from __future__ import annotations
 import numbers
 from typing import Any, NamedTuple
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
 
-__all__ = ["BatchNorm2dCache", "batchnorm2d_forward", "batchnorm2d_backward"]
+__all__ = [
+    "BatchNorm2dCache", "batchnorm2d_forward", "batchnorm2d_backward",
+    "batchnorm2d_forward_reference", "batchnorm2d_backward_reference",
+    "batchnorm2d_eval_forward_reference",
+]
 
 
 class BatchNorm2dCache(NamedTuple):
@@ -78,6 +82,55 @@ def _check_inputs(op, x, gamma, beta, running_mean, running_var, training, momen
         )
 
 
+def batchnorm2d_forward_reference(x, gamma, beta, eps):
+    """Training-mode forward in ``xp``: ``(y, mean, var)``, the batch statistics float64 (C,).
+
+    Two passes (the mean, then the mean of squared deviations) with float64 accumulators.
+    """
+    xp = get_array_module(x)
+    mean = x.mean(axis=(0, 2, 3), dtype=xp.float64)  # C  float64 accumulator
+    xc = x - _per_channel(mean.astype(x.dtype))  # N,C,H,W  centred
+    var = (xc * xc).mean(axis=(0, 2, 3), dtype=xp.float64)  # C  biased, second pass
+    inv_std = 1 / xp.sqrt(var + eps)  # C
+    xhat = xc * _per_channel(inv_std.astype(x.dtype))  # N,C,H,W
+    y = _per_channel(gamma) * xhat + _per_channel(beta)  # N,C,H,W
+    return y, mean, var
+
+
+def batchnorm2d_eval_forward_reference(x, scale, shift):
+    """Eval-mode forward in ``xp``: the per-channel affine map ``y = x * scale + shift``."""
+    return x * _per_channel(scale) + _per_channel(shift)  # N,C,H,W
+
+
+def batchnorm2d_backward_reference(dy, x, mean, inv_std, gamma):
+    """Training-mode backward in ``xp``: ``(dx, dgamma, dbeta)``; see :func:`batchnorm2d_backward`."""
+    xp = get_array_module(dy)
+    N, C, H, W = x.shape
+    M = N * H * W
+    xhat = (x - _per_channel(mean)) * _per_channel(inv_std)  # N,C,H,W  recomputed
+    dbeta = dy.sum(axis=(0, 2, 3), dtype=xp.float64)  # C
+    dgamma = (dy * xhat).sum(axis=(0, 2, 3), dtype=xp.float64)  # C
+    g = _per_channel(gamma * inv_std)  # 1,C,1,1  d y / d x along the direct path
+    mean_term = _per_channel((dbeta / M).astype(x.dtype))  # 1,C,1,1  term (2)
+    var_term = xhat * _per_channel((dgamma / M).astype(x.dtype))  # N,C,H,W  term (3)
+    dx = g * (dy - mean_term - var_term)  # N,C,H,W  terms (1) + (2) + (3)
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+def _eval_backward(dy, x, mean, inv_std, gamma):
+    """Eval-mode backward: the statistics are constants, only the direct term (1) remains."""
+    xp = get_array_module(dy)
+    xhat = (x - _per_channel(mean)) * _per_channel(inv_std)  # N,C,H,W
+    dbeta = dy.sum(axis=(0, 2, 3), dtype=xp.float64)  # C
+    dgamma = (dy * xhat).sum(axis=(0, 2, 3), dtype=xp.float64)  # C
+    dx = _per_channel(gamma * inv_std) * dy  # N,C,H,W  term (1) only
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+
+# Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
+_KERNELS = declare_kernels("batchnorm2d_forward", "batchnorm2d_backward", "batchnorm2d_eval_forward")
+
+
 def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
                         momentum=0.1, eps=1e-5):
     """Normalise each channel, then scale by ``gamma`` and shift by ``beta``.
@@ -108,18 +161,11 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
     N, C, H, W = x.shape
     M = N * H * W
     if training:
-        kernel = get_kernel("bn_train_forward", x, gamma, beta)
-        if kernel is not None:
-            gamma_c, beta_c = xp.ascontiguousarray(gamma), xp.ascontiguousarray(beta)
-            y, mean, inv_std = kernel(x, gamma_c, beta_c, eps)  # N,C,H,W and C, C
-            var = 1 / inv_std.astype(xp.float64) ** 2 - eps  # C  recovered for the running stats
-        else:
-            mean = x.mean(axis=(0, 2, 3), dtype=xp.float64)  # C  float64 accumulator
-            xc = x - _per_channel(mean.astype(x.dtype))  # N,C,H,W  centred
-            var = (xc * xc).mean(axis=(0, 2, 3), dtype=xp.float64)  # C  biased, second pass
-            inv_std = 1 / xp.sqrt(var + eps)  # C
-            xhat = xc * _per_channel(inv_std.astype(x.dtype))  # N,C,H,W
-            y = _per_channel(gamma) * xhat + _per_channel(beta)  # N,C,H,W
+        gamma, beta = xp.ascontiguousarray(gamma), xp.ascontiguousarray(beta)
+        kernel = _KERNELS.get("batchnorm2d_forward", x, gamma, beta)
+        forward = batchnorm2d_forward_reference if kernel is None else kernel
+        y, mean, var = forward(x, gamma, beta, eps)  # N,C,H,W and C, C (float64)
+        inv_std = 1 / xp.sqrt(var + eps)  # C
         if running_mean is not None:
             running_mean[...] = (1 - momentum) * running_mean + momentum * mean
         if running_var is not None:
@@ -129,11 +175,9 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
         inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C
         scale = gamma * inv_std.astype(x.dtype)  # C
         shift = beta - mean.astype(x.dtype) * scale  # C
-        kernel = get_kernel("channel_affine", x, scale, shift)
-        if kernel is not None:
-            y = kernel(x, scale, shift)  # N,C,H,W
-        else:
-            y = x * _per_channel(scale) + _per_channel(shift)  # N,C,H,W
+        kernel = _KERNELS.get("batchnorm2d_eval_forward", x, scale, shift)
+        forward = batchnorm2d_eval_forward_reference if kernel is None else kernel
+        y = forward(x, scale, shift)  # N,C,H,W
     # astype copies: the cache keeps this step's statistics even after later in-place updates
     cache = BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, training)
     return y, cache
@@ -172,21 +216,9 @@ def batchnorm2d_backward(dy, cache: BatchNorm2dCache):
     x, mean, inv_std, gamma, training = cache
     check_float_array("batchnorm2d_backward", "dy", dy, ndim=4)
     check_shape("batchnorm2d_backward", "dy", dy, x.shape, "the shape of y")
-    xp = get_array_module(dy)
-    dy = xp.ascontiguousarray(dy)
-    kernel = get_kernel("bn_train_backward", dy, x) if training else None
-    if kernel is not None:
-        return kernel(dy, x, mean, inv_std, gamma)
-    N, C, H, W = x.shape
-    M = N * H * W
-    xhat = (x - _per_channel(mean)) * _per_channel(inv_std)  # N,C,H,W  recomputed
-    dbeta = dy.sum(axis=(0, 2, 3), dtype=xp.float64)  # C
-    dgamma = (dy * xhat).sum(axis=(0, 2, 3), dtype=xp.float64)  # C
-    g = _per_channel(gamma * inv_std)  # 1,C,1,1  d y / d x along the direct path
-    if training:
-        mean_term = _per_channel((dbeta / M).astype(x.dtype))  # 1,C,1,1  term (2)
-        var_term = xhat * _per_channel((dgamma / M).astype(x.dtype))  # N,C,H,W  term (3)
-        dx = g * (dy - mean_term - var_term)  # N,C,H,W  terms (1) + (2) + (3)
-    else:
-        dx = g * dy  # N,C,H,W  term (1) only: the statistics are constants
-    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    if not training:
+        return _eval_backward(dy, x, mean, inv_std, gamma)
+    kernel = _KERNELS.get("batchnorm2d_backward", dy, x)
+    backward = batchnorm2d_backward_reference if kernel is None else kernel
+    return backward(dy, x, mean, inv_std, gamma)

@@ -10,10 +10,11 @@ x : (N, C, H, W)    w : (K, C/G, KH, KW)    b : (K,)    y : (N, K, OH, OW)
 
 Output size: ``OH = (H + 2 PH - KH) // SH + 1`` and ``OW = (W + 2 PW - KW) // SW + 1``.
 
-The NumPy code below is the reference: *im2col* copies every receptive field into a column, one
-matrix product per group does all the multiply-adds, and *col2im* adds the columns' gradients back
-into the image. The fast kernels (:func:`sescratch.backend.get_kernel` names ``conv2d_forward``
-and ``conv2d_backward``: Numba on the CPU, CuPy on the GPU) compute the same thing.
+The reference (:func:`conv2d_forward_reference`, :func:`conv2d_backward_reference`, plain
+``xp`` code): *im2col* copies every receptive field into a column, one matrix product per group
+does all the multiply-adds, and *col2im* adds the columns' gradients back into the image. The
+public ops at the bottom check their inputs and dispatch to the kernels of the same names
+(Numba on the CPU, CuPy on the GPU), which compute the same thing, or run the reference.
 Long form: ``docs/derivations/conv2d.md``.
 
 References
@@ -26,10 +27,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape, pair
+from sescratch.ops.window import conv_output_size
 
-__all__ = ["Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_reference"]
+__all__ = [
+    "Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_reference",
+    "conv2d_forward_reference", "conv2d_backward_reference",
+]
 
 
 class Conv2dCache(NamedTuple):
@@ -71,8 +76,9 @@ def _check_inputs(op, x, w, b, stride, padding, groups):
 
 
 def _output_size(x, w, stride, padding):
+    """(OH, OW) of a convolution of ``x`` with ``w``."""
     (H, W), (KH, KW), (SH, SW), (PH, PW) = x.shape[2:], w.shape[2:], stride, padding
-    return (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    return conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
 
 
 def _im2col(x, KH, KW, stride, padding, OH, OW):
@@ -103,6 +109,69 @@ def _col2im(dcols, x_shape, stride, padding):
     return dx_pad[:, :, PH:PH + H, PW:PW + W]  # N,C,H,W  (the padding's gradient is dropped)
 
 
+def conv2d_forward_reference(x, w, b, stride, padding, groups):
+    """The forward in ``xp`` (im2col + one matrix product per group); checked, contiguous inputs.
+
+    ``stride`` and ``padding`` are (h, w) pairs; returns ``y`` of shape (N, K, OH, OW).
+    """
+    xp = get_array_module(x)
+    N, C, _, _ = x.shape
+    K, Cg, KH, KW = w.shape
+    G = groups
+    OH, OW = _output_size(x, w, stride, padding)
+    cols = _im2col(x, KH, KW, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
+    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
+    y = w_mat @ cols  # G,K/G,N*OH*OW  (one matrix product per group)
+    y = y.reshape(K, N, OH, OW).transpose(1, 0, 2, 3)  # N,K,OH,OW
+    if b is not None:
+        y = y + b[:, None, None]  # N,K,OH,OW  (b broadcast over n, oh, ow)
+    return xp.ascontiguousarray(y)
+
+
+def conv2d_backward_reference(dy, x, w, stride, padding, groups, has_bias):
+    """The backward in ``xp``: ``(dx, dw, db)`` (db None without a bias); see :func:`conv2d_backward`."""
+    xp = get_array_module(dy)
+    N, C, _, _ = x.shape
+    K, Cg, KH, KW = w.shape
+    G = groups
+    OH, OW = _output_size(x, w, stride, padding)
+    db = dy.sum(axis=(0, 2, 3)) if has_bias else None  # K
+    dy_mat = dy.transpose(1, 0, 2, 3).reshape(G, K // G, N * OH * OW)  # G,K/G,N*OH*OW
+    cols = _im2col(x, KH, KW, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
+    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
+    dw = (dy_mat @ cols.transpose(0, 2, 1)).reshape(w.shape)  # K,C/G,KH,KW
+    dcols = w_mat.transpose(0, 2, 1) @ dy_mat  # G,C/G*KH*KW,N*OH*OW
+    dx = _col2im(dcols.reshape(C, KH, KW, N, OH, OW), x.shape, stride, padding)  # N,C,H,W
+    return xp.ascontiguousarray(dx), dw, db
+
+
+def conv2d_reference(x, w, b=None, *, stride=1, padding=0, groups=1):
+    """The forward in plain loops over (n, k, oh, ow): the oracle the fast code is tested against.
+
+    Same arguments and output as :func:`conv2d_forward` (without the cache); NumPy only, slow.
+    """
+    stride, padding = _check_inputs("conv2d_reference", x, w, b, stride, padding, groups)
+    (SH, SW), (PH, PW) = stride, padding
+    N, C, _, _ = x.shape
+    K, Cg, KH, KW = w.shape
+    OH, OW = _output_size(x, w, stride, padding)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    y = np.zeros((N, K, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for k in range(K):
+            g = k // (K // groups)  # the group of output channel k reads input channels g*Cg ...
+            for oh in range(OH):
+                for ow in range(OW):
+                    i, j = oh * SH, ow * SW
+                    field = x_pad[n, g * Cg:(g + 1) * Cg, i:i + KH, j:j + KW]  # C/G,KH,KW
+                    y[n, k, oh, ow] = np.sum(field * w[k]) + (0 if b is None else b[k])
+    return y
+
+
+# Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
+_KERNELS = declare_kernels("conv2d_forward", "conv2d_backward")
+
+
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     """Cross-correlate a batch of images with a bank of filters.
 
@@ -128,21 +197,9 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     xp = get_array_module(x, w, b)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
     cache = Conv2dCache(x, w, b is not None, stride, padding, groups)
-    fast = get_kernel("conv2d_forward", x)
-    if fast is not None:
-        return fast(x, w, b, stride, padding, groups), cache
-
-    N, C, _, _ = x.shape
-    K, Cg, KH, KW = w.shape
-    G = groups
-    OH, OW = _output_size(x, w, stride, padding)
-    cols = _im2col(x, KH, KW, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
-    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
-    y = w_mat @ cols  # G,K/G,N*OH*OW  (one matrix product per group)
-    y = y.reshape(K, N, OH, OW).transpose(1, 0, 2, 3)  # N,K,OH,OW
-    if b is not None:
-        y = y + b[:, None, None]  # N,K,OH,OW  (b broadcast over n, oh, ow)
-    return xp.ascontiguousarray(y), cache
+    kernel = _KERNELS.get("conv2d_forward", x)
+    forward = conv2d_forward_reference if kernel is None else kernel
+    return forward(x, w, b, stride, padding, groups), cache
 
 
 def conv2d_backward(dy, cache: Conv2dCache):
@@ -178,45 +235,9 @@ def conv2d_backward(dy, cache: Conv2dCache):
       each gradient is computed group by group (dx of group g only sees w and dy of group g).
     """
     x, w, has_bias, stride, padding, groups = cache
-    N, C, _, _ = x.shape
-    K, Cg, KH, KW = w.shape
     OH, OW = _output_size(x, w, stride, padding)
-    check_shape("conv2d_backward", "dy", dy, (N, K, OH, OW), "the shape of y")
-    xp = get_array_module(dy)
-    dy = xp.ascontiguousarray(dy)
-    fast = get_kernel("conv2d_backward", dy)
-    if fast is not None:
-        return fast(dy, x, w, stride, padding, groups, has_bias)
-
-    G = groups
-    db = dy.sum(axis=(0, 2, 3)) if has_bias else None  # K
-    dy_mat = dy.transpose(1, 0, 2, 3).reshape(G, K // G, N * OH * OW)  # G,K/G,N*OH*OW
-    cols = _im2col(x, KH, KW, stride, padding, OH, OW).reshape(G, Cg * KH * KW, N * OH * OW)
-    w_mat = w.reshape(G, K // G, Cg * KH * KW)  # G,K/G,C/G*KH*KW
-    dw = (dy_mat @ cols.transpose(0, 2, 1)).reshape(w.shape)  # K,C/G,KH,KW
-    dcols = w_mat.transpose(0, 2, 1) @ dy_mat  # G,C/G*KH*KW,N*OH*OW
-    dx = _col2im(dcols.reshape(C, KH, KW, N, OH, OW), x.shape, stride, padding)  # N,C,H,W
-    return xp.ascontiguousarray(dx), dw, db
-
-
-def conv2d_reference(x, w, b=None, *, stride=1, padding=0, groups=1):
-    """The forward in plain loops over (n, k, oh, ow): the oracle the fast code is tested against.
-
-    Same arguments and output as :func:`conv2d_forward` (without the cache); NumPy only, slow.
-    """
-    stride, padding = _check_inputs("conv2d_reference", x, w, b, stride, padding, groups)
-    (SH, SW), (PH, PW) = stride, padding
-    N, C, _, _ = x.shape
-    K, Cg, KH, KW = w.shape
-    OH, OW = _output_size(x, w, stride, padding)
-    x_pad = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
-    y = np.zeros((N, K, OH, OW), dtype=x.dtype)
-    for n in range(N):
-        for k in range(K):
-            g = k // (K // groups)  # the group of output channel k reads input channels g*Cg ...
-            for oh in range(OH):
-                for ow in range(OW):
-                    i, j = oh * SH, ow * SW
-                    field = x_pad[n, g * Cg:(g + 1) * Cg, i:i + KH, j:j + KW]  # C/G,KH,KW
-                    y[n, k, oh, ow] = np.sum(field * w[k]) + (0 if b is None else b[k])
-    return y
+    check_shape("conv2d_backward", "dy", dy, (x.shape[0], w.shape[0], OH, OW), "the shape of y")
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    kernel = _KERNELS.get("conv2d_backward", dy)
+    backward = conv2d_backward_reference if kernel is None else kernel
+    return backward(dy, x, w, stride, padding, groups, has_bias)

@@ -1,23 +1,27 @@
-"""Max and average pooling over KH x KW windows, with PyTorch's defaults.
+"""Max and average pooling over KH x KW windows, with PyTorch's semantics.
 
 Notation
 --------
 N : batch size    C : channels    H, W : input height, width    KH, KW : window
 SH, SW (S) : stride (default: the window)    PH, PW (P) : padding, at most KH // 2, KW // 2
 OH = floor((H + 2 PH - KH) / SH) + 1        OW = floor((W + 2 PW - KW) / SW) + 1
+   (``ceil`` instead of ``floor`` with ``ceil_mode=True``, dropping a last window that would
+   start in the right padding: :func:`sescratch.ops.window.conv_output_size`)
 x : (N, C, H, W)    y : (N, C, OH, OW)
 
-As ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` with ``ceil_mode=False``: max pooling
-pads with -inf (padding never wins); average pooling pads with zeros and always divides by
-``KH * KW`` (``count_include_pad=True``). The NumPy code loops over the ``KH * KW`` taps of
-the window, each tap a strided view of the padded input covering all windows at once; the
-``*_reference`` functions loop over windows, the oracle of the tests.
-Long form: ``docs/derivations/pooling.md``.
+As ``torch.nn.functional.max_pool2d`` / ``avg_pool2d``: max pooling pads with -inf (padding
+never wins). Average pooling pads with zeros; with ``count_include_pad=True`` (the default)
+the divisor counts the padding cells of the window, with ``False`` only its input cells. The
+overhang of a ``ceil_mode`` window past the right padding is never counted (PyTorch's rule).
+The NumPy code loops over the ``KH * KW`` taps of the window, each tap a strided view of the
+padded input covering all windows at once; the ``*_reference`` functions loop over windows,
+the oracle of the tests. Long form: ``docs/derivations/pooling.md``.
 
 References
 ----------
 He et al., *Deep Residual Learning*, CVPR 2016 (3x3 max pool of the ResNet stem, kept by the
-SE-ResNets: Hu, Shen, Sun, CVPR 2018, Table 1).
+SE-ResNets: Hu, Shen, Sun, CVPR 2018, Table 1); Szegedy et al., *Going Deeper with
+Convolutions*, CVPR 2015 (``ceil_mode`` pooling and 3x3 stride-1 average pooling in Inception).
 """
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_shape, pair
+from sescratch.ops.window import check_allocation, conv_output_size
 
 __all__ = [
     "PoolGeometry", "MaxPool2dCache", "AvgPool2dCache",
     "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_reference",
+    "max_pool2d_forward_reference", "max_pool2d_backward_reference",
     "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_reference",
 ]
 
@@ -48,6 +54,8 @@ class PoolGeometry(NamedTuple):
     PW: int
     OH: int
     OW: int
+    EH: int = 0  # extra padding rows at the bottom for ceil_mode's last windows
+    EW: int = 0  # extra padding columns on the right
 
 
 class MaxPool2dCache(NamedTuple):
@@ -57,26 +65,41 @@ class MaxPool2dCache(NamedTuple):
 
 class AvgPool2dCache(NamedTuple):
     geometry: PoolGeometry
+    divisor: Any  # OH,OW  cells counted in each window
 
 
-def _geometry(op, x, kernel_size, stride, padding) -> PoolGeometry:
+def _geometry(op, x, kernel_size, stride, padding, ceil_mode) -> PoolGeometry:
     check_float_array(op, "x", x, ndim=4)
-    N, C, H, W = x.shape
     KH, KW = pair(op, "kernel_size", kernel_size, minimum=1)
     SH, SW = pair(op, "stride", kernel_size if stride is None else stride, minimum=1)
     PH, PW = pair(op, "padding", padding, minimum=0)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ValueError(f"{op}: argument 'ceil_mode' must be True or False, got {ceil_mode!r}")
+    N, C, H, W = x.shape
     if PH > KH // 2 or PW > KW // 2:
         raise ValueError(
             f"{op}: argument 'padding' must be at most half the kernel "
             f"(<= {(KH // 2, KW // 2)}), got {(PH, PW)}"
         )
-    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
     if H + 2 * PH < KH or W + 2 * PW < KW:
         raise ValueError(
             f"{op}: argument 'kernel_size' {(KH, KW)} is larger than the padded input "
             f"{(H + 2 * PH, W + 2 * PW)} (x of shape {tuple(x.shape)}, padding {(PH, PW)})"
         )
-    return PoolGeometry(N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
+    g = _window(x.shape, KH, KW, SH, SW, PH, PW, bool(ceil_mode))
+    check_allocation(op, "padding", padding, {
+        "the padded input": (N, C, H + 2 * PH + g.EH, W + 2 * PW + g.EW), "y": (N, C, g.OH, g.OW)})
+    return g
+
+
+def _window(shape, KH, KW, SH, SW, PH, PW, ceil_mode=False) -> PoolGeometry:
+    """The geometry of a (checked) pooling of an input of ``shape`` (N, C, H, W)."""
+    N, C, H, W = shape
+    OH = conv_output_size(H, KH, SH, PH, ceil_mode=ceil_mode)
+    OW = conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode)
+    EH = max(0, (OH - 1) * SH + KH - (H + 2 * PH))  # how far the last window overhangs
+    EW = max(0, (OW - 1) * SW + KW - (W + 2 * PW))
+    return PoolGeometry(N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, EH, EW)
 
 
 def _tap(xpad, i, j, g: PoolGeometry):
@@ -86,7 +109,17 @@ def _tap(xpad, i, j, g: PoolGeometry):
 
 def _pad(x, g: PoolGeometry, value):
     xp = get_array_module(x)
-    return xp.pad(x, ((0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)), constant_values=value)
+    widths = ((0, 0), (0, 0), (g.PH, g.PH + g.EH), (g.PW, g.PW + g.EW))
+    return xp.pad(x, widths, constant_values=value)  # N,C,H+2PH+EH,W+2PW+EW
+
+
+def _counts(xp, size, K, S, P, O, count_include_pad):
+    """Cells of each window along one axis: padding included or not, the overhang never."""
+    start = xp.arange(O) * S - P  # O
+    end = xp.minimum(start + K, size + P)  # O  (a ceil_mode window stops at the right padding)
+    if not count_include_pad:
+        start, end = xp.maximum(start, 0), xp.minimum(end, size)
+    return end - start  # O
 
 
 def _check_dy(op, dy, g: PoolGeometry):
@@ -94,28 +127,14 @@ def _check_dy(op, dy, g: PoolGeometry):
     check_shape(op, "dy", dy, (g.N, g.C, g.OH, g.OW), "the shape of y")
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """Maximum over each KH x KW window.
+def max_pool2d_forward_reference(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
+    """Max pooling in ``xp``, one strided view per tap; returns ``(y, argmax)``, both (N, C, OH, OW).
 
-    Parameters
-    ----------
-    x : array, shape (N, C, H, W), float32 or float64
-    kernel_size, stride, padding : int or (h, w) pair
-        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
-
-    Returns
-    -------
-    y : array, shape (N, C, OH, OW)
-    cache : MaxPool2dCache (the argmax of each window: on ties the first maximum in row-major
-        order, as PyTorch; a NaN counts as the maximum, the first NaN wins)
+    ``argmax`` is the int64 flat index ``h * W + w`` of each window's winner in its (n, c) plane.
     """
-    g = _geometry("max_pool2d_forward", x, kernel_size, stride, padding)
+    g = _window(x.shape, KH, KW, SH, SW, PH, PW, ceil_mode)
     xp = get_array_module(x)
-    kernel = get_kernel("max_pool2d", x)
-    if kernel is not None:
-        y, argmax = kernel(xp.ascontiguousarray(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)
-        return y, MaxPool2dCache(g, argmax)
-    xpad = _pad(x, g, -xp.inf)  # N,C,H+2PH,W+2PW
+    xpad = _pad(x, g, -xp.inf)  # N,C,H+2PH+EH,W+2PW+EW
     top = xp.arange(g.OH)[:, None] * g.SH - g.PH  # OH,1   first row of each window
     left = xp.arange(g.OW)[None, :] * g.SW - g.PW  # 1,OW  first column of each window
     y = xp.full((g.N, g.C, g.OH, g.OW), -xp.inf, dtype=x.dtype)  # N,C,OH,OW
@@ -127,6 +146,145 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
             y = xp.where(better, tap, y)  # N,C,OH,OW
             argmax = xp.where(better, (top + i) * g.W + (left + j), argmax)  # N,C,OH,OW
     argmax = xp.broadcast_to(argmax, y.shape).astype(xp.int64)  # N,C,OH,OW
+    return y, argmax
+
+
+def max_pool2d_backward_reference(dy, argmax, H, W):
+    """Scatter-add of ``dy`` to the winners: ``dx[n, c].flat[argmax[n, c, i]] += dy[n, c, i]``."""
+    xp = get_array_module(dy)
+    N, C = dy.shape[:2]
+    plane = xp.arange(N * C).reshape(N, C, 1, 1) * (H * W)  # N,C,1,1
+    target = (plane + argmax).ravel()  # N*C*OH*OW  flat index into x
+    dx = xp.bincount(target, weights=dy.ravel(), minlength=N * C * H * W)  # scatter-add
+    return dx.reshape(N, C, H, W).astype(dy.dtype)  # N,C,H,W
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
+                       count_include_pad=True):
+    """Mean over each KH x KW window.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+    kernel_size, stride, padding : int or (h, w) pair
+        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
+    ceil_mode : bool
+        Round the output size up (see the module notation).
+    count_include_pad : bool
+        Divide by the window's cells including the zero padding (True, PyTorch's default) or
+        by its input cells only.
+
+    Returns
+    -------
+    y : array, shape (N, C, OH, OW)
+    cache : AvgPool2dCache
+    """
+    op = "avg_pool2d_forward"
+    g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise ValueError(f"{op}: argument 'count_include_pad' must be True or False, "
+                         f"got {count_include_pad!r}")
+    xp = get_array_module(x)
+    rows = _counts(xp, g.H, g.KH, g.SH, g.PH, g.OH, count_include_pad)  # OH
+    cols = _counts(xp, g.W, g.KW, g.SW, g.PW, g.OW, count_include_pad)  # OW
+    divisor = (rows[:, None] * cols[None, :]).astype(x.dtype)  # OH,OW
+    xpad = _pad(x, g, 0)  # N,C,H+2PH+EH,W+2PW+EW
+    y = xp.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)  # N,C,OH,OW
+    for i in range(g.KH):
+        for j in range(g.KW):
+            y += _tap(xpad, i, j, g)  # N,C,OH,OW
+    return y / divisor, AvgPool2dCache(g, divisor)
+
+
+def avg_pool2d_backward(dy, cache: AvgPool2dCache):
+    """Gradient of average pooling.
+
+    Parameters
+    ----------
+    dy : array, shape (N, C, OH, OW)
+    cache : AvgPool2dCache
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+
+    Derivation
+    ----------
+    ``y[oh, ow] = (1 / D[oh, ow]) sum_{i, j} xpad[oh S + i, ow S + j]`` with the divisor ``D``
+    a constant of the geometry (``KH KW`` by default), so each window sends ``dy[oh, ow] / D``
+    to each of its ``KH KW`` entries; overlapping windows add up (one ``+=`` per tap,
+    mirroring the forward). Gradients landing on the padding are dropped.
+    """
+    g, divisor = cache
+    _check_dy("avg_pool2d_backward", dy, g)
+    xp = get_array_module(dy)
+    share = dy / divisor.astype(dy.dtype)  # N,C,OH,OW
+    dxpad = xp.zeros((g.N, g.C, g.H + 2 * g.PH + g.EH, g.W + 2 * g.PW + g.EW), dtype=dy.dtype)
+    for i in range(g.KH):
+        for j in range(g.KW):
+            _tap(dxpad, i, j, g)[...] += share  # N,C,OH,OW into a strided view
+    return xp.ascontiguousarray(dxpad[:, :, g.PH: g.PH + g.H, g.PW: g.PW + g.W])  # N,C,H,W
+
+
+def _loop_pool(op, x, kernel_size, stride, padding, ceil_mode, window_value):
+    """Plain loops over windows: ``window_value(cells, rows, cols)`` per window (NumPy only)."""
+    g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
+    x = np.asarray(x)
+    y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+    for oh in range(g.OH):
+        for ow in range(g.OW):
+            r, s = oh * g.SH - g.PH, ow * g.SW - g.PW  # the window's first row, column
+            rows = (r, min(r + g.KH, g.H + g.PH))  # the padded rows it covers
+            cols = (s, min(s + g.KW, g.W + g.PW))
+            cells = x[:, :, max(r, 0): min(r + g.KH, g.H), max(s, 0): min(s + g.KW, g.W)]
+            y[:, :, oh, ow] = window_value(cells, rows, cols)
+    return y
+
+
+def max_pool2d_reference(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
+    """Plain-loop max pooling (NumPy only): the oracle of :func:`max_pool2d_forward`."""
+    return _loop_pool("max_pool2d_reference", x, kernel_size, stride, padding, ceil_mode,
+                      lambda cells, rows, cols: cells.max(axis=(2, 3)))
+
+
+def avg_pool2d_reference(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
+                         count_include_pad=True):
+    """Plain-loop average pooling (NumPy only): the oracle of :func:`avg_pool2d_forward`."""
+
+    def mean(cells, rows, cols):
+        counted = (rows[1] - rows[0]) * (cols[1] - cols[0])
+        return cells.sum(axis=(2, 3)) / (counted if count_include_pad else cells[0, 0].size)
+
+    return _loop_pool("avg_pool2d_reference", x, kernel_size, stride, padding, ceil_mode, mean)
+
+
+# Dispatch: the public max-pooling ops check their inputs, then run a declared kernel or the
+# reference. Average pooling has no kernel: its functions above are the op.
+_KERNELS = declare_kernels("max_pool2d_forward", "max_pool2d_backward")
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
+    """Maximum over each KH x KW window.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+    kernel_size, stride, padding : int or (h, w) pair
+        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
+    ceil_mode : bool
+        Round the output size up (see the module notation).
+
+    Returns
+    -------
+    y : array, shape (N, C, OH, OW)
+    cache : MaxPool2dCache (the argmax of each window: on ties the first maximum in row-major
+        order, as PyTorch; a NaN counts as the maximum, the first NaN wins)
+    """
+    g = _geometry("max_pool2d_forward", x, kernel_size, stride, padding, ceil_mode)
+    x = get_array_module(x).ascontiguousarray(x)
+    kernel = _KERNELS.get("max_pool2d_forward", x)
+    forward = max_pool2d_forward_reference if kernel is None else kernel
+    y, argmax = forward(x, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, bool(ceil_mode))
     return y, MaxPool2dCache(g, argmax)
 
 
@@ -151,93 +309,7 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache):
     """
     g, argmax = cache
     _check_dy("max_pool2d_backward", dy, g)
-    xp = get_array_module(dy)
-    kernel = get_kernel("max_pool2d_backward", dy, argmax)
-    if kernel is not None:
-        return kernel(xp.ascontiguousarray(dy), argmax, g.H, g.W)
-    plane = xp.arange(g.N * g.C).reshape(g.N, g.C, 1, 1) * (g.H * g.W)  # N,C,1,1
-    target = (plane + argmax).ravel()  # N*C*OH*OW  flat index into x
-    dx = xp.bincount(target, weights=dy.ravel(), minlength=g.N * g.C * g.H * g.W)  # scatter-add
-    return dx.reshape(g.N, g.C, g.H, g.W).astype(dy.dtype)  # N,C,H,W
-
-
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
-    """Mean over each KH x KW window (zero padding counted: divisor always KH * KW).
-
-    Parameters
-    ----------
-    x : array, shape (N, C, H, W), float32 or float64
-    kernel_size, stride, padding : int or (h, w) pair
-        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
-
-    Returns
-    -------
-    y : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-    """
-    g = _geometry("avg_pool2d_forward", x, kernel_size, stride, padding)
-    xp = get_array_module(x)
-    xpad = _pad(x, g, 0)  # N,C,H+2PH,W+2PW
-    y = xp.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)  # N,C,OH,OW
-    for i in range(g.KH):
-        for j in range(g.KW):
-            y += _tap(xpad, i, j, g)  # N,C,OH,OW
-    return y / (g.KH * g.KW), AvgPool2dCache(g)
-
-
-def avg_pool2d_backward(dy, cache: AvgPool2dCache):
-    """Gradient of average pooling.
-
-    Parameters
-    ----------
-    dy : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-
-    Returns
-    -------
-    dx : array, shape (N, C, H, W)
-
-    Derivation
-    ----------
-    ``y[oh, ow] = (1 / (KH KW)) sum_{i, j} xpad[oh S + i, ow S + j]``, so each window sends
-    ``dy[oh, ow] / (KH KW)`` to each of its ``KH KW`` entries; overlapping windows add up
-    (one ``+=`` per tap, mirroring the forward). Gradients landing on the padding are dropped.
-    """
-    (g,) = cache
-    _check_dy("avg_pool2d_backward", dy, g)
-    xp = get_array_module(dy)
-    share = dy / (g.KH * g.KW)  # N,C,OH,OW
-    dxpad = xp.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=dy.dtype)
-    for i in range(g.KH):
-        for j in range(g.KW):
-            _tap(dxpad, i, j, g)[...] += share  # N,C,OH,OW into a strided view
-    return xp.ascontiguousarray(dxpad[:, :, g.PH: g.PH + g.H, g.PW: g.PW + g.W])  # N,C,H,W
-
-
-def max_pool2d_reference(x, kernel_size, stride=None, padding=0):
-    """Plain-loop max pooling (NumPy only): the oracle of :func:`max_pool2d_forward`."""
-    g = _geometry("max_pool2d_reference", x, kernel_size, stride, padding)
-    xpad = np.pad(np.asarray(x), ((0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)),
-                  constant_values=-np.inf)
-    y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-    for n in range(g.N):
-        for c in range(g.C):
-            for oh in range(g.OH):
-                for ow in range(g.OW):
-                    r, s = oh * g.SH, ow * g.SW
-                    y[n, c, oh, ow] = xpad[n, c, r: r + g.KH, s: s + g.KW].max()
-    return y
-
-
-def avg_pool2d_reference(x, kernel_size, stride=None, padding=0):
-    """Plain-loop average pooling (NumPy only): the oracle of :func:`avg_pool2d_forward`."""
-    g = _geometry("avg_pool2d_reference", x, kernel_size, stride, padding)
-    xpad = np.pad(np.asarray(x), ((0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)))
-    y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-    for n in range(g.N):
-        for c in range(g.C):
-            for oh in range(g.OH):
-                for ow in range(g.OW):
-                    r, s = oh * g.SH, ow * g.SW
-                    y[n, c, oh, ow] = xpad[n, c, r: r + g.KH, s: s + g.KW].sum() / (g.KH * g.KW)
-    return y
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    kernel = _KERNELS.get("max_pool2d_backward", dy, argmax)
+    backward = max_pool2d_backward_reference if kernel is None else kernel
+    return backward(dy, argmax, g.H, g.W)

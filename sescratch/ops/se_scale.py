@@ -17,15 +17,41 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
 
-__all__ = ["SEScaleCache", "se_scale_forward", "se_scale_backward"]
+__all__ = [
+    "SEScaleCache", "se_scale_forward", "se_scale_backward",
+    "se_scale_forward_reference", "se_scale_backward_reference",
+]
 
 
 class SEScaleCache(NamedTuple):
     u: Any  # N,C,H,W
     s: Any  # N,C
+
+
+def _check_inputs(op, u, s):
+    check_float_array(op, "u", u, ndim=4)
+    check_float_array(op, "s", s, ndim=2)
+    check_shape(op, "s", s, u.shape[:2], "one weight per (sample, channel) of u")
+    check_same_dtype(op, u=u, s=s)
+
+
+def se_scale_forward_reference(u, s):
+    """``y = u * s[:, :, None, None]`` in ``xp``."""
+    return u * s[:, :, None, None]  # N,C,1,1 broadcast over H,W
+
+
+def se_scale_backward_reference(dy, u, s):
+    """``(du, ds)`` in ``xp``: ``du = dy * s``, ``ds = sum_{i, j} dy * u``."""
+    du = dy * s[:, :, None, None]  # N,C,H,W
+    ds = (dy * u).sum(axis=(2, 3))  # N,C
+    return du, ds
+
+
+# Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
+_KERNELS = declare_kernels("se_scale_forward", "se_scale_backward")
 
 
 def se_scale_forward(u, s):
@@ -41,18 +67,12 @@ def se_scale_forward(u, s):
     y : array, shape (N, C, H, W)
     cache : SEScaleCache
     """
-    op = "se_scale_forward"
-    check_float_array(op, "u", u, ndim=4)
-    check_float_array(op, "s", s, ndim=2)
-    check_shape(op, "s", s, u.shape[:2], "one weight per (sample, channel) of u")
-    check_same_dtype(op, u=u, s=s)
+    _check_inputs("se_scale_forward", u, s)
     xp = get_array_module(u, s)
-    kernel = get_kernel("se_scale", u, s)
-    if kernel is not None:
-        y = kernel(xp.ascontiguousarray(u), xp.ascontiguousarray(s))  # N,C,H,W
-    else:
-        y = u * s[:, :, None, None]  # N,C,1,1 broadcast over H,W
-    return y, SEScaleCache(u, s)
+    u, s = xp.ascontiguousarray(u), xp.ascontiguousarray(s)
+    kernel = _KERNELS.get("se_scale_forward", u, s)
+    forward = se_scale_forward_reference if kernel is None else kernel
+    return forward(u, s), SEScaleCache(u, s)  # N,C,H,W
 
 
 def se_scale_backward(dy, cache: SEScaleCache):
@@ -77,10 +97,7 @@ def se_scale_backward(dy, cache: SEScaleCache):
     u, s = cache
     check_float_array("se_scale_backward", "dy", dy, ndim=4)
     check_shape("se_scale_backward", "dy", dy, u.shape, "the shape of y")
-    xp = get_array_module(dy)
-    kernel = get_kernel("se_scale_backward", dy, u, s)
-    if kernel is not None:
-        return kernel(xp.ascontiguousarray(dy), xp.ascontiguousarray(u), xp.ascontiguousarray(s))
-    du = dy * s[:, :, None, None]  # N,C,H,W
-    ds = (dy * u).sum(axis=(2, 3))  # N,C
-    return du, ds
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    kernel = _KERNELS.get("se_scale_backward", dy, u, s)
+    backward = se_scale_backward_reference if kernel is None else kernel
+    return backward(dy, u, s)

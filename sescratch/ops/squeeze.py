@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sescratch.backend import get_array_module, get_kernel
+from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_shape
 
 __all__ = [
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
+    "global_avg_pool_forward_reference", "global_avg_pool_backward_reference",
     "GlobalMaxPoolCache", "global_max_pool_forward", "global_max_pool_backward",
 ]
 
@@ -36,54 +37,15 @@ class GlobalMaxPoolCache(NamedTuple):
     argmax: Any  # N,C  flat index into the H*W plane
 
 
-def global_avg_pool_forward(x):
-    """Squeeze by averaging: ``z[n, c] = (1 / (H W)) sum_{i, j} x[n, c, i, j]`` (Eq. 2).
-
-    Parameters
-    ----------
-    x : array, shape (N, C, H, W), float32 or float64
-
-    Returns
-    -------
-    z : array, shape (N, C), dtype of ``x``
-    cache : GlobalAvgPoolCache
-    """
-    check_float_array("global_avg_pool_forward", "x", x, ndim=4)
-    xp = get_array_module(x)
-    kernel = get_kernel("global_avg_pool", x)
-    if kernel is not None:
-        z = kernel(xp.ascontiguousarray(x))  # N,C
-    else:
-        z = x.mean(axis=(2, 3))  # N,C
-    return z, GlobalAvgPoolCache(tuple(x.shape))
+def global_avg_pool_forward_reference(x):
+    """``z[n, c] = mean_{i, j} x[n, c, i, j]`` in ``xp``; (N, C, H, W) -> (N, C)."""
+    return x.mean(axis=(2, 3))  # N,C
 
 
-def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache):
-    """Gradient of global average pooling.
-
-    Parameters
-    ----------
-    dz : array, shape (N, C)
-    cache : GlobalAvgPoolCache
-
-    Returns
-    -------
-    dx : array, shape (N, C, H, W), a new (writable) array
-
-    Derivation
-    ----------
-    ``∂z[n, c] / ∂x[n, c, i, j] = 1 / (H W)`` for every position and 0 across channels or
-    samples, so ``dx[n, c, i, j] = dz[n, c] / (H W)``: the channel's gradient is spread
-    evenly back over its ``H W`` positions.
-    """
-    N, C, H, W = cache.shape
-    check_float_array("global_avg_pool_backward", "dz", dz, ndim=2)
-    check_shape("global_avg_pool_backward", "dz", dz, (N, C), "the shape of z")
-    xp = get_array_module(dz)
-    kernel = get_kernel("global_avg_pool_backward", dz)
-    if kernel is not None:
-        return kernel(xp.ascontiguousarray(dz), H, W)  # N,C,H,W
-    dx = xp.empty((N, C, H, W), dtype=dz.dtype)  # N,C,H,W
+def global_avg_pool_backward_reference(dz, H, W):
+    """``dx[n, c, i, j] = dz[n, c] / (H W)`` in ``xp``; (N, C) -> a new (N, C, H, W) array."""
+    N, C = dz.shape
+    dx = get_array_module(dz).empty((N, C, H, W), dtype=dz.dtype)  # N,C,H,W
     dx[...] = dz[:, :, None, None] / (H * W)  # N,C,1,1 broadcast to N,C,H,W
     return dx
 
@@ -140,3 +102,53 @@ def global_max_pool_backward(dz, cache: GlobalMaxPoolCache):
     c = xp.arange(C)[None, :]  # 1,C
     dx[n, c, cache.argmax] = dz  # N,C scattered into N,C,HW
     return dx.reshape(N, C, H, W)  # N,C,H,W
+
+
+# Dispatch: the average squeeze runs a declared kernel or the reference; the max squeeze has none.
+_KERNELS = declare_kernels("global_avg_pool_forward", "global_avg_pool_backward")
+
+
+def global_avg_pool_forward(x):
+    """Squeeze by averaging: ``z[n, c] = (1 / (H W)) sum_{i, j} x[n, c, i, j]`` (Eq. 2).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+
+    Returns
+    -------
+    z : array, shape (N, C), dtype of ``x``
+    cache : GlobalAvgPoolCache
+    """
+    check_float_array("global_avg_pool_forward", "x", x, ndim=4)
+    x = get_array_module(x).ascontiguousarray(x)
+    kernel = _KERNELS.get("global_avg_pool_forward", x)
+    forward = global_avg_pool_forward_reference if kernel is None else kernel
+    return forward(x), GlobalAvgPoolCache(tuple(x.shape))  # N,C
+
+
+def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache):
+    """Gradient of global average pooling.
+
+    Parameters
+    ----------
+    dz : array, shape (N, C)
+    cache : GlobalAvgPoolCache
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W), a new (writable) array
+
+    Derivation
+    ----------
+    ``∂z[n, c] / ∂x[n, c, i, j] = 1 / (H W)`` for every position and 0 across channels or
+    samples, so ``dx[n, c, i, j] = dz[n, c] / (H W)``: the channel's gradient is spread
+    evenly back over its ``H W`` positions.
+    """
+    N, C, H, W = cache.shape
+    check_float_array("global_avg_pool_backward", "dz", dz, ndim=2)
+    check_shape("global_avg_pool_backward", "dz", dz, (N, C), "the shape of z")
+    dz = get_array_module(dz).ascontiguousarray(dz)
+    kernel = _KERNELS.get("global_avg_pool_backward", dz)
+    backward = global_avg_pool_backward_reference if kernel is None else kernel
+    return backward(dz, H, W)  # N,C,H,W

@@ -30,6 +30,6 @@ def cli(monkeypatch):
 def no_training_curves(monkeypatch):
     """Skip the trainer's per-epoch curves.png (Matplotlib takes most of a tiny run's time);
     the analysis's own figures are still drawn and checked."""
-    import sescratch.train
+    import sescratch.train.trainer
 
-    monkeypatch.setattr(sescratch.train, "plot_curves", lambda *args, **kwargs: None)
+    monkeypatch.setattr(sescratch.train.trainer, "plot_curves", lambda *args, **kwargs: None)

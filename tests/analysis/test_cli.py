@@ -12,8 +12,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.parametrize("name, extra, rows", [
     ("se-vs-plain", ["--depths", "20"], 2),
-    ("reduction", ["--ratios", "8,16"], 3),
-    ("variants", ["--tables", "gate"], 3),
+    pytest.param("reduction", ["--ratios", "8,16"], 3, marks=pytest.mark.slow),
+    pytest.param("variants", ["--tables", "gate"], 3, marks=pytest.mark.slow),
 ])
 def test_experiment_commands(cli, tmp_path, capsys, name, extra, rows):
     out = tmp_path / "exp"
@@ -56,6 +56,7 @@ def trained(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # draws the two figures
 def test_excitations_command(cli, trained, tmp_path, capsys):
     out = tmp_path / "fig6"
     argv = ["excitations", "--checkpoint", str(trained / "se" / "best.npz"), "--classes", "class_1,3",

@@ -48,6 +48,7 @@ def test_corrupt_embedded_file_names_file_and_reason(tmp_path):
         embedded.load_fashion_mnist_subset(tmp_path / "absent.npz")
 
 
+@pytest.mark.slow  # reads and compresses the whole Fashion-MNIST
 @pytest.mark.skipif(not (DEBIAN / "train-images-idx3-ubyte.gz").exists(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_rebuild_reproduces_the_shipped_file(tmp_path, monkeypatch):

@@ -12,17 +12,9 @@ from hypothesis import strategies as st
 
 from sescratch import backend
 from sescratch.ops import conv as conv_op
-from tests.helpers import to_numpy
-
-pytest.importorskip("numba")
-from sescratch.kernels.numba import conv as nb_conv  # noqa: E402
-
-TOL = {np.float64: 1e-10, np.float32: 1e-4}
-FAMILIES = [
-    "numba",
-    pytest.param("cupy", marks=pytest.mark.skipif(not backend.cupy_available(),
-                                                  reason="CuPy with a GPU is not available")),
-]
+from sescratch.ops.window import conv_output_size
+from tests.helpers import DTYPES, KERNEL_FAMILIES as FAMILIES, KERNEL_TOL as TOL, family_modules, to_numpy
+from tests.helpers import relative_error as _rel
 
 
 @st.composite
@@ -37,25 +29,8 @@ def problems(draw, winograd):
     return (draw(st.integers(1, 3)), C, H, W), (K, C // groups, KH, KW), stride, padding, groups
 
 
-def _family(family):
-    """The family's kernel module and array module."""
-    if family == "cupy":
-        import cupy
-
-        from sescratch.kernels.cupy import conv
-
-        return conv, cupy
-    return nb_conv, np
-
-
-def _rel(a, b):
-    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300)
-
-
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("winograd", [True, False], ids=["winograd", "im2col"])
 @given(data=st.data())
 def test_kernels_equal_numpy_reference(family, dtype, winograd, data):
@@ -71,11 +46,11 @@ def test_kernels_equal_numpy_reference(family, dtype, winograd, data):
         dy = rng.standard_normal(y_ref.shape).astype(dtype)
         grads_ref = conv_op.conv2d_backward(dy, cache)
 
-    kernels, xp = _family(family)
+    kernels, xp = family_modules(family)
     x_, w_, dy_ = xp.asarray(x), xp.asarray(w), xp.asarray(dy)
     b_ = None if b is None else xp.asarray(b)
-    y = kernels.conv2d_forward(x_, w_, b_, stride, padding, groups)
-    grads = kernels.conv2d_backward(dy_, x_, w_, stride, padding, groups, bias)
+    y = kernels["conv2d_forward"](x_, w_, b_, stride, padding, groups)
+    grads = kernels["conv2d_backward"](dy_, x_, w_, stride, padding, groups, bias)
     assert to_numpy(y).dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
     for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
         if g_ref is None:
@@ -87,10 +62,11 @@ def test_kernels_equal_numpy_reference(family, dtype, winograd, data):
 
 @given(data=st.data())
 def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
+    from sescratch.kernels.numba import conv as nb_conv  # here: the CuPy tests need no Numba
     x_shape, w_shape, stride, padding, _ = data.draw(problems(winograd=False))
     (N, C, H, W), (KH, KW) = x_shape, w_shape[2:]
     x = np.random.default_rng(0).standard_normal(x_shape)
-    OH, OW = (H + 2 * padding[0] - KH) // stride[0] + 1, (W + 2 * padding[1] - KW) // stride[1] + 1
+    OH, OW = conv_output_size(H, KH, stride[0], padding[0]), conv_output_size(W, KW, stride[1], padding[1])
     reference = conv_op._im2col(x, KH, KW, stride, padding, OH, OW)  # C,KH,KW,N,OH,OW
     cols = np.full((C * KH * KW, N * OH * OW), np.nan)
     nb_conv._im2col(x, 0, KH, KW, *stride, *padding, OH, OW, cols)
@@ -103,12 +79,13 @@ def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride", [1, 2], ids=["winograd", "im2col"])
 def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     """A batch cut into chunks of 2 images (the last one partial), and im2col's products cut into
     blocks of columns, give the reference result."""
     from sescratch.kernels.numba import _scratch, winograd
+    from sescratch.kernels.numba import conv as nb_conv
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 3, 7, 6)).astype(dtype)

@@ -1,36 +1,14 @@
-"""Each op gives the same forward and gradients with its fast kernel as with its NumPy code.
+"""Each op gives the same forward and gradients with its fast kernel as with its reference code.
 
-``test_kernels.py`` checks each kernel against its formula; this checks the other side of the
-hook: that the op calls the kernel with the arguments and semantics it expects. The op runs
-under ``backend.use("numpy")`` (reference) and under the Numba family / on CuPy.
+``test_kernels.py`` checks each kernel against its formula and ``test_dispatch.py`` that the op
+calls it; this checks the hook's arguments and semantics end to end: the op runs under
+``backend.use("numpy")`` (reference) and under the Numba family / on CuPy.
 """
 import numpy as np
 import pytest
 
-from sescratch import backend
-from tests.helpers import to_numpy
-
-ops = pytest.importorskip("sescratch.ops")
-
-TOL = {np.float64: 1e-10, np.float32: 1e-4}
-FAMILIES = [
-    "numba",
-    pytest.param(
-        "cupy",
-        marks=pytest.mark.skipif(not backend.cupy_available(), reason="CuPy with a GPU is not available"),
-    ),
-]
-
-
-def run(family, fn, arrays):
-    """``fn(*arrays)`` with the family's kernels: NumPy arrays for numpy/numba, CuPy for cupy."""
-    if family == "cupy":
-        import cupy
-
-        with backend.use("numpy"):
-            return fn(*[cupy.asarray(a) for a in arrays])
-    with backend.use(family):
-        return fn(*arrays)
+from sescratch import backend, ops
+from tests.helpers import DTYPES, KERNEL_FAMILIES, KERNEL_TOL, on_family, relative_error, to_numpy
 
 
 def compare(fast, reference, dtype):
@@ -42,8 +20,8 @@ def compare(fast, reference, dtype):
         if a.dtype.kind in "iu":
             np.testing.assert_array_equal(a, b)
             continue
-        error = np.linalg.norm(a.astype(np.float64) - b) / max(np.linalg.norm(b.astype(np.float64)), 1e-300)
-        assert error <= TOL[dtype], f"output {i}: relative error {error:.3g}"
+        error = relative_error(a, b)
+        assert error <= KERNEL_TOL[dtype], f"output {i}: relative error {error:.3g}"
 
 
 def batchnorm_round_trip(x, gamma, beta, dy):
@@ -73,13 +51,23 @@ def relu_round_trip(x, dy):
     return y, ops.relu_backward(dy, cache)
 
 
+def conv_round_trip(x, w, b, dy):
+    y, cache = ops.conv2d_forward(x, w, b, stride=1, padding=1)
+    return (y, *ops.conv2d_backward(dy, cache))
+
+
+def se_block_round_trip(u, w1, b1, w2, b2, dy):
+    y, cache = ops.se_block_forward(u, w1, b1, w2, b2)
+    return (y, *ops.se_block_backward(dy, cache))
+
+
 def max_pool_round_trip(x, dy):
     y, cache = ops.max_pool2d_forward(x, 3, stride=2, padding=1)
     return y, ops.max_pool2d_backward(dy, cache)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("family", KERNEL_FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_ops_agree_with_and_without_kernels(family, dtype):
     rng = np.random.default_rng(7)
     shape, (N, C, H, W) = (4, 6, 7, 5), (4, 6, 7, 5)
@@ -94,34 +82,13 @@ def test_ops_agree_with_and_without_kernels(family, dtype):
         "se_scale": (scale_round_trip, [r(*shape), r(N, C), r(*shape)]),
         "relu": (relu_round_trip, [r(*shape), r(*shape)]),
         "max_pool2d": (max_pool_round_trip, [r(*shape), r(N, C, 4, 3)]),
+        "conv2d": (conv_round_trip, [r(*shape), r(5, C, 3, 3), r(5), r(N, 5, H, W)]),
+        "se_block": (se_block_round_trip, [r(*shape), r(3, C), r(3) + 1, r(C, 3), r(C), r(*shape)]),
     }
     for name, (fn, arrays) in cases.items():
         with backend.use("numpy"):
             reference = fn(*arrays)
         try:
-            compare(run(family, fn, arrays), reference, dtype)
+            compare(on_family(family, fn, arrays), reference, dtype)
         except AssertionError as error:
             raise AssertionError(f"{name}: {error}") from None
-
-
-def test_numba_family_really_calls_the_kernels(monkeypatch):
-    """Guard against a hook that silently never fires: count kernel calls."""
-    from sescratch.kernels import numba as K
-
-    calls = []
-    for name in ("bn_train_forward", "bn_train_backward", "global_avg_pool", "se_scale",
-                 "se_scale_backward", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward"):
-        original = getattr(K, name)
-        monkeypatch.setattr(K, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
-    monkeypatch.setattr(backend, "_kernel_cache", {})
-    rng = np.random.default_rng(0)
-    x, dy = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 3, 4, 4))
-    with backend.use("numba"):
-        batchnorm_round_trip(x, np.ones(3), np.zeros(3), dy)
-        scale_round_trip(x, rng.standard_normal((2, 3)), dy)
-        relu_round_trip(x, dy)
-        max_pool_round_trip(x, rng.standard_normal((2, 3, 2, 2)))
-        ops.global_avg_pool_forward(x)
-    assert set(calls) == {"bn_train_forward", "bn_train_backward", "global_avg_pool", "se_scale",
-                          "se_scale_backward", "relu", "relu_backward", "max_pool2d",
-                          "max_pool2d_backward"}

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from sescratch import models, nn, ops  # noqa: E402
 from sescratch.models import ResNet, cifar_resnet, imagenet  # noqa: E402
 from sescratch.interop.torch import from_torch, to_torch  # noqa: E402
-from sescratch.optim import SGD  # noqa: E402
+from sescratch.train import SGD  # noqa: E402
 
 TOL = 1e-9
 

@@ -35,10 +35,14 @@ def test_signatures():
     assert callable(interop.to_torch) and callable(interop.from_torch)
 
 
-def test_sescratch_summary_is_callable_both_ways():
+def test_sescratch_summary_is_a_module_with_the_function():
+    """Issue 10: ``sescratch.summary`` is only a module (no class swap, no lazy ``__getattr__``)."""
+    import types
+
     model = models.create("resnet20", num_classes=10, init=False)
-    assert sescratch.summary(model, (3, 32, 32)).params == 272_474  # the issue's spelling
-    assert sescratch.summary.summary(model, (3, 32, 32)).params == 272_474  # the contract's
+    assert type(sescratch.summary) is types.ModuleType and not callable(sescratch.summary)
+    assert not hasattr(sescratch, "__getattr__")
+    assert sescratch.summary.summary(model, (3, 32, 32)).params == 272_474
 
 
 def test_importing_sescratch_does_not_import_torch():

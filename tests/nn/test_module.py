@@ -70,10 +70,23 @@ def test_load_state_dict_lists_every_problem():
 
 
 def test_load_state_dict_non_strict_ignores_unexpected():
-    model = _small()
-    state = model.state_dict()
+    model, source = _small(seed=1), _small(seed=2)
+    state = source.state_dict()
     state["extra"] = np.zeros(1)
-    model.load_state_dict(state, strict=False)
+    state["layer0.bn1.running_mean"][...] = 0.5
+    model.load_state_dict(state, strict=False)  # the unexpected key is ignored ...
+    for name, value in model.state_dict().items():  # ... and every known one was copied
+        np.testing.assert_array_equal(value, state[name], err_msg=name)
+    assert "extra" not in model.state_dict() and not hasattr(model, "extra")
+    with pytest.raises(ValueError, match="unexpected keys: extra$"):  # strict names it
+        model.load_state_dict(state)
+    del state["last_linear.bias"]
+    before = model.layer0.conv1.weight.data.copy()
+    state["layer0.conv1.weight"] = np.zeros_like(before)
+    with pytest.raises(ValueError) as info:  # missing keys are an error even when not strict
+        model.load_state_dict(state, strict=False)
+    assert "missing keys: last_linear.bias" in str(info.value) and "unexpected" not in str(info.value)
+    np.testing.assert_array_equal(model.layer0.conv1.weight.data, before)  # nothing copied
 
 
 def test_gradients_accumulate_and_zero_grad():
@@ -120,6 +133,17 @@ def test_to_cpu_keeps_numpy_and_gpu_needs_cupy():
     if not backend.cupy_available():
         with pytest.raises(ValueError, match="gpu"):
             model.to("gpu")
+        return
+    import cupy
+
+    weights = model.state_dict()
+    model.to("gpu")
+    assert all(isinstance(p.data, cupy.ndarray) and isinstance(p.grad, cupy.ndarray) for p in model.parameters())
+    assert isinstance(model.layer0.bn1.running_mean, cupy.ndarray)
+    model.to("cpu")
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name], err_msg=name)
 
 
 def test_sequential_backward_walks_in_reverse():
@@ -127,7 +151,7 @@ def test_sequential_backward_walks_in_reverse():
     seq.astype(np.float64)
     x = np.random.default_rng(0).standard_normal((5, 3))
     y = seq(x)
-    dy = np.ones_like(y)
+    dy = np.random.default_rng(1).standard_normal(y.shape)  # random: all ones would hide a transposed w
     dx = seq.backward(dy)
     h = np.maximum(x @ seq[0].weight.data.T + seq[0].bias.data, 0)
     dh = (dy @ seq[2].weight.data) * (h > 0)

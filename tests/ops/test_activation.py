@@ -1,4 +1,4 @@
-"""ReLU, sigmoid, tanh, hard-sigmoid: formula, gradient check, PyTorch oracle, ±1e4 inputs."""
+"""ReLU, ReLU6, sigmoid, tanh, hard-sigmoid: formula, gradient check, PyTorch oracle, ±1e4 inputs."""
 import math
 import warnings
 
@@ -19,6 +19,8 @@ OPS = {
     "tanh": (act.tanh_forward, act.tanh_backward, math.tanh, (), "tanh"),
     "hard_sigmoid": (act.hard_sigmoid_forward, act.hard_sigmoid_backward,
                      lambda v: min(max(v + 3, 0.0), 6.0) / 6, (-3.0, 3.0), "hardsigmoid"),
+    "relu6": (act.relu6_forward, act.relu6_backward, lambda v: min(max(v, 0.0), 6.0), (0.0, 6.0),
+              "relu6"),
 }
 
 
@@ -104,3 +106,13 @@ def test_activation_bad_input(name):
     _, cache = forward(np.ones((2, 3)))
     with pytest.raises(ValueError, match=rf"{name}_backward: argument 'dy' expected shape \(2, 3"):
         backward(np.ones((3, 2)), cache)
+
+
+@with_xp
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=4), seed=st.integers(0, 2**31))
+def test_relu6_gradient_on_both_sides_of_both_kinks(xp, shape, seed):
+    """Inputs over [-8, 8] reach the upper clip at 6 as well as the lower one at 0."""
+    x = away_from(np.random.default_rng(seed).uniform(-8, 8, shape), (0.0, 6.0))
+    y, _ = act.relu6_forward(xp.asarray(x))
+    np.testing.assert_array_equal(to_numpy(y), np.clip(x, 0, 6))
+    check_gradients(xp, act.relu6_forward, act.relu6_backward, {"x": x}, seed=seed)

@@ -59,7 +59,7 @@ def test_cross_entropy_matches_torch(xp, eps, scale):
     loss_t = torch.nn.functional.cross_entropy(z_t, torch.tensor(t), label_smoothing=eps)
     loss_t.backward()
     loss, dlogits = softmax_cross_entropy(xp.asarray(z), xp.asarray(t), label_smoothing=eps)
-    assert_rel(np.asarray(float(loss)), loss_t.detach().numpy())
+    assert_rel(to_numpy(loss), loss_t.detach().numpy())
     assert_rel(dlogits, z_t.grad.numpy())
 
 
@@ -72,7 +72,7 @@ def test_cross_entropy_extreme_logits_no_warning_no_nan(xp, dtype):
         loss, dlogits = softmax_cross_entropy(z, t, label_smoothing=0.1)
     dlogits = to_numpy(dlogits)
     assert np.isfinite(float(loss)) and np.isfinite(dlogits).all()
-    assert dlogits.dtype == dtype and np.asarray(loss).dtype == dtype
+    assert dlogits.dtype == dtype and to_numpy(loss).dtype == dtype  # a NumPy scalar or 0-d CuPy array
     # row 1 is wrong by 2e4: its loss is about (1 - 0.1 + 0.1/3) * 2e4 (smoothing adds the rest)
     assert float(loss) > 6e3
 

@@ -1,4 +1,5 @@
-"""max_pool2d / avg_pool2d: loop reference, gradient check, PyTorch oracle, ties, bad input."""
+"""max_pool2d / avg_pool2d: loop reference, gradient check, PyTorch oracle, ties, bad input,
+``ceil_mode`` and ``count_include_pad``."""
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -36,15 +37,23 @@ def pool_cases(draw):
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
     padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
     assume(H + 2 * padding[0] >= kernel[0] and W + 2 * padding[1] >= kernel[1])
-    return (N, C, H, W), {"kernel_size": kernel, "stride": stride, "padding": padding}
+    kwargs = {"kernel_size": kernel, "stride": stride, "padding": padding,
+              "ceil_mode": draw(st.booleans())}
+    return (N, C, H, W), kwargs
+
+
+def with_divisor(kind, kwargs, count_include_pad):
+    """Average pooling also takes ``count_include_pad``; max pooling does not."""
+    return {**kwargs, "count_include_pad": count_include_pad} if kind == "avg" else kwargs
 
 
 @with_xp
 @pytest.mark.parametrize("kind", OPS)
-@given(case=pool_cases(), seed=st.integers(0, 2**31))
-def test_pool_forward_and_gradient(xp, kind, case, seed):
+@given(case=pool_cases(), include=st.booleans(), seed=st.integers(0, 2**31))
+def test_pool_forward_and_gradient(xp, kind, case, include, seed):
     forward, backward, reference, _ = OPS[kind]
     shape, kwargs = case
+    kwargs = with_divisor(kind, kwargs, include)
     x = distinct_values(np.random.default_rng(seed), shape)
     y, _ = forward(xp.asarray(x), **kwargs)
     np.testing.assert_allclose(to_numpy(y), reference(x, **kwargs), rtol=1e-13, atol=1e-15)
@@ -59,11 +68,19 @@ def test_pool_forward_and_gradient(xp, kind, case, seed):
         {"kernel_size": 3, "stride": 2, "padding": 1},  # the ResNet stem: overlapping windows
         {"kernel_size": (3, 2), "stride": (1, 2), "padding": (1, 0)},
         {"kernel_size": 5, "stride": 3, "padding": 2},
+        {"kernel_size": 3, "stride": 2, "ceil_mode": True},  # BN-Inception's pools: 9 -> 4 rows
+        {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},  # a partial last window
+        {"kernel_size": (2, 3), "stride": (3, 2), "padding": (1, 1), "ceil_mode": True},
+        {"kernel_size": 3, "stride": 1, "padding": 1},  # Inception's 3x3 average pool branch
     ],
 )
-def test_pool_matches_torch(xp, kind, kwargs):
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_pool_matches_torch(xp, kind, kwargs, count_include_pad):
     torch = pytest.importorskip("torch")
     forward, backward, _, torch_name = OPS[kind]
+    if kind == "max" and not count_include_pad:
+        pytest.skip("count_include_pad is an average-pooling argument")
+    kwargs = with_divisor(kind, kwargs, count_include_pad)
     rng = np.random.default_rng(12)
     x = distinct_values(rng, (2, 3, 9, 8))
     y_ref, _ = forward(x, **kwargs)
@@ -109,6 +126,9 @@ def test_pool_keeps_float32(xp, kind):
         ((1, 1, 4, 4), {"kernel_size": (1, 2, 3)}, r"argument 'kernel_size' must be an int or"),
         ((1, 1, 4, 4), {"kernel_size": 0}, r"argument 'kernel_size' must be >= 1"),
         ((1, 4, 4), {"kernel_size": 2}, r"argument 'x' must be 4-D, got 3-D"),
+        ((1, 1, 4, 4), {"kernel_size": 2, "ceil_mode": "yes"}, r"argument 'ceil_mode' must be True"),
+        ((1, 1, 1, 1), {"kernel_size": 10**5, "padding": 5 * 10**4},
+         r"argument 'padding' 50000 makes the padded input of shape \(1, 1, 100001, 100001\)"),
     ],
 )
 def test_pool_bad_input(kind, shape, kwargs, match):
@@ -125,3 +145,35 @@ def test_pool_bad_dtype_and_dy(kind):
     _, cache = forward(np.ones((1, 2, 4, 4)), 2)
     with pytest.raises(ValueError, match=rf"{kind}_pool2d_backward: argument 'dy' expected shape \(1, 2,"):
         backward(np.ones((1, 2, 4, 4)), cache)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, floor, ceil",
+    [
+        (9, 3, 2, 0, 4, 4),  # fits exactly: both agree
+        (10, 3, 2, 0, 4, 5),  # a partial last window over the last row
+        (6, 3, 2, 1, 3, 4),  # PyTorch: the 4th window would start at row 5 < H + P = 7: kept
+        (5, 2, 2, 1, 3, 3),  # ceil gives 4, but the 4th window starts at row 5 = H + P: dropped
+        (112, 3, 2, 0, 55, 56),  # BN-Inception's stem pool
+    ],
+)
+def test_ceil_mode_output_size_matches_torch(size, kernel, stride, padding, floor, ceil):
+    torch = pytest.importorskip("torch")
+    x = np.zeros((1, 1, size, size))
+    for ceil_mode, expected in ((False, floor), (True, ceil)):
+        kwargs = {"kernel_size": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode}
+        for kind, (forward, _, _, torch_name) in OPS.items():
+            y, _ = forward(x, **kwargs)
+            t = getattr(torch.nn.functional, torch_name)(torch.from_numpy(x), **kwargs)
+            assert y.shape[2:] == tuple(t.shape[2:]) == (expected, expected), (kind, kwargs)
+
+
+def test_avg_pool_divisor_counts_padding_but_never_the_ceil_overhang():
+    """``x`` of ones: the mean is 1 where only input cells are counted, less where padding is."""
+    x = np.ones((1, 1, 4, 4))
+    y, _ = avg_pool2d_forward(x, 3, 2, 1, ceil_mode=True, count_include_pad=True)
+    # windows start at rows -1, 1 (3 rows, 1 of padding) and 3 (rows 3..5: row 4 is padding,
+    # row 5 is overhang past H + P = 5, not counted: 2 counted rows, 1 input row)
+    np.testing.assert_allclose(y[0, 0], np.outer([2 / 3, 1, 1 / 2], [2 / 3, 1, 1 / 2]))
+    y, _ = avg_pool2d_forward(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+    np.testing.assert_allclose(y, np.ones((1, 1, 3, 3)))

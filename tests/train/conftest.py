@@ -1,6 +1,6 @@
 import pytest
 
-from sescratch.train_config import TrainConfig
+from sescratch.train import TrainConfig
 
 TINY = dict(model="se_resnet20", model_options={"width": 4}, reduction=2, dataset="synthetic",
             dataset_options={"n_train": 96, "n_test": 40, "size": 8}, epochs=3, batch_size=32,

@@ -1,4 +1,4 @@
-"""The public names issue 5 promises exist (and nothing in __all__ is misspelt)."""
+"""The public names of sescratch.train, .data and .io exist (and nothing in __all__ is misspelt)."""
 import importlib
 
 import pytest
@@ -6,12 +6,18 @@ import pytest
 PUBLIC = {
     "sescratch.data": ["Dataset", "BatchIterator", "load_dataset", "list_datasets", "make_synthetic",
                        "Transform", "normalize", "pad_to", "random_crop", "random_hflip"],
-    "sescratch.optim": ["SGD", "make_schedule", "Step", "MultiStep", "Cosine", "LinearWarmup"],
-    "sescratch.train": ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit"],
-    "sescratch.train_cli": ["add_commands"],
-    "sescratch.checkpoint": ["save_checkpoint", "load_checkpoint"],
-    "sescratch.metrics": ["topk_correct", "confusion_matrix", "plot_curves", "plot_confusion"],
-    "sescratch.evaluation": ["evaluate", "EvalResult"],
+    "sescratch.train": ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit",
+                        "build_model", "SGD", "make_schedule", "Step", "MultiStep", "Cosine",
+                        "LinearWarmup", "save_checkpoint", "load_checkpoint", "topk_correct",
+                        "confusion_matrix", "plot_curves", "plot_confusion", "evaluate", "EvalResult",
+                        "load_for_evaluation"],
+    "sescratch.train.optim": ["SGD"],
+    "sescratch.train.schedules": ["make_schedule", "Step", "MultiStep", "Cosine", "LinearWarmup"],
+    "sescratch.train.cli": ["add_commands", "config_from_args"],
+    "sescratch.train.checkpoint": ["save_checkpoint", "load_checkpoint"],
+    "sescratch.train.metrics": ["topk_correct", "confusion_matrix", "plot_curves", "plot_confusion"],
+    "sescratch.train.evaluation": ["evaluate", "EvalResult", "load_for_evaluation"],
+    "sescratch.io": ["atomic_open", "atomic_write_text"],
 }
 
 

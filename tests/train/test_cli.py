@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from sescratch.cli import main
-from sescratch.checkpoint import load_checkpoint
-from sescratch.train_cli import config_from_args
-from sescratch.train_config import TrainConfig
+from sescratch.train import TrainConfig, load_checkpoint
+from sescratch.train.cli import config_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_ARGS = ["--model", "se_resnet20", "--model-option", "width=4", "--reduction", "2",
@@ -92,6 +91,8 @@ def test_train_then_eval(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(out / "best.npz"), "--backend", "numpy"]) == 0
     report = capsys.readouterr().out
     assert "top-1 error" in report and "top-5 error" in report and "class_9" in report
+    best = load_checkpoint(out / "best.npz").meta["best"]["test_top1_error"]
+    assert f"top-1 error {100 * best:.2f}%" in report  # the same test subset as the training run
     assert (out / "confusion_synthetic.png").read_bytes()[:4] == b"\x89PNG"
     # a continued run keeps the stored options and goes on from epoch 1
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
@@ -107,6 +108,7 @@ def test_eval_on_a_missing_dataset_says_where_it_looked(tmp_path, capsys):
     assert "cifar-10-python.tar.gz" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess that imports and compiles everything
 def test_ctrl_c_in_the_cli_saves_and_exits_130(tmp_path):
     out = tmp_path / "run"
     argv = [a for a in TINY_ARGS if a != "--no-progress"]

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from sescratch.optim import SGD, Cosine, LinearWarmup, MultiStep, Step, make_schedule
+from sescratch.train import SGD, Cosine, LinearWarmup, MultiStep, Step, make_schedule
 
 
 class P:

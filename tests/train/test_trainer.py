@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sescratch.checkpoint import load_checkpoint, save_checkpoint
 from sescratch.errors import DataError, UsageError
-from sescratch.train import Trainer, TrainingDiverged, fit
+from sescratch.train import Trainer, TrainingDiverged, fit, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +53,7 @@ def test_fit_returns_history_and_writes_files(tiny_config):
     assert result.best["epoch"] in (1, 2)
 
 
+@pytest.mark.slow  # four epochs on 256 images
 def test_learns_the_synthetic_task(tiny_config):
     config = tiny_config(epochs=4, lr=0.1, augment=False,
                          dataset_options={"n_train": 256, "n_test": 100, "size": 8, "grid": 2})
@@ -96,8 +96,7 @@ def test_corrupt_or_missing_checkpoint_says_which_and_why(tmp_path):
 
 KILL_SCRIPT = """
 import os, signal, sys
-from sescratch.train import fit
-from sescratch.train_config import TrainConfig
+from sescratch.train import TrainConfig, fit
 
 config = TrainConfig.from_dict({config})
 
@@ -109,6 +108,7 @@ fit(config, callbacks=(kill_after,))
 """
 
 
+@pytest.mark.slow  # a subprocess that imports and compiles everything
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_resume_after_sigkill_is_bit_exact(tiny_config, backend):
     killed = tiny_config("killed", backend=backend)
@@ -125,8 +125,10 @@ def test_resume_after_sigkill_is_bit_exact(tiny_config, backend):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3  # no duplicated rows
 
 
-def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tiny_config, monkeypatch):
-    config = tiny_config("interrupted", augment=True)
+@pytest.mark.parametrize("dropout", [pytest.param(0.0, marks=pytest.mark.slow), 0.3])
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tiny_config, monkeypatch, dropout):
+    model = {"model_options": {"width": 4, "dropout": dropout}}
+    config = tiny_config("interrupted", augment=True, **model)
     trainer = Trainer(config)
     calls = {"n": 0}
     original = trainer.train_transform
@@ -143,9 +145,9 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tiny_config, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     ckpt = load_checkpoint(Path(config.out_dir) / "last.npz")
     assert ckpt.epoch == 1 and ckpt.meta["iteration"] == 2
-    resumed = fit(tiny_config("interrupted", augment=True, resume=True))
+    resumed = fit(tiny_config("interrupted", augment=True, resume=True, **model))
     assert resumed.status == "completed" and len(resumed.history) == 3
-    straight = fit(tiny_config("straight", augment=True))
+    straight = fit(tiny_config("straight", augment=True, **model))
     assert_same_checkpoint(Path(config.out_dir) / "last.npz", Path(straight.out_dir) / "last.npz")
 
 
@@ -179,7 +181,7 @@ def test_bad_configuration_is_a_usage_error(tiny_config):
 
 @pytest.mark.parametrize("unit", ["epoch", "iteration"])
 def test_schedule_is_applied_per_epoch_or_per_iteration(tiny_config, unit):
-    from sescratch.optim import Cosine
+    from sescratch.train import Cosine
 
     result = fit(tiny_config(unit, epochs=2, schedule="cosine", schedule_unit=unit))
     cosine, n_iter = Cosine(0.05, 2), 3  # 96 images in batches of 32

@@ -1,11 +1,34 @@
-"""CuPy GPU kernels, exported by name for ``sescratch.backend.get_kernel``."""
+"""CuPy GPU kernels: the table ``KERNELS`` that ``sescratch.backend`` dispatches to."""
 from sescratch.kernels.cupy.conv import conv2d_backward, conv2d_forward
-from sescratch.kernels.cupy.elementwise import add_relu, relu, relu_backward
-from sescratch.kernels.cupy.norm import bn_train_backward, bn_train_forward, channel_affine
-from sescratch.kernels.cupy.pool import max_pool2d, max_pool2d_backward
-from sescratch.kernels.cupy.squeeze_scale import (
-    global_avg_pool,
-    global_avg_pool_backward,
-    se_scale,
-    se_scale_backward,
+from sescratch.kernels.cupy.elementwise import relu_backward, relu_forward
+from sescratch.kernels.cupy.norm import (
+    batchnorm2d_backward,
+    batchnorm2d_eval_forward,
+    batchnorm2d_forward,
 )
+from sescratch.kernels.cupy.pool import max_pool2d_backward, max_pool2d_forward
+from sescratch.kernels.cupy.squeeze_scale import (
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+    se_scale_backward,
+    se_scale_forward,
+)
+from sescratch.kernels.cupy.sgd import sgd_update
+
+# One entry per name of sescratch.kernels.DECLARED (tests/kernels/test_dispatch.py checks it).
+KERNELS = {
+    "conv2d_forward": conv2d_forward,
+    "conv2d_backward": conv2d_backward,
+    "batchnorm2d_forward": batchnorm2d_forward,
+    "batchnorm2d_backward": batchnorm2d_backward,
+    "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
+    "relu_forward": relu_forward,
+    "relu_backward": relu_backward,
+    "max_pool2d_forward": max_pool2d_forward,
+    "max_pool2d_backward": max_pool2d_backward,
+    "global_avg_pool_forward": global_avg_pool_forward,
+    "global_avg_pool_backward": global_avg_pool_backward,
+    "se_scale_forward": se_scale_forward,
+    "se_scale_backward": se_scale_backward,
+    "sgd_update": sgd_update,
+}

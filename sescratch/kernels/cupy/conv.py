@@ -1,6 +1,6 @@
 """conv2d kernels (CuPy, GPU): im2col and col2im as CUDA kernels around cuBLAS batched GEMMs.
 
-Same hooks and semantics as :mod:`sescratch.kernels.numba.conv`:
+Same kernels and semantics as :mod:`sescratch.kernels.numba.conv`:
 
 - ``conv2d_forward(x, w, b, stride, padding, groups) -> y``
 - ``conv2d_backward(dy, x, w, stride, padding, groups, has_bias) -> (dx, dw, db)``
@@ -15,6 +15,8 @@ device; no host round trip happens inside forward or backward.
 from __future__ import annotations
 
 import cupy as cp
+
+from sescratch.ops.window import conv_output_size
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
 
@@ -62,7 +64,7 @@ _col2im = cp.ElementwiseKernel(
 
 def _geometry(x, w, stride, padding):
     (N, C, H, W), (KH, KW), (SH, SW), (PH, PW) = x.shape, w.shape[2:], stride, padding
-    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
     return N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW
 
 

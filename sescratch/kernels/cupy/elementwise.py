@@ -1,4 +1,4 @@
-"""Elementwise kernels (CuPy, GPU): ReLU, its backward, fused residual add + ReLU.
+"""Elementwise kernels (CuPy, GPU): ReLU and its backward.
 
 Same semantics as :mod:`sescratch.kernels.numba.elementwise` (``maximum``: NaN propagates).
 """
@@ -14,12 +14,8 @@ _relu_backward = cp.ElementwiseKernel(
     "T dy, T y", "T dx", "dx = y > (T)0 ? dy : (T)0", "sescratch_relu_backward"
 )
 
-_add_relu = cp.ElementwiseKernel(
-    "T a, T b", "T y", "T v = a + b; y = v <= (T)0 ? (T)0 : v", "sescratch_add_relu"
-)
 
-
-def relu(x):
+def relu_forward(x):
     """``y = maximum(x, 0)``."""
     return _relu(x)
 
@@ -28,7 +24,3 @@ def relu_backward(dy, y):
     """``dx = dy where y > 0, else 0``."""
     return _relu_backward(dy, y)
 
-
-def add_relu(a, b):
-    """``y = maximum(a + b, 0)`` in one pass."""
-    return _add_relu(a, b)

@@ -1,13 +1,19 @@
 """Max-pooling kernels (CuPy, GPU), PyTorch semantics; see :mod:`sescratch.kernels.numba.pool`.
 
 The forward runs one thread per output element and scans its window row by row (first maximum
-wins, NaN wins); the backward scatters each ``dy`` to its winner with ``atomicAdd`` (windows
-overlap when the stride is smaller than the kernel).
+wins, NaN wins). The backward runs one thread per (n, c) plane, which adds the plane's ``dy``
+to their winners in output order, as the NumPy reference and the Numba kernel do: windows
+overlap when the stride is smaller than the kernel, and ``atomicAdd`` would sum the shares of
+an input in a different order from run to run; this way the sum, and so a resumed run, is
+bit-for-bit reproducible (and equal to the CPU's). N*C threads are enough for the stem pool
+of the ImageNet models (64 channels), the one max pool of the SE-ResNets.
 """
 from __future__ import annotations
 
 import cupy as cp
 import numpy
+
+from sescratch.ops.window import conv_output_size
 
 _max_pool = cp.ElementwiseKernel(
     "raw T x, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
@@ -39,19 +45,25 @@ _max_pool = cp.ElementwiseKernel(
 )
 
 _max_pool_backward = cp.ElementwiseKernel(
-    "T dy, int64 argmax, int64 OHW, int64 HW",
+    "raw T dy, raw int64 argmax, int64 OHW, int64 HW",
     "raw T dx",
-    "if (argmax >= 0) atomicAdd(&dx[(i / OHW) * HW + argmax], dy);",
+    """
+    const long long out = i * OHW, in = i * HW;   // thread i: the (n, c) plane i
+    for (long long j = 0; j < OHW; ++j) {
+        const long long a = argmax[out + j];
+        if (a >= 0) dx[in + a] += dy[out + j];
+    }
+    """,
     "sescratch_max_pool2d_backward",
 )
 
 
-def max_pool2d(x, KH, KW, SH, SW, PH, PW):
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """Max pooling; returns ``(y, argmax)``, argmax int64 flat ``h*W + w`` in the (n, c) plane."""
     x = cp.ascontiguousarray(x)
     N, C, H, W = x.shape
-    OH = (H + 2 * PH - KH) // SH + 1
-    OW = (W + 2 * PW - KW) // SW + 1
+    OH = conv_output_size(H, KH, SH, PH, ceil_mode=ceil_mode)
+    OW = conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode)
     if OH < 1 or OW < 1:
         raise ValueError(
             f"max_pool2d: kernel ({KH}, {KW}) larger than the padded input ({H + 2 * PH}, {W + 2 * PW})"
@@ -68,6 +80,7 @@ def max_pool2d_backward(dy, argmax, H, W):
     N, C = dy.shape[:2]
     dx = cp.zeros((N, C, H, W), dtype=dy.dtype)
     _max_pool_backward(
-        cp.ascontiguousarray(dy), cp.ascontiguousarray(argmax), dy.shape[2] * dy.shape[3], H * W, dx
-    )
+        cp.ascontiguousarray(dy), cp.ascontiguousarray(argmax, dtype=cp.int64),
+        dy.shape[2] * dy.shape[3], H * W, dx, size=N * C,
+    )  # N,C,H,W
     return dx

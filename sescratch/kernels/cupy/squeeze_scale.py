@@ -18,7 +18,7 @@ _dot_planes = cp.ReductionKernel(
 )
 
 
-def global_avg_pool(x):
+def global_avg_pool_forward(x):
     """``z[n, c] = mean over (h, w) of x[n, c]``; (N, C, H, W) -> (N, C)."""
     N, C, H, W = x.shape
     return (x.reshape(N, C, H * W).sum(axis=2, dtype=cp.float64) / (H * W)).astype(x.dtype)
@@ -32,7 +32,7 @@ def global_avg_pool_backward(dz, H, W):
     return dx
 
 
-def se_scale(u, s):
+def se_scale_forward(u, s):
     """``y = u * s[:, :, None, None]``."""
     return u * s.astype(u.dtype, copy=False)[:, :, None, None]
 

@@ -1,9 +1,9 @@
-"""Numba CPU kernels, exported by name for ``sescratch.backend.get_kernel``.
+"""Numba CPU kernels: the table ``KERNELS`` that ``sescratch.backend`` dispatches to.
 
 Threading: unless the user chose a layer (``NUMBA_THREADING_LAYER``), the parallel kernels run
-on Numba's ``workqueue`` layer. The OpenMP layer's worker threads busy-wait between kernels;
-on a 2-core machine shared with any other process that made a training step about 3x slower
-(64-79 vs 241-261 images/s for SE-ResNet-20, same load, identical losses). The conv kernels
+on Numba's ``workqueue`` layer. The OpenMP layer's worker threads busy-wait between kernels,
+which on a machine with few cores shared with other processes takes the cores the next kernel
+needs (set ``NUMBA_THREADING_LAYER=omp`` to compare on a given machine). The conv kernels
 are not ``parallel=True``: they split the batch over their own Python threads (``_scratch.py``),
 so only the main thread ever launches a parallel kernel, as the workqueue layer requires.
 """
@@ -15,16 +15,35 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 from sescratch.kernels.numba.conv import conv2d_backward, conv2d_forward  # noqa: E402
-from sescratch.kernels.numba.elementwise import add_relu, relu, relu_backward  # noqa: E402
+from sescratch.kernels.numba.elementwise import relu_backward, relu_forward  # noqa: E402
 from sescratch.kernels.numba.norm import (  # noqa: E402
-    bn_train_backward,
-    bn_train_forward,
-    channel_affine,
+    batchnorm2d_backward,
+    batchnorm2d_eval_forward,
+    batchnorm2d_forward,
 )
-from sescratch.kernels.numba.pool import max_pool2d, max_pool2d_backward  # noqa: E402
+from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.squeeze_scale import (  # noqa: E402
-    global_avg_pool,
     global_avg_pool_backward,
-    se_scale,
+    global_avg_pool_forward,
     se_scale_backward,
+    se_scale_forward,
 )
+from sescratch.kernels.numba.sgd import sgd_update  # noqa: E402
+
+# One entry per name of sescratch.kernels.DECLARED (tests/kernels/test_dispatch.py checks it).
+KERNELS = {
+    "conv2d_forward": conv2d_forward,
+    "conv2d_backward": conv2d_backward,
+    "batchnorm2d_forward": batchnorm2d_forward,
+    "batchnorm2d_backward": batchnorm2d_backward,
+    "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
+    "relu_forward": relu_forward,
+    "relu_backward": relu_backward,
+    "max_pool2d_forward": max_pool2d_forward,
+    "max_pool2d_backward": max_pool2d_backward,
+    "global_avg_pool_forward": global_avg_pool_forward,
+    "global_avg_pool_backward": global_avg_pool_backward,
+    "se_scale_forward": se_scale_forward,
+    "se_scale_backward": se_scale_backward,
+    "sgd_update": sgd_update,
+}

@@ -1,9 +1,8 @@
-"""Elementwise kernels (Numba, CPU): ReLU, its backward, and the fused residual add + ReLU.
+"""Elementwise kernels (Numba, CPU): ReLU and its backward.
 
-Semantics match NumPy exactly: ``relu(x) = maximum(x, 0)`` (NaN propagates),
-``relu_backward(dy, y) = dy where y > 0 else 0``, ``add_relu(a, b) = maximum(a + b, 0)``.
-The loops run over the flattened arrays in parallel; they are memory-bound, so fusing the add
-into the ReLU (one pass instead of two, no temporary) is where the time is saved.
+Semantics match NumPy exactly: ``relu_forward(x) = maximum(x, 0)`` (NaN propagates),
+``relu_backward(dy, y) = dy where y > 0 else 0``. The loops run over the flattened arrays in
+parallel, one pass each and no temporary.
 """
 from __future__ import annotations
 
@@ -24,18 +23,11 @@ def _relu_backward(dy1, y1, dx1):
         dx1[i] = dy1[i] if y1[i] > 0 else 0
 
 
-@njit(parallel=True, cache=True)
-def _add_relu(a1, b1, y1):
-    for i in prange(a1.shape[0]):
-        v = a1[i] + b1[i]
-        y1[i] = 0 if v <= 0 else v
-
-
 def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
 
 
-def relu(x):
+def relu_forward(x):
     """``y = maximum(x, 0)``, same shape and dtype as x."""
     y = np.empty(x.shape, dtype=x.dtype)
     _relu(_flat(x), y.reshape(-1))
@@ -48,9 +40,3 @@ def relu_backward(dy, y):
     _relu_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 
-
-def add_relu(a, b):
-    """``y = maximum(a + b, 0)``: residual add and ReLU in one pass (a, b of one shape)."""
-    y = np.empty(a.shape, dtype=a.dtype)
-    _add_relu(_flat(a), _flat(b), y.reshape(-1))
-    return y

@@ -1,4 +1,4 @@
-"""Batch-norm kernels (Numba, CPU): fused training-mode forward and backward, eval-mode affine.
+"""Batch-norm kernels (Numba, CPU): fused training-mode forward and backward, eval-mode affine map.
 
 Notation: x of shape (N, C, H, W), M = N*H*W values per channel c. Each (n, c) plane of H*W
 values is contiguous, so the kernels run in parallel over the N*C planes (``prange``) and
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# Let LLVM reorder sums (several SIMD accumulators instead of one serial chain: ~10x faster
-# plane reductions) and fuse multiply-adds. No "nnan"/"ninf": NaN and inf still propagate.
+# Let LLVM reorder sums (several SIMD accumulators instead of one serial chain) and fuse
+# multiply-adds. No "nnan"/"ninf": NaN and inf still propagate.
 _REASSOCIATE = {"reassoc", "contract"}
 
 
@@ -114,7 +114,7 @@ def _planes(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
-def bn_train_forward(x, gamma, beta, eps):
+def batchnorm2d_forward(x, gamma, beta, eps):
     """Training-mode batch norm: normalise with the batch statistics of each channel.
 
     Parameters
@@ -125,9 +125,9 @@ def bn_train_forward(x, gamma, beta, eps):
 
     Returns
     -------
-    y : (N, C, H, W), ``gamma * (x - mean) * inv_std + beta``
-    mean : (C,) batch mean, dtype of x
-    inv_std : (C,) ``1 / sqrt(var + eps)`` with the biased batch variance, dtype of x
+    y : (N, C, H, W), ``gamma * (x - mean) * inv_std + beta``, ``inv_std = 1 / sqrt(var + eps)``
+    mean : (C,) float64 batch mean
+    var : (C,) float64 biased batch variance
     """
     dtype = x.dtype
     x3 = _planes(x)
@@ -138,11 +138,11 @@ def bn_train_forward(x, gamma, beta, eps):
     scale64 = np.asarray(gamma, dtype=np.float64) * inv_std64  # C
     y = np.empty(x.shape, dtype=dtype)
     _normalize(x3, mean64, scale64, np.asarray(beta, dtype=np.float64), y.reshape(N, C, HW))
-    return y, mean64.astype(dtype), inv_std64.astype(dtype)
+    return y, mean64, var64
 
 
-def bn_train_backward(dy, x, mean, inv_std, gamma):
-    """Backward of :func:`bn_train_forward`.
+def batchnorm2d_backward(dy, x, mean, inv_std, gamma):
+    """Backward of :func:`batchnorm2d_forward`.
 
     Returns ``(dx, dgamma, dbeta)`` with ``dbeta = sum(dy)``, ``dgamma = sum(dy * xhat)``
     (sums over N, H, W) and ``dx = gamma * inv_std / M * (M*dy - dbeta - xhat * dgamma)``.
@@ -172,7 +172,7 @@ def _affine(x3, scale, shift, y3):
             y3[n, c, i] = x3[n, c, i] * a + b
 
 
-def channel_affine(x, scale, shift):
+def batchnorm2d_eval_forward(x, scale, shift):
     """``y = x * scale[c] + shift[c]`` for every channel c (batch norm in eval mode)."""
     x3 = _planes(x)
     y = np.empty(x.shape, dtype=x.dtype)

@@ -1,7 +1,7 @@
 """Max-pooling kernels (Numba, CPU), PyTorch semantics.
 
 Notation: x (N, C, H, W), kernel KH x KW, stride SH, SW, padding PH, PW (implicit -inf),
-``OH = (H + 2*PH - KH) // SH + 1`` and likewise OW. For each output position the window is
+``OH, OW`` from :func:`sescratch.ops.window.conv_output_size`. For each output position the window is
 scanned row by row; the first maximum wins (NaN counts as the maximum, the first NaN wins), as
 ``numpy.argmax`` over the flattened window does. ``argmax`` holds the flat index ``h*W + w`` of
 the winner in its (n, c) plane, so the backward is a scatter-add within the plane, and planes
@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from sescratch.kernels.numba.norm import _planes
+from sescratch.ops.window import conv_output_size
 
 
 @njit(parallel=True, cache=True)
@@ -52,7 +53,7 @@ def _max_pool_backward(dy2, am2, dx2):
                 dx2[p, i] += dy2[p, j]
 
 
-def max_pool2d(x, KH, KW, SH, SW, PH, PW):
+def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """Max pooling of an NCHW array.
 
     Returns
@@ -62,8 +63,8 @@ def max_pool2d(x, KH, KW, SH, SW, PH, PW):
         (-1 for a window that covers padding only, where y is -inf)
     """
     N, C, H, W = x.shape
-    OH = (H + 2 * PH - KH) // SH + 1
-    OW = (W + 2 * PW - KW) // SW + 1
+    OH = conv_output_size(H, KH, SH, PH, ceil_mode=ceil_mode)
+    OW = conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode)
     if OH < 1 or OW < 1:
         raise ValueError(
             f"max_pool2d: kernel ({KH}, {KW}) larger than the padded input ({H + 2 * PH}, {W + 2 * PW})"

@@ -63,7 +63,7 @@ def _flat_planes(a):
     return a3.reshape(a3.shape[0] * a3.shape[1], a3.shape[2])
 
 
-def global_avg_pool(x):
+def global_avg_pool_forward(x):
     """``z[n, c] = mean over (h, w) of x[n, c]``; x (N, C, H, W) -> z (N, C), dtype of x."""
     N, C = x.shape[:2]
     z = np.empty(N * C, dtype=np.float64)
@@ -80,7 +80,7 @@ def global_avg_pool_backward(dz, H, W):
     return dx
 
 
-def se_scale(u, s):
+def se_scale_forward(u, s):
     """``y = u * s[:, :, None, None]``; u (N, C, H, W), s (N, C) -> y (N, C, H, W)."""
     N, C, H, W = u.shape
     y = np.empty(u.shape, dtype=u.dtype)
@@ -90,7 +90,7 @@ def se_scale(u, s):
 
 
 def se_scale_backward(dy, u, s):
-    """Backward of :func:`se_scale`: ``du = dy * s[:, :, None, None]``, ``ds = sum_hw(dy * u)``."""
+    """Backward of :func:`se_scale_forward`: ``du = dy * s[:, :, None, None]``, ``ds = sum_hw(dy * u)``."""
     N, C, H, W = u.shape
     du = np.empty(u.shape, dtype=u.dtype)
     ds = np.empty(N * C, dtype=np.float64)

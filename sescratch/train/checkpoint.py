@@ -9,15 +9,13 @@ Layout (every entry a plain array, so :func:`load_checkpoint` reads with ``allow
 * ``meta`` — JSON string: epochs done, position inside an interrupted epoch, history, best result;
 * ``epoch`` — the number of completed epochs (int64, also inside ``meta``).
 
-Writes are atomic: the archive goes to a temporary file in the same directory, is flushed to
-disk, then renamed over the target with :func:`os.replace` — a crash leaves either the old file
-or the new one, never a half-written one.
+Writes are atomic (:func:`sescratch.io.atomic_open`): a crash leaves either the old file or the
+new one, never a half-written one.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import DataError
+from sescratch.io import atomic_open
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION"]
 
@@ -48,7 +47,6 @@ def save_checkpoint(path: str | os.PathLike, *, model_state: dict, optim_state: 
                     rng_state: dict, config: dict, meta: dict) -> Path:
     """Write a checkpoint atomically (temporary file in the same directory + ``os.replace``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "format_version": FORMAT_VERSION}
     arrays = {f"model/{k}": np.asarray(v) for k, v in model_state.items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in optim_state.items()})
@@ -56,16 +54,8 @@ def save_checkpoint(path: str | os.PathLike, *, model_state: dict, optim_state: 
     arrays["config"] = np.array(json.dumps(config))
     arrays["meta"] = np.array(json.dumps(meta))
     arrays["epoch"] = np.array(int(meta["epoch"]), dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sescratch.io import atomic_open, atomic_write_text
 from sescratch.plotting import figure
 
 __all__ = ["topk_correct", "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
@@ -60,22 +61,14 @@ class MetricsLog:
 
     def write(self, history: list[dict]) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.jsonl, "".join(json.dumps(row) + "\n" for row in history))
+        atomic_write_text(self.jsonl, "".join(json.dumps(row) + "\n" for row in history))
         columns: list[str] = []
         for row in history:
             columns += [key for key in row if key not in columns]
-        tmp = self.csv.with_name(self.csv.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(self.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(history)
-        os.replace(tmp, self.csv)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:

@@ -5,15 +5,19 @@
     result.history[-1]["test_top1_error"]
 
 One epoch: shuffle (the run's ``np.random.Generator``), for every mini-batch augment,
-``logits = model(x)``, ``loss, dlogits = softmax_cross_entropy(logits, y)``,
-``model.backward(dlogits)``, ``optimizer.step()``; then evaluate on the test split (top-1 / top-5
-error, the paper's measures), append a row to the history, write ``last.npz`` (and ``best.npz``
+``model.set_rng(...)`` (the batch's dropout generator), ``logits = model(x)``,
+``loss, dlogits = softmax_cross_entropy(logits, y)``, ``model.backward(dlogits)``,
+``optimizer.step()``; then evaluate on the test split (top-1 / top-5 error, the paper's
+measures), append a row to the history, write ``last.npz`` (and ``best.npz``
 when the test top-1 error improved), ``metrics.jsonl``, ``metrics.csv`` and ``curves.png``.
 
 Resuming is bit-exact because the checkpoint holds the weights, BN buffers, momentum buffers
 and the generator's state *at the start of the epoch in progress*, plus how many of its batches
 were done: a resumed run replays the epoch's shuffle and augmentation draws for the batches
-already done (without training on them) and continues with identical numbers.
+already done (without training on them) and continues with identical numbers. Dropout masks
+come from a generator that is a pure function of (seed, epoch, iteration)
+(:meth:`Trainer.dropout_rng`), so they too are the uninterrupted run's; the weight-initialisation
+generator draws nothing after the model is built.
 Ctrl-C (SIGINT) finishes the current batch, saves ``last.npz`` and returns with status
 ``"interrupted"``; a second Ctrl-C aborts at once. A NaN or infinite loss raises
 :class:`TrainingDiverged`, leaving the last good checkpoint untouched.
@@ -32,19 +36,20 @@ from typing import Callable
 
 import numpy as np
 
-from sescratch import backend, models
-from sescratch.checkpoint import load_checkpoint, save_checkpoint
+from sescratch import backend
+from sescratch.backend import to_device, to_numpy
 from sescratch.data import BatchIterator, Transform, load_dataset
 from sescratch.errors import SescratchError, UsageError
-from sescratch.evaluation import evaluate, to_numpy
-from sescratch.metrics import MetricsLog, plot_curves, topk_correct
 from sescratch.ops.loss import softmax_cross_entropy
-from sescratch.optim import SGD, make_schedule
-from sescratch.run_control import GracefulInterrupt, progress_bar
-from sescratch.train_config import TrainConfig
+from sescratch.train.checkpoint import load_checkpoint, save_checkpoint
+from sescratch.train.config import TrainConfig, build_model
+from sescratch.train.evaluation import evaluate
+from sescratch.train.interrupt import GracefulInterrupt, progress_bar
+from sescratch.train.metrics import MetricsLog, plot_curves, topk_correct
+from sescratch.train.optim import SGD
+from sescratch.train.schedules import make_schedule
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "TrainingDiverged", "fit", "build_model",
-           "print_epoch"]
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "fit", "print_epoch"]
 
 
 class TrainingDiverged(SescratchError):
@@ -58,18 +63,6 @@ class TrainResult:
     out_dir: Path
     best: dict | None = None
     model: object = field(default=None, repr=False)
-
-
-def build_model(config: TrainConfig, num_classes: int, in_channels: int, **extra):
-    """``sescratch.models.create`` with the config's options (``reduction`` for SE models)."""
-    if config.model not in models.list_models():
-        raise UsageError(f"unknown model {config.model!r}; valid names: {', '.join(models.list_models())}")
-    options = dict(config.model_options)
-    if config.model.startswith(("se_", "senet")):
-        options.setdefault("reduction", config.reduction)
-    options.setdefault("seed", config.seed)
-    return models.create(config.model, num_classes=num_classes, in_channels=in_channels,
-                         **options, **extra)
 
 
 class Trainer:
@@ -99,8 +92,7 @@ class Trainer:
                                          crop_padding=config.crop_padding)
         self.test_transform = Transform(**common)
         self.model = build_model(config, data.num_classes, data.image_shape[0])
-        if self.device == "gpu":
-            self.model.to("gpu")
+        self.model = to_device(self.model, self.device)
         self.optimizer = SGD(self.model.parameters(), config.lr, config.momentum,
                              weight_decay=config.weight_decay, nesterov=config.nesterov,
                              no_decay_bn_bias=config.no_decay_bn_bias)
@@ -142,6 +134,11 @@ class Trainer:
                                rng_state=epoch_start_rng_state,
                                config=self.config.to_dict(), meta=meta)
 
+    def dropout_rng(self) -> np.random.Generator:
+        """The generator of the current batch's dropout masks: a pure function of (seed, epoch,
+        iteration), so a resumed run draws the masks the uninterrupted run drew."""
+        return np.random.default_rng([self.config.seed, self.epoch, self.iteration])
+
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train from the current epoch to ``config.epochs``; returns the history and status."""
@@ -176,12 +173,8 @@ class Trainer:
         for xb, yb in stream:
             t = self.epoch + (self.iteration / n_iter if cfg.schedule_unit == "iteration" else 0)
             self.optimizer.lr = self.schedule(t)
-            if self.device == "gpu":
-                import cupy
-
-                xb, yb_dev = cupy.asarray(xb), cupy.asarray(yb)
-            else:
-                yb_dev = yb
+            xb, yb_dev = to_device(xb, self.device), to_device(yb, self.device)
+            model.set_rng(self.dropout_rng())
             logits = model(xb)  # N,K
             loss, dlogits = softmax_cross_entropy(logits, yb_dev, label_smoothing=cfg.label_smoothing)
             loss = float(loss)

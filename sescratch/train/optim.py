@@ -11,7 +11,7 @@ gradient ``g``, weight decay ``wd``, momentum ``mu``, dampening ``tau`` and lear
 
 With ``no_decay_bn_bias=True`` the parameters with ``data.ndim <= 1`` — batch-norm gamma and
 beta, and biases — get ``wd = 0`` (a common refinement; the paper does not say).
-Learning-rate schedules live in :mod:`sescratch.schedules`; the trainer sets ``optimizer.lr``.
+Learning-rate schedules live in :mod:`sescratch.train.schedules`; the trainer sets ``optimizer.lr``.
 """
 from __future__ import annotations
 
@@ -19,20 +19,9 @@ from typing import Iterable
 
 import numpy as np
 
-from sescratch.backend import get_array_module
-from sescratch.schedules import (  # re-exported: optim.make_schedule etc.
-    SCHEDULES,
-    Constant,
-    Cosine,
-    LinearWarmup,
-    MultiStep,
-    Schedule,
-    Step,
-    make_schedule,
-)
+from sescratch.backend import get_array_module, to_numpy
 
-__all__ = ["SGD", "SCHEDULES", "Schedule", "Constant", "Step", "MultiStep", "Cosine", "LinearWarmup",
-           "make_schedule"]
+__all__ = ["SGD"]
 
 
 class SGD:
@@ -108,7 +97,7 @@ class SGD:
         }
         for i, buf in enumerate(self.momentum_buffers):
             if buf is not None:
-                state[f"momentum_buffer.{i}"] = buf.get() if hasattr(buf, "get") else np.array(buf)
+                state[f"momentum_buffer.{i}"] = np.array(to_numpy(buf))  # a copy, on the host
         return state
 
     def load_state_dict(self, state: dict) -> None:

@@ -1,18 +1,19 @@
 """``sescratch train`` and ``sescratch eval``.
 
 ``sescratch train`` with no arguments trains SE-ResNet-20 on the embedded Fashion-MNIST subset
-with the default recipe of :class:`sescratch.train_config.TrainConfig`. Options left out keep
+with the default recipe of :class:`sescratch.train.TrainConfig`. Options left out keep
 the recipe's values — or, with ``--resume``, the values stored in ``OUT/last.npz``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
+from sescratch.train.config import BACKENDS, SCHEDULE_UNITS, SCHEDULES
 
 __all__ = ["add_commands", "config_from_args", "run_train", "run_eval"]
 
@@ -30,7 +31,7 @@ Ctrl-C saves OUT/last.npz and stops; --resume continues bit-exactly.
 
 
 def add_commands(subparsers) -> None:
-    from sescratch.train_config import TrainConfig
+    from sescratch.train.config import TrainConfig
 
     d = TrainConfig()
     p = subparsers.add_parser(
@@ -46,13 +47,13 @@ def add_commands(subparsers) -> None:
     p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
     p.add_argument("--momentum", type=float, help=f"default {d.momentum}")
     p.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum")
-    p.add_argument("--schedule", choices=("constant", "step", "multistep", "cosine"),
+    p.add_argument("--schedule", choices=SCHEDULES,
                    help=f"learning-rate schedule (default {d.schedule}; step = /10 every 30 epochs)")
     p.add_argument("--step-size", type=int, help=f"epochs between /gamma for step (default {d.step_size})")
-    p.add_argument("--milestones", type=_int_list, help="epochs for multistep, e.g. 50,75")
+    p.add_argument("--milestones", type=_milestones, help="epochs for multistep, e.g. 50,75")
     p.add_argument("--gamma", type=float, help=f"decay factor of step/multistep (default {d.gamma})")
     p.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs (default 0)")
-    p.add_argument("--schedule-unit", choices=("iteration", "epoch"),
+    p.add_argument("--schedule-unit", choices=SCHEDULE_UNITS,
                    help=f"update the lr every iteration or every epoch (default {d.schedule_unit})")
     p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
     p.add_argument("--no-decay-bn-bias", action="store_const", const=True,
@@ -67,7 +68,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--pad-to", type=int, help="zero-pad images to this size first (e.g. 32)")
     p.add_argument("--subset", type=int, help="use this many training images (stratified)")
     p.add_argument("--test-subset", type=int, help="use this many test images (stratified)")
-    p.add_argument("--backend", choices=("numba", "numpy", "cupy"), help=f"default {d.backend}")
+    p.add_argument("--backend", choices=BACKENDS, help=f"default {d.backend}")
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--out", help=f"output directory (default {d.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
@@ -83,23 +84,13 @@ def add_commands(subparsers) -> None:
     e.add_argument("--no-download", dest="download", action="store_false",
                    help="never download dataset files")
     e.add_argument("--batch-size", type=int, default=500)
-    e.add_argument("--backend", choices=("numba", "numpy", "cupy"), default="numba")
+    e.add_argument("--backend", choices=BACKENDS, default="numba")
     e.add_argument("--out", help="where to write confusion_DATASET.png (default: beside the checkpoint)")
     e.set_defaults(func=run_eval)
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def _milestones(text: str) -> list[int]:
+    return list(int_list(text))  # a list, as the config stores it in JSON
 
 
 FIELD_OF = {"out": "out_dir"}
@@ -107,10 +98,10 @@ FIELD_OF = {"out": "out_dir"}
 
 def config_from_args(args) -> "TrainConfig":
     """The run's configuration: recipe defaults (or the checkpoint's, with --resume) + options given."""
-    from sescratch.checkpoint import load_checkpoint
     from sescratch.data import list_datasets
     from sescratch.models import list_models
-    from sescratch.train_config import TrainConfig
+    from sescratch.train.checkpoint import load_checkpoint
+    from sescratch.train.config import TrainConfig
 
     for kind, value, names in (("model", args.model, list_models()),
                                ("dataset", args.dataset, list_datasets())):
@@ -119,13 +110,7 @@ def config_from_args(args) -> "TrainConfig":
     given = {FIELD_OF.get(k, k): v for k, v in vars(args).items()
              if v is not None and k not in ("func", "command", "model_option", "resume")}
     if args.model_option:
-        options = {}
-        for item in args.model_option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise UsageError(f"--model-option: expected KEY=VALUE, got {item!r}")
-            options[key.strip()] = _parse_value(value.strip())
-        given["model_options"] = options
+        given["model_options"] = parse_key_values(args.model_option, "--model-option")
     if "model" in given and "out_dir" not in given:
         given["out_dir"] = f"runs/{given['model']}"
     base = TrainConfig().to_dict()
@@ -141,7 +126,7 @@ def config_from_args(args) -> "TrainConfig":
 def run_train(args) -> int:
     from sescratch.data import list_datasets
     from sescratch.models import list_models
-    from sescratch.train import Trainer, print_epoch
+    from sescratch.train.trainer import Trainer, print_epoch
 
     if "list" in (args.model, args.dataset):
         names = list_models() if args.model == "list" else list_datasets()
@@ -173,42 +158,16 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
-    from sescratch import backend
-    from sescratch.checkpoint import load_checkpoint
-    from sescratch.data import Transform, list_datasets, load_dataset
-    from sescratch.evaluation import evaluate
-    from sescratch.metrics import plot_confusion
-    from sescratch.train import build_model
-    from sescratch.train_config import TrainConfig
+    from sescratch.train.evaluation import evaluate, load_for_evaluation
+    from sescratch.train.metrics import plot_confusion
 
-    if args.dataset is not None and args.dataset not in list_datasets():
-        raise UsageError(f"unknown dataset {args.dataset!r}; valid names: {', '.join(list_datasets())}")
     ckpt_path = Path(args.checkpoint)
-    ckpt = load_checkpoint(ckpt_path)
-    config = TrainConfig.from_dict(ckpt.config)
-    backend.use("numpy" if args.backend == "cupy" else args.backend)
-    name = args.dataset or config.dataset
-    options = config.dataset_options if name == config.dataset else {}
-    data = load_dataset(name, data_dir=args.data_dir or config.data_dir, download=args.download, **options)
-    if name == config.dataset and config.test_subset:
-        data = data.subset(None, config.test_subset, seed=config.seed)
-    norm, classes = ckpt.meta["normalization"], ckpt.meta["classes"]
-    if data.image_shape[0] != ckpt.meta["image_shape"][0] or data.num_classes != len(classes):
-        raise UsageError(f"{name} has {data.num_classes} classes of {data.image_shape} images; "
-                         f"the checkpoint was trained on {len(classes)} classes of "
-                         f"{tuple(ckpt.meta['image_shape'])}")
-    model = build_model(config, len(classes), data.image_shape[0], init=False)
-    try:
-        model.load_state_dict(ckpt.model_state)
-    except ValueError as exc:
-        raise UsageError(f"checkpoint {ckpt_path}: weights do not fit {config.model}: {exc}") from None
-    device = "gpu" if args.backend == "cupy" else "cpu"
-    if device == "gpu":
-        model.to("gpu")
-    transform = Transform(norm["mean"], norm["std"], pad_to=norm["pad_to"])
-    result = evaluate(model, data.x_test, data.y_test, transform, num_classes=data.num_classes,
-                      batch_size=args.batch_size, device=device)
-    print(f"{config.model} ({ckpt_path}, epoch {ckpt.epoch}) on {name} test ({result.count} images)")
+    ev = load_for_evaluation(ckpt_path, dataset=args.dataset, data_dir=args.data_dir,
+                             download=args.download, backend=args.backend)
+    config, data, name = ev.config, ev.data, ev.dataset
+    result = evaluate(ev.model, data.x_test, data.y_test, ev.transform, num_classes=data.num_classes,
+                      batch_size=args.batch_size, device=ev.device)
+    print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} images)")
     print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
     print(f"  top-5 error {100 * result.top5_error:.2f}%")
     print(f"  loss        {result.loss:.4f}")

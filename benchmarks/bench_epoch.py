@@ -1,0 +1,179 @@
+"""One training epoch of the default recipe on Fashion-MNIST: sescratch against PyTorch, one run.
+
+The recipe is ``TrainConfig()``'s (SE-ResNet-20, r = 16, batch 64, SGD lr 0.1 with momentum 0.9
+and weight decay 5e-4 on a per-iteration cosine schedule, random crop (padding 2) and flip) on
+the full Fashion-MNIST (60,000 / 10,000 images, 1x28x28) instead of the embedded subset, for one
+epoch (the schedule spans ``--epochs`` epochs, 7 by default, of which the first is run). Both
+models start from the same weights (``sescratch.interop.torch.to_torch``) and see the same
+batches: one ``BatchIterator`` with the trainer's ``Transform`` feeds both, and their steps are
+interleaved (sescratch, PyTorch, sescratch, ...) so that a change of load on the machine hits
+both alike. Each step is what ``Trainer`` does (schedule, forward, loss, backward, update, top-1
+count); the batch preparation is timed once and reported apart. Then the test set is evaluated
+by both (eval mode, batch 500). PyTorch is the yardstick only.
+
+    python benchmarks/bench_epoch.py                  # the full epoch (60,000 images)
+    python benchmarks/bench_epoch.py --subset 6000    # a stratified subset of the training set
+    python benchmarks/bench_epoch.py --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from sescratch import backend  # noqa: E402
+from sescratch.data import BatchIterator, Transform, load_dataset  # noqa: E402
+from sescratch.ops import softmax_cross_entropy  # noqa: E402
+from sescratch.train import SGD, TrainConfig, build_model, make_schedule  # noqa: E402
+
+
+def torch_twin(model, config):
+    """The PyTorch model (same weights), its optimiser and a step / predict pair."""
+    import torch
+
+    from sescratch.interop.torch import to_torch
+
+    torch.manual_seed(config.seed)
+    net = to_torch(model)
+    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay)
+
+    def step(xb, yb, lr):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        net.train()
+        logits = net(torch.from_numpy(xb))
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(yb))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return int((logits.argmax(1).numpy() == yb).sum())
+
+    def predict(xb):
+        net.eval()
+        with torch.no_grad():
+            return net(torch.from_numpy(xb)).argmax(1).numpy()
+
+    return step, predict
+
+
+def sescratch_twin(model, config):
+    opt = SGD(model.parameters(), config.lr, config.momentum, weight_decay=config.weight_decay)
+
+    def step(xb, yb, lr):
+        opt.lr = lr
+        model.train()
+        logits = model(xb)  # N,K
+        _, dlogits = softmax_cross_entropy(logits, yb)
+        model.zero_grad()
+        model.backward(dlogits)
+        opt.step()
+        return int((logits.argmax(1) == yb).sum())
+
+    def predict(xb):
+        model.eval()
+        return model(xb).argmax(1)
+
+    return step, predict
+
+
+def run(args) -> dict:
+    config = TrainConfig(dataset=args.dataset, subset=args.subset, epochs=args.epochs,
+                         out_dir=tempfile.gettempdir(), progress=False)
+    data = load_dataset(config.dataset)
+    if config.subset:
+        data = data.subset(config.subset, None, seed=config.seed)
+    mean, std = (list(map(float, s)) for s in data.channel_stats())
+    train_tf = Transform(mean, std, augment=config.augment, crop_padding=config.crop_padding)
+    test_tf = Transform(mean, std)
+    schedule = make_schedule(config.schedule, config.lr, config.epochs)
+    model = build_model(config, data.num_classes, data.image_shape[0])
+    impls = {"torch": torch_twin(model, config)} if not args.no_torch else {}
+    impls = {"sescratch": sescratch_twin(model, config), **impls}
+    times = {name: 0.0 for name in impls}
+    correct = {name: 0 for name in impls}
+    prep = 0.0
+    batches = BatchIterator(data.x_train, data.y_train, config.batch_size,
+                            rng=np.random.default_rng(config.seed), shuffle=True, transform=train_tf)
+    n_iter = len(batches)
+    with backend.use("numba"):
+        t_prep = time.perf_counter()
+        for it, (xb, yb) in enumerate(batches):
+            prep += time.perf_counter() - t_prep
+            lr = schedule(it / n_iter)
+            for name, (step, _) in impls.items():
+                t0 = time.perf_counter()
+                correct[name] += step(xb, yb, lr)
+                times[name] += time.perf_counter() - t0
+            t_prep = time.perf_counter()
+        x_test = test_tf(data.x_test)
+        test = {}
+        for name, (_, predict) in impls.items():
+            t0 = time.perf_counter()
+            pred = np.concatenate([predict(x_test[i:i + 500]) for i in range(0, len(x_test), 500)])
+            test[name] = {"s": time.perf_counter() - t0, "accuracy": float((pred == data.y_test).mean())}
+    seen = len(data.x_train)
+    result = {"dataset": config.dataset, "train_images": seen, "test_images": len(data.x_test),
+              "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
+              "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+              "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
+                               "train_accuracy": correct[name] / seen, "test_s": test[name]["s"],
+                               "test_accuracy": test[name]["accuracy"]} for name in impls}}
+    if "torch" in impls:
+        result["epoch_vs_torch"] = times["sescratch"] / times["torch"]
+        result["test_vs_torch"] = test["sescratch"]["s"] / test["torch"]["s"]
+    return result
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "?"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=None, help="training images (stratified)")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="the schedule's length")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            args.no_torch = True
+    load_before = os.getloadavg()[0]
+    result = run(args)
+    result["load_avg_1m_before"] = load_before
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"One epoch of the default recipe on {result['dataset']}: {result['train_images']} training "
+          f"images, batch {result['batch_size']} ({result['iterations']} steps), then "
+          f"{result['test_images']} test images; {result['cpu']}, {result['cpus']} CPUs, load "
+          f"{load_before:.1f} -> {result['load_avg_1m']:.1f}")
+    print(f"{'impl':<10} {'epoch s':>8} {'img/s':>7} {'train acc':>9} {'test s':>7} {'test acc':>8}")
+    for name, r in result["impls"].items():
+        print(f"{name:<10} {r['epoch_s']:8.1f} {r['images_per_s']:7.0f} {r['train_accuracy']:9.3f} "
+              f"{r['test_s']:7.2f} {r['test_accuracy']:8.3f}")
+    print(f"batch preparation (shared, not in the epoch times): {result['batch_prep_s']:.1f} s")
+    if "epoch_vs_torch" in result:
+        print(f"epoch_vs_torch {result['epoch_vs_torch']:.3f}x (<= 1.2), "
+              f"test_vs_torch {result['test_vs_torch']:.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

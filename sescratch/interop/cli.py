@@ -1,0 +1,122 @@
+"""``sescratch predict`` and ``sescratch export``: run and export models with released weights.
+
+``predict IMAGE... --model NAME --weights PATH [--top 5] [--json]`` classifies images with the
+release's preprocessing (:mod:`sescratch.interop.predict`); ``export NAME --weights PATH
+--format onnx --out FILE.onnx [--input C,H,W]`` writes an ONNX graph
+(:mod:`sescratch.interop.onnx_export`). Weights in any format :func:`~sescratch.interop.loading.load_pretrained`
+reads (.npz, .safetensors, .pth/.pt), any naming it detects.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from sescratch.cli import int_list, parse_key_values
+from sescratch.errors import UsageError
+
+__all__ = ["add_commands", "run_predict", "run_export", "model_from_args"]
+
+_BACKENDS = ("numba", "numpy", "cupy")
+
+
+def _weights_options(p, required: bool) -> None:
+    p.add_argument("--model", required=True, help="model name (see `sescratch train --model list`)")
+    p.add_argument("--weights", required=required, metavar="PATH",
+                   help=".npz, .safetensors or .pth/.pt (the naming is detected: sescratch, SENet release, "
+                        "timm, torchvision)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: read from the weights)")
+    p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="other model option (repeatable)")
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="classify images with (ImageNet) weights: top-k classes and probabilities",
+        description="Classify images: RGB, shorter side resized to --resize (256), centre crop --crop "
+                    "(224; 320 for SENet-154's second setting), ImageNet mean/std; top-k ImageNet classes.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG / JPEG files")
+    _weights_options(p, required=True)
+    p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--crop", type=int, default=224, help="centre-crop size (default 224)")
+    p.add_argument("--resize", type=int, help="shorter side before cropping (default crop * 256 / 224)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--backend", choices=_BACKENDS, default="numba", help="default numba")
+    p.set_defaults(func=run_predict)
+
+    e = subparsers.add_parser("export", help="export a model to ONNX",
+                              description="Write a standard ONNX graph (opset >= 17) of a model, eval mode, "
+                                          "float32, batch dimension symbolic; run it with onnxruntime.")
+    e.add_argument("name", metavar="NAME", help="model name")
+    e.add_argument("--weights", metavar="PATH", help="weights to export (default: a fresh initialisation)")
+    e.add_argument("--num-classes", type=int, help="classifier outputs (default: from the weights, else 1000)")
+    e.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="other model option (repeatable)")
+    e.add_argument("--format", choices=("onnx",), default="onnx", help="only onnx")
+    e.add_argument("--out", required=True, metavar="FILE.onnx", help="output file")
+    e.add_argument("--input", type=int_list, default=None, metavar="C,H,W",
+                   help="input shape without the batch (default 3,224,224; CIFAR models 3,32,32)")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    e.set_defaults(func=run_export, model=None)
+
+
+def model_from_args(args, name: str, *, default_classes: int = 1000):
+    """``(model, report)`` from ``--weights`` / ``--num-classes`` / ``--model-option`` (report ``None``
+    without weights)."""
+    from sescratch import models
+    from sescratch.interop.loading import load_pretrained
+
+    if name not in models.list_models():
+        raise UsageError(f"unknown model {name!r}; valid names: {', '.join(models.list_models())}")
+    options = parse_key_values(args.model_option or [], "--model-option")
+    if args.weights:
+        return load_pretrained(name, args.weights, num_classes=args.num_classes, **options)
+    return models.create(name, num_classes=args.num_classes or default_classes, **options), None
+
+
+def run_predict(args) -> int:
+    from sescratch import backend
+    from sescratch.interop.predict import load_images, predict
+
+    if args.top < 1:
+        raise UsageError(f"--top must be >= 1, got {args.top}")
+    x = load_images(args.images, crop=args.crop, resize=args.resize)  # every image read before the model
+    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    model, report = model_from_args(args, args.model)
+    device = "gpu" if args.backend == "cupy" else "cpu"
+    results = predict(model.to(device), x, top=args.top, device=device)
+    if args.json:
+        json.dump({"model": args.model, "weights": args.weights, "crop": args.crop,
+                   "predictions": [{"image": str(p), "top": r} for p, r in zip(args.images, results)]},
+                  sys.stdout, indent=1)
+        print()
+        return 0
+    print(report, file=sys.stderr)
+    for path, top in zip(args.images, results):
+        print(path)
+        for rank, r in enumerate(top, start=1):
+            where = f"{r['wnid']}, class {r['index']}" if r["wnid"] else f"class {r['index']}"
+            print(f"  {rank}. {100 * r['probability']:6.2f}%  {r['class']}  ({where})")
+    return 0
+
+
+def run_export(args) -> int:
+    from sescratch.interop.onnx_export import export_onnx
+
+    model, report = model_from_args(args, args.name)
+    if report is None:
+        print("note: no --weights: exporting a fresh initialisation", file=sys.stderr)
+    else:
+        print(report, file=sys.stderr)
+    shape = args.input or ((model.in_channels, 32, 32) if model.model_name.startswith(("resnet", "se_resnet"))
+                           and _is_cifar(model) else (model.in_channels, 224, 224))
+    if len(shape) != 3:
+        raise UsageError(f"--input: expected C,H,W, got {','.join(map(str, shape))}")
+    try:
+        model.output_shape((1,) + tuple(shape))
+    except ValueError as exc:
+        raise UsageError(f"--input {','.join(map(str, shape))}: {exc}") from None
+    path = export_onnx(model, args.out, shape, opset=args.opset)
+    print(f"wrote {path} ({args.name}, input (N, {', '.join(map(str, shape))}), opset {args.opset})")
+    return 0
+
+
+def _is_cifar(model) -> bool:
+    return not hasattr(model.layer0, "pool")

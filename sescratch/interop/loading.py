@@ -1,0 +1,118 @@
+"""Build a model from a weights file: ``create(name, weights=PATH)`` and ``--weights PATH``.
+
+:func:`load_pretrained` reads the file (:mod:`sescratch.interop.weights`), detects its naming
+(:mod:`sescratch.interop.naming`), builds the architecture that naming implies (torchvision and
+timm ResNets stride the 3x3 and pad the stem's max pool; timm rounds SE widths to multiples of 8:
+``se_divisor=8``) and copies every tensor. Nothing is left to chance: every missing, unexpected or mis-shaped key is an error that
+lists them all, unless ``init_missing=True`` lets missing ones keep their fresh initialisation
+(a plain ResNet's weights starting an SE-ResNet: the report lists the new keys).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sescratch.interop.naming import (NAMINGS, architecture_options, detect_naming, file_key, file_shape,
+                                      to_sescratch)
+from sescratch.interop.weights import WeightsError, read_weights
+
+__all__ = ["LoadReport", "load_pretrained", "load_state"]
+
+_OPTIONAL = (".num_batches_tracked",)  # counters the release's files predate; ours start at 0
+_CLASSIFIER = "last_linear."
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did: the naming found, options chosen, keys initialised afresh."""
+
+    path: str
+    naming: str
+    options: dict = field(default_factory=dict)
+    loaded: int = 0
+    new_keys: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"weights {self.path}: {NAMINGS[self.naming]} naming, {self.loaded} tensors loaded"]
+        if self.options:
+            lines.append("  architecture of the file's zoo: " + ", ".join(f"{k}={v}" for k, v in self.options.items()))
+        if self.new_keys:
+            lines.append(f"  {len(self.new_keys)} keys not in the file, freshly initialised: " + ", ".join(self.new_keys))
+        return "\n".join(lines)
+
+
+def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | None = None,
+                    in_channels: int | None = None, init_missing: bool = False, **options):
+    """``(model, report)``: ``sescratch.models.create(name, ...)`` holding the weights of ``path``.
+
+    ``num_classes`` / ``in_channels`` default to the file's (classifier rows, first conv's input
+    channels). ``options`` go to ``create``; an option that contradicts the file's architecture
+    (``stride_on="1x1"`` with torchvision weights) is an error.
+    """
+    from sescratch import models
+
+    state = read_weights(path)
+    try:
+        naming = detect_naming(state)
+    except ValueError as exc:
+        raise WeightsError(f"weights {path}: {exc}") from None
+    ours = to_sescratch(state, naming)
+    arch = {k: v for k, v in architecture_options(naming).items() if k in models.default_options(name)}
+    for key, value in arch.items():
+        if key in options and options[key] != value:
+            raise WeightsError(f"weights {path} ({NAMINGS[naming]}) need {key}={value!r}, "
+                               f"but {key}={options[key]!r} was asked for")
+    num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
+    in_channels = in_channels or _rows(ours, "layer0.conv1.weight", 1, path, "in_channels")
+    model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
+                          **{**options, **arch})
+    report = LoadReport(str(path), naming, arch)
+    load_state(model, ours, naming=naming, init_missing=init_missing, report=report, source=str(path))
+    return model, report
+
+
+def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: bool = False,
+               report: LoadReport | None = None, source: str = "state") -> list[str]:
+    """Copy ``state`` (our names) into ``model``; returns the keys left at their initialisation.
+
+    Raises :class:`WeightsError` listing every missing (unless ``init_missing``), unexpected and
+    mis-shaped key, in the file's own names, before anything is copied. With ``init_missing`` a
+    classifier (``last_linear``) of another shape keeps its initialisation too (fine-tuning for
+    another number of classes); it is listed with the new keys.
+    """
+    target = model.state_dict()
+    missing = [k for k in target if k not in state and not k.endswith(_OPTIONAL)]
+    unexpected = [k for k in state if k not in target]
+    mismatched = [k for k in target if k in state and tuple(np.shape(state[k])) != tuple(target[k].shape)]
+    if init_missing:  # fine-tuning: a classifier for another number of classes starts afresh
+        missing += [k for k in mismatched if k.startswith(_CLASSIFIER)]
+        mismatched = [k for k in mismatched if not k.startswith(_CLASSIFIER)]
+    problems = []
+    if missing and not init_missing:
+        problems.append(f"{len(missing)} missing: " + ", ".join(file_key(k, naming) for k in missing))
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected: " + ", ".join(file_key(k, naming) for k in unexpected))
+    if mismatched:
+        problems.append(f"{len(mismatched)} mis-shaped: " + "; ".join(
+            f"{file_key(k, naming)} is {file_shape(k, np.shape(state[k]), naming)} in the file, "
+            f"{file_shape(k, target[k].shape, naming)} in the model" for k in mismatched))
+    if problems:
+        hint = " (--init-missing / init_missing=True initialises missing keys afresh)" if missing and \
+            not (unexpected or mismatched) else ""
+        name = getattr(model, "model_name", type(model).__name__)
+        raise WeightsError(f"weights {source} ({NAMINGS[naming]} naming) do not fit {name}: "
+                           + " | ".join(problems) + hint)
+    fresh = set(missing)
+    copied = {k: v for k, v in state.items() if k in target and k not in fresh}
+    model.load_state_dict({**target, **copied})
+    if report is not None:
+        report.loaded, report.new_keys = len(copied), list(missing)
+    return list(missing)
+
+
+def _rows(state, key, axis, path, option) -> int:
+    if key not in state:
+        raise WeightsError(f"weights {path}: no {key!r} to read {option} from; pass {option} explicitly")
+    return int(np.shape(state[key])[axis])

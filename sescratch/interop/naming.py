@@ -1,0 +1,114 @@
+"""Which zoo wrote a ``state_dict``, what architecture it implies, and its keys in our names.
+
+================ =============================================== ====================================
+naming           recognised by                                   architecture it implies
+================ =============================================== ====================================
+``sescratch``    ``layer0.conv1.weight``, SE FCs ``(out, in)``   ours, as ``create`` builds it
+``release``      ``layer0.conv1.weight``, SE FCs as 1x1 convs    the SENet release (Cadene's
+                 ``layerS.B.se_module.fc1.weight (out, in, 1, 1)`` ``pretrainedmodels``): ours
+``torchvision``  ``conv1.weight``, ``layerS.B...``, ``fc.weight`` torchvision ResNet / ResNeXt:
+                 and no SE                                       stride on the 3x3, stem max pool
+                                                                 padded by 1
+``timm``         as torchvision plus ``layerS.B.se.fc1.weight``  timm ``seresnet*`` /
+                 (1x1 convs)                                     ``seresnext*``: as torchvision, SE
+                                                                 widths rounded to multiples of 8
+================ =============================================== ====================================
+
+Renaming to ours: ``conv1``/``bn1`` -> ``layer0.conv1``/``layer0.bn1``, ``fc`` -> ``last_linear``,
+``se`` -> ``se_module``; SE FC weights stored as 1x1 convolutions ``(out, in, 1, 1)`` become
+``(out, in)`` (the same numbers: a 1x1 conv on a 1x1 map *is* a fully connected layer). Nothing
+else is ever reshaped: a tensor of another shape is an error, and the timm SE widths are matched
+by building the SE blocks that wide (the model option ``se_divisor=8``): a file whose widths
+follow another rule fails with the mis-shaped keys listed.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+__all__ = ["NAMINGS", "detect_naming", "to_sescratch", "file_key", "file_shape", "architecture_options"]
+
+NAMINGS = {
+    "sescratch": "sescratch",
+    "release": "SENet release port (pretrainedmodels: layer0.*, se_module.fc* as 1x1 convs)",
+    "torchvision": "torchvision ResNet (conv1, bn1, layerS.B.*, fc)",
+    "timm": "timm seresnet (conv1, bn1, layerS.B.se.fc*, fc)",
+}
+
+# (our prefix, their prefix) of the torchvision-style namings
+_TORCHVISION_PREFIXES = (("layer0.conv1.", "conv1."), ("layer0.bn1.", "bn1."), ("last_linear.", "fc."))
+_SE_FC_WEIGHT = re.compile(r"\.se_module\.fc[12]\.weight$")
+_TIMM_SE = re.compile(r"^(layer\d+\.\d+)\.se\.(fc[12]\.(weight|bias))$")
+
+
+def detect_naming(state: dict) -> str:
+    """One of :data:`NAMINGS` for a ``{key: array}``; ``ValueError`` for timm layouts we do not build."""
+    keys = set(state)
+    if "layer0.conv1.weight" in keys:
+        se_fc = [k for k in keys if _SE_FC_WEIGHT.search(k)]
+        if se_fc and all(np.ndim(state[k]) == 4 for k in se_fc):
+            return "release"
+        return "sescratch"
+    if "conv1.0.weight" in keys and "layer1.0.conv1.weight" in keys:
+        raise ValueError("timm deep-stem ResNet weights (conv1.0, conv1.1, ...: the '-d'/'-t' variants such as "
+                         "seresnet152d, seresnext26d_32x4d) have no sescratch equivalent")
+    if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
+        if any(_TIMM_SE.match(k) for k in keys):
+            return "timm"
+        return "torchvision"
+    return "sescratch"  # our other models; anything else fails to load with the keys listed
+
+
+def to_sescratch(state: dict, naming: str) -> dict[str, np.ndarray]:
+    """The same tensors under our names (SE FCs of shape ``(out, in, 1, 1)`` as ``(out, in)``)."""
+    if naming not in NAMINGS:
+        raise ValueError(f"to_sescratch: naming must be one of {list(NAMINGS)}, got {naming!r}")
+    out = {}
+    for key, value in state.items():
+        ours = _our_key(key, naming)
+        if _SE_FC_WEIGHT.search(ours) and np.ndim(value) == 4 and np.shape(value)[2:] == (1, 1):
+            value = np.asarray(value).reshape(np.shape(value)[:2])  # a 1x1 conv is an FC: same numbers
+        out[ours] = value
+    return out
+
+
+def _our_key(key: str, naming: str) -> str:
+    if naming in ("torchvision", "timm"):
+        for ours, theirs in _TORCHVISION_PREFIXES:
+            if key.startswith(theirs):
+                return ours + key[len(theirs):]
+        m = _TIMM_SE.match(key)
+        if m:
+            return f"{m.group(1)}.se_module.{m.group(2)}"
+    return key
+
+
+def file_key(ours: str, naming: str) -> str:
+    """The name the file's naming gives to our key ``ours`` (for error messages)."""
+    if naming not in ("torchvision", "timm"):
+        return ours
+    for prefix, theirs in _TORCHVISION_PREFIXES:
+        if ours.startswith(prefix):
+            return theirs + ours[len(prefix):]
+    return ours.replace(".se_module.", ".se.")
+
+
+def file_shape(ours: str, shape, naming: str) -> tuple:
+    """The shape the file stores for our key ``ours`` (its SE FCs are 1x1 convs in two namings)."""
+    shape = tuple(shape)
+    if naming in ("release", "timm") and _SE_FC_WEIGHT.search(ours) and len(shape) == 2:
+        return shape + (1, 1)
+    return shape
+
+
+def architecture_options(naming: str) -> dict:
+    """The ``create`` options that make our model compute what the file's zoo computes.
+
+    Only those a model accepts apply (``stride_on`` means nothing to a BasicBlock network).
+    """
+    if naming == "torchvision":
+        return {"stride_on": "3x3", "stem_pool": "pad"}
+    if naming == "timm":  # SE width make_divisible(C / 16, 8), timm's rd_divisor
+        return {"stride_on": "3x3", "stem_pool": "pad", "se_divisor": 8}
+    return {}

@@ -1,0 +1,141 @@
+"""Weight files in, weight files out: ``.npz``, ``.safetensors`` and PyTorch ``.pth`` / ``.pt``.
+
+:func:`read_weights` returns a flat ``{name: numpy array}`` whatever the format:
+
+* ``.npz`` -- ours (:func:`save_weights`, or a training checkpoint ``last.npz`` / ``best.npz``,
+  whose ``model/`` entries are taken); read with ``allow_pickle=False``;
+* ``.safetensors`` -- through the ``safetensors.numpy`` API: no PyTorch needed;
+* ``.pth`` / ``.pt`` / ``.bin`` -- only with PyTorch installed, and always with
+  ``torch.load(..., weights_only=True)``: nothing but tensors and plain containers is ever
+  unpickled. A ``{"state_dict": ...}`` (or ``"model"``, ``"model_state_dict"``) wrapper and
+  the ``module.`` prefix of ``DataParallel`` are taken off.
+
+Half-precision tensors become float32; everything else keeps its dtype (the model casts on load).
+A file that exists but holds no named arrays raises :class:`WeightsError` saying so.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from sescratch.errors import DataError
+from sescratch.io import atomic_open
+
+__all__ = ["WeightsError", "read_weights", "save_weights", "WEIGHT_SUFFIXES"]
+
+WEIGHT_SUFFIXES = (".npz", ".safetensors", ".pth", ".pt", ".bin")
+_WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
+
+
+class WeightsError(DataError):
+    """A weights file is missing, unreadable, not a weights file, or does not fit the model."""
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``{name: array}`` from a weights file (format chosen by the suffix, see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights {path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix not in WEIGHT_SUFFIXES:
+        raise WeightsError(f"weights {path}: unknown format {suffix or '(no suffix)'!r}; "
+                           f"expected one of {', '.join(WEIGHT_SUFFIXES)}")
+    reader = {".npz": _read_npz, ".safetensors": _read_safetensors}.get(suffix, _read_torch)
+    state = reader(path)
+    if not state:
+        raise WeightsError(f"weights {path}: not a weights file (no named arrays in it)")
+    return {k: _plain(v) for k, v in state.items()}
+
+
+def save_weights(state, path: str | os.PathLike) -> Path:
+    """Write a ``state_dict`` (or a model's) to ``.npz`` or ``.safetensors``, atomically."""
+    if hasattr(state, "state_dict"):
+        state = state.state_dict()
+    path = Path(path)
+    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in state.items()}
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **arrays)
+    elif suffix == ".safetensors":
+        from safetensors.numpy import save
+
+        blob = save(arrays)
+        with atomic_open(path, "wb") as f:
+            f.write(blob)
+    else:
+        raise WeightsError(f"save_weights {path}: writes .npz or .safetensors, got {suffix or '(no suffix)'!r}")
+    return path
+
+
+def _read_npz(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = archive.files
+            if "meta" in names and any(n.startswith("model/") for n in names):  # a training checkpoint
+                return {n[len("model/"):]: archive[n] for n in names if n.startswith("model/")}
+            return {n: archive[n] for n in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"weights {path}: not a readable .npz file ({exc})") from None
+
+
+def _read_safetensors(path: Path) -> dict:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise WeightsError(f"weights {path}: reading .safetensors needs the 'safetensors' package "
+                           "(pip install safetensors)") from None
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError for any malformed file
+        raise WeightsError(f"weights {path}: not a readable .safetensors file ({exc})") from None
+
+
+def _read_torch(path: Path) -> dict:
+    try:
+        import torch
+    except ImportError:
+        raise WeightsError(f"weights {path}: reading PyTorch files needs PyTorch (pip install torch); "
+                           ".npz and .safetensors files need nothing more") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything beyond tensors; RuntimeError for non-zip data
+        raise WeightsError(f"weights {path}: not a PyTorch weights file, or one holding more than tensors "
+                           f"(read with weights_only=True; {type(exc).__name__}: {_first_line(exc)})") from None
+    return _state_from_object(obj, path, torch)
+
+
+def _state_from_object(obj, path, torch) -> dict:
+    for _ in range(3):  # {"state_dict": {...}} and the like, possibly nested
+        if isinstance(obj, dict) and not _all_tensors(obj, torch):
+            inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, dict) or not obj or not _all_tensors(obj, torch):
+        kind = type(obj).__name__
+        raise WeightsError(f"weights {path}: not a weights file: holds a {kind}, not a state_dict of tensors"
+                           + (f" (keys: {', '.join(map(str, list(obj)[:8]))})" if isinstance(obj, dict) else ""))
+    state = {}
+    for name, tensor in obj.items():
+        if tensor.dtype in (torch.float16, torch.bfloat16):
+            tensor = tensor.float()
+        state[name[len("module."):] if name.startswith("module.") else name] = tensor.detach().cpu().numpy()
+    return state
+
+
+def _all_tensors(obj: dict, torch) -> bool:
+    return all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _plain(value) -> np.ndarray:
+    value = np.asarray(value)
+    return value.astype(np.float32) if value.dtype == np.float16 else value
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""

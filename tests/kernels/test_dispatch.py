@@ -1,0 +1,184 @@
+"""The dispatch from the ops to the kernels: declared names, complete tables, calls that happen.
+
+* every family's table ``KERNELS`` has exactly the names of ``sescratch.kernels.DECLARED``, and
+  each name ``<op>`` has its reference function ``sescratch.ops.<op>_reference``;
+* an unknown name is an error (at an op module's import, and at lookup), never a silent fallback;
+* for every declared kernel, calling the public op runs that kernel under the ``"numba"`` family
+  (and on CuPy), and runs no kernel at all under ``"numpy"``: counted by replacing each table
+  entry with a counting wrapper; the reference functions never run a kernel, on any family.
+"""
+import numpy as np
+import pytest
+
+from sescratch import backend, ops
+from sescratch.kernels import DECLARED
+from tests.helpers import KERNEL_FAMILIES
+
+
+@pytest.mark.parametrize("family", KERNEL_FAMILIES)
+def test_every_family_table_has_exactly_the_declared_kernels(family):
+    table = backend.family_kernels(family)
+    assert sorted(table) == sorted(DECLARED)
+    assert len(set(DECLARED)) == len(DECLARED)
+    for name, kernel in table.items():
+        assert callable(kernel), name
+
+
+def test_every_declared_kernel_has_a_reference_function_of_its_name():
+    for name in DECLARED:
+        assert callable(getattr(ops, f"{name}_reference")), name
+        assert f"{name}_reference" in ops.__all__, name
+
+
+def test_an_unknown_kernel_name_is_an_error():
+    with pytest.raises(ValueError, match=r"declare_kernels: unknown kernel name\(s\) 'conv2d_forwrd'"):
+        backend.declare_kernels("conv2d_forward", "conv2d_forwrd")
+    with pytest.raises(ValueError, match="get_kernel: unknown kernel 'add_relu'"):
+        backend.get_kernel("add_relu", np.zeros(1))
+    table = backend.declare_kernels("relu_forward")
+    with pytest.raises(ValueError, match="'relu_backward' was not declared here"):
+        table.get("relu_backward", np.zeros(1))
+    with pytest.raises(ValueError, match="family_kernels"):
+        backend.family_kernels("numpy")
+
+
+def test_get_kernel_follows_the_family():
+    x = np.zeros((1, 1, 1, 1))
+    with backend.use("numpy"):
+        assert backend.get_kernel("se_scale_forward", x) is None
+    with backend.use("numba"):
+        assert backend.get_kernel("se_scale_forward", x) is backend.family_kernels("numba")["se_scale_forward"]
+
+
+class Draw:
+    """Standard normal float64 arrays on one device (NumPy or CuPy)."""
+
+    def __init__(self, xp):
+        self.xp, self.rng = xp, np.random.default_rng(0)
+
+    def __call__(self, *shape):
+        return self.xp.asarray(self.rng.standard_normal(shape))
+
+
+def _conv(r):
+    y, cache = ops.conv2d_forward(r(2, 3, 5, 5), r(4, 3, 3, 3), r(4), padding=1)
+    ops.conv2d_backward(r(*y.shape), cache)
+
+
+def _batchnorm(r, training):
+    mean, var = r.xp.zeros(3), r.xp.ones(3)
+    y, cache = ops.batchnorm2d_forward(r(2, 3, 4, 4), r(3), r(3), mean, var,
+                                       training=training)
+    ops.batchnorm2d_backward(r(*y.shape), cache)
+
+
+def _relu(r):
+    y, cache = ops.relu_forward(r(2, 3, 4, 4))
+    ops.relu_backward(r(*y.shape), cache)
+
+
+def _max_pool(r):
+    y, cache = ops.max_pool2d_forward(r(2, 3, 5, 5), 3, stride=2, padding=1)
+    ops.max_pool2d_backward(r(*y.shape), cache)
+
+
+def _squeeze(r):
+    z, cache = ops.global_avg_pool_forward(r(2, 3, 4, 4))
+    ops.global_avg_pool_backward(r(*z.shape), cache)
+
+
+def _se_scale(r):
+    y, cache = ops.se_scale_forward(r(2, 3, 4, 4), r(2, 3))
+    ops.se_scale_backward(r(*y.shape), cache)
+
+
+def _sgd(r):
+    p, b = r(3, 4), r.xp.zeros((3, 4))
+    ops.sgd_update(p, r(3, 4), b, lr=0.1, momentum=0.9, weight_decay=1e-4, first=True)
+
+
+# kernel name -> a use of the public ops that must run it
+USES = {
+    "conv2d_forward": _conv,
+    "conv2d_backward": _conv,
+    "batchnorm2d_forward": lambda r: _batchnorm(r, True),
+    "batchnorm2d_backward": lambda r: _batchnorm(r, True),
+    "batchnorm2d_eval_forward": lambda r: _batchnorm(r, False),
+    "relu_forward": _relu,
+    "relu_backward": _relu,
+    "max_pool2d_forward": _max_pool,
+    "max_pool2d_backward": _max_pool,
+    "global_avg_pool_forward": _squeeze,
+    "global_avg_pool_backward": _squeeze,
+    "se_scale_forward": _se_scale,
+    "se_scale_backward": _se_scale,
+    "sgd_update": _sgd,
+}
+
+
+def test_every_declared_kernel_has_a_use():
+    assert sorted(USES) == sorted(DECLARED)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Replace every entry of the CPU and (when present) GPU tables by a counting wrapper."""
+    calls = []
+    families = ["numba"] + (["cupy"] if backend.cupy_available() else [])
+    for family in families:
+        table = backend.family_kernels(family)
+        for name, kernel in list(table.items()):
+            def counting(*args, _kernel=kernel, _key=(family, name)):
+                calls.append(_key)
+                return _kernel(*args)
+
+            monkeypatch.setitem(table, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("family", [*KERNEL_FAMILIES, "numpy"])
+@pytest.mark.parametrize("name", DECLARED)
+def test_the_op_runs_its_kernel(counted, family, name):
+    if family == "cupy":
+        import cupy
+
+        with backend.use("numpy"):  # CuPy arrays run the CuPy kernels whatever the CPU family
+            USES[name](Draw(cupy))
+    else:
+        with backend.use(family):
+            USES[name](Draw(np))
+    if family == "numpy":
+        assert counted == []  # the reference code ran, no kernel
+    else:
+        assert (family, name) in counted, counted
+
+
+def _reference_calls(r):
+    """Every ``*_reference`` function of the ops, called once on valid inputs."""
+    x, w = r(2, 3, 5, 5), r(4, 3, 3, 3)
+    y = ops.conv2d_forward_reference(x, w, r(4), (1, 1), (1, 1), 1)
+    ops.conv2d_backward_reference(r(*y.shape), x, w, (1, 1), (1, 1), 1, True)
+    _, mean, var = ops.batchnorm2d_forward_reference(x, r(3), r(3), 1e-5)
+    ops.batchnorm2d_backward_reference(r(*x.shape), x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3))
+    ops.batchnorm2d_eval_forward_reference(x, r(3), r(3))
+    ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
+    y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
+    ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)
+    ops.global_avg_pool_backward_reference(ops.global_avg_pool_forward_reference(x), 5, 5)
+    s = r(2, 3)
+    ops.se_scale_backward_reference(r(*x.shape), x, s)
+    ops.se_scale_forward_reference(x, s)
+    ops.sgd_update_reference(r(3, 4), r(3, 4), r(3, 4), 0.1, 0.9, 0.0, 1e-4, True, False)
+
+
+@pytest.mark.parametrize("family", [*KERNEL_FAMILIES, "numpy"])
+def test_the_reference_functions_never_call_a_kernel(counted, family):
+    if family == "cupy":
+        import cupy
+
+        with backend.use("numpy"):
+            _reference_calls(Draw(cupy))
+    else:
+        with backend.use(family):
+            _reference_calls(Draw(np))
+    assert counted == []

@@ -1,0 +1,123 @@
+"""The checks catch the classic mistakes, and say which one it is."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sescratch import learn, ops
+from sescratch.learn import solutions as S
+
+
+def fails_with(check, fn, *words):
+    with pytest.raises(AssertionError) as info:
+        check(fn, seed=0)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_messages_name_the_output_the_error_and_the_shapes():
+    message = fails_with(learn.check_gap_forward, lambda x: x.mean(axis=(2, 3)) + 1e-3, "z is wrong",
+                         "relative error", "x (")
+    assert "should be below" in message
+
+
+def test_a_stub_is_reported_as_not_implemented():
+    def gap_forward(x):
+        raise NotImplementedError
+    fails_with(learn.check_gap_forward, gap_forward, "not implemented yet")
+
+
+def test_a_crash_is_reported_with_the_arguments():
+    fails_with(learn.check_gap_backward, lambda dz, shape: dz @ np.ones(3), "raised ValueError", "array(")
+
+
+def test_a_wrong_shape_is_reported():
+    fails_with(learn.check_gap_forward, lambda x: x.mean(axis=(0, 2, 3)), "has shape")
+
+
+def test_flipped_kernel():
+    def convolution(x, w, b, stride, padding):
+        return S.conv2d_naive(x, w[:, :, ::-1, ::-1], b, stride, padding)
+    fails_with(learn.check_conv2d_naive, convolution, "flipped")
+
+
+def test_missing_bias():
+    fails_with(learn.check_conv2d_naive, lambda x, w, b, s, p: S.conv2d_naive(x, w, 0 * b, s, p), "bias")
+
+
+def test_col2im_assigning_instead_of_adding():
+    def col2im(cols, x_shape, KH, KW, stride, padding):
+        N, C, H, W = x_shape
+        OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+        cols = cols.reshape(N, C, KH, KW, OH, OW)
+        dx = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
+        for kh in range(KH):
+            for kw in range(KW):
+                dx[:, :, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride] = cols[:, :, kh, kw]
+        return dx[:, :, padding:padding + H, padding:padding + W]
+    with pytest.raises(AssertionError, match="ADD"):
+        learn.check_col2im(col2im, seed=0, cases=8)
+
+
+def test_sum_instead_of_mean():
+    fails_with(learn.check_gap_forward, lambda x: x.sum(axis=(2, 3)), "SUM")
+
+
+def test_missing_sigmoid():
+    def no_sigmoid(z, W1, b1, W2, b2):
+        return np.maximum(z @ W1.T + b1, 0) @ W2.T + b2
+    fails_with(learn.check_excitation_forward, no_sigmoid, "sigmoid")
+
+
+def test_forgotten_fan_out():
+    def only_scale_path(dy, u, W1, b1, W2, b2):
+        du, *rest = S.se_block_backward(dy, u, W1, b1, W2, b2)
+        z = u.mean(axis=(2, 3))
+        s = S.excitation_forward(z, W1, b1, W2, b2)
+        return (dy * s[:, :, None, None], *rest)
+    fails_with(learn.check_se_block_backward, only_scale_path, "fans out", "only the scale")
+
+
+def test_batchnorm_without_the_variance_path():
+    def no_var_path(dy, x, gamma, beta, eps):
+        dx, dgamma, dbeta = S.batchnorm_backward(dy, x, gamma, beta, eps)
+        M = x.shape[0] * x.shape[2] * x.shape[3]
+        _, cache = ops.batchnorm2d_forward(x, gamma, beta, None, None, training=True, eps=eps)
+        g = (gamma * cache.inv_std)[None, :, None, None]
+        return g * (dy - dbeta[None, :, None, None] / M), dgamma, dbeta
+    fails_with(learn.check_batchnorm_backward, no_var_path, "variance")
+
+
+def test_learning_rate_inside_the_momentum_buffer():
+    def lr_in_buffer(p, g, buf, lr, momentum, weight_decay):
+        d = g + weight_decay * p
+        buf = lr * d if buf is None else momentum * buf + lr * d
+        return p - buf, buf
+    fails_with(learn.check_sgd_momentum_step, lr_in_buffer, "learning rate went into the buffer")
+
+
+def test_training_without_zero_grad():
+    def no_zero_grad(model, optimizer, batches):
+        losses = []
+        for x, y in batches:
+            loss, dlogits = ops.softmax_cross_entropy(model(x), y)
+            model.backward(dlogits)
+            optimizer.step()
+            losses.append(float(loss))
+        return losses
+    fails_with(learn.check_train_epoch, no_zero_grad, "never zeroed")
+
+
+def test_training_without_a_step():
+    def no_step(model, optimizer, batches):
+        return [float(ops.softmax_cross_entropy(model(x), y)[0]) for x, y in batches]
+    fails_with(learn.check_train_epoch, no_step, "step() was never called")
+
+
+def test_class_means_over_all_images():
+    def overall(s, labels, K):
+        means = np.broadcast_to(s.mean(axis=0), (K, s.shape[1]))
+        return means, float(means.std(axis=0).mean())
+    fails_with(learn.check_class_excitations, overall, "ALL images")
