@@ -35,7 +35,7 @@ import sescratch.kernels.cupy as family  # noqa: E402
 
 NDARRAY, INDEXER, SCALAR = 1, 2, 3  # CuPy's _ArgKind values (CuPy 14)
 # Non-array parameters whose names are not all upper case (upper-case names are sizes)
-SCALARS = {"neg_inf", "lr", "mu", "keep", "wd", "decay", "nesterov", "first", "momentum", "eps"}
+SCALARS = {"neg_inf", "lr", "mu", "keep", "wd", "decay", "nesterov", "first", "momentum", "eps", "factor_num", "factor_den"}
 
 
 def _is_scalar(p) -> bool:

@@ -25,9 +25,9 @@ from tests.docs.site_build import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-# Pages written by hand for the site (the derivations and the results page have their own authors
-# and are checked by the build only).
-PAGES = sorted(p for p in DOCS.glob("*.md") if p.name != "results.md") + sorted(DOCS.glob("api/*.md"))
+# Pages written by hand for the site (the derivations have their own authors and are checked by
+# the build and the browser test only).
+PAGES = sorted(DOCS.glob("*.md")) + sorted(DOCS.glob("api/*.md"))
 RUNNABLE_PAGES = ["getting-started.md", "architecture.md"]  # their ```python blocks run in order
 TUTORIAL = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
 # A path into the repository; placeholders such as tests/ops/test_<op>.py or test_*.py are skipped.

@@ -17,6 +17,7 @@ DECLARED = (
     "batchnorm2d_forward",  # training mode: batch statistics
     "batchnorm2d_backward",  # training mode
     "batchnorm2d_eval_forward",  # evaluation mode: a per-channel affine map
+    "batchnorm2d_running_update",  # training mode: the running averages, in place
     "relu_forward",
     "relu_backward",
     "max_pool2d_forward",

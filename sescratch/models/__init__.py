@@ -40,7 +40,7 @@ from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
 
-__all__ = ["create", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+__all__ = ["create", "check_options", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
 
 DEFAULT_SEED = 0
 _COMMON = {"dropout": 0.0, "init": True, "seed": None}
@@ -88,6 +88,7 @@ def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> R
             raise ValueError(f"create({name!r}): {label} must be a positive int, got {value!r}")
     opts = {**defaults, **options}
     _check_dropout(name, opts["dropout"])
+    check_options(name, opts)
     se = None
     if spec["se"]:
         se = {"reduction": opts.pop("reduction"), "squeeze": opts.pop("squeeze"), "gate": opts.pop("gate")}
@@ -101,6 +102,47 @@ def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> R
             return _build(name, spec, num_classes, in_channels, se, placement, opts)
         with _init.skip_init():
             return _build(name, spec, num_classes, in_channels, se, placement, opts)
+
+
+# Accepted values of the options shared by the families: (kind, choices or (low, high)).
+_OPTION_RULES = {
+    "reduction": ("int", (1, 4096)),
+    "width": ("int", (1, 1024)),
+    "placement": ("choice", ("standard", "pre", "post", "identity", "after_3x3")),
+    "squeeze": ("choice", ("avg", "max")),
+    "gate": ("choice", ("sigmoid", "tanh", "relu", "hard_sigmoid")),
+    "shortcut": ("choice", ("A", "B")),
+    "stride_on": ("choice", (None, "1x1", "3x3")),
+    "init": ("choice", (True, False)),
+}
+
+
+def check_options(name: str, options: dict) -> None:
+    """Raise ``ValueError`` naming the option, its value and the accepted range, before building.
+
+    Checks what :func:`create` would refuse (unknown names and values) without building anything.
+    """
+    if name not in _MODELS:
+        raise ValueError(f"create: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+    valid = {*_MODELS[name][1], *_COMMON}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"create({name!r}): unknown option(s) {', '.join(unknown)}; "
+                         f"valid options: {', '.join(sorted(valid))}")
+    if "dropout" in options:
+        _check_dropout(name, options["dropout"])
+    for key, value in options.items():
+        if key not in _OPTION_RULES:
+            continue
+        kind, allowed = _OPTION_RULES[key]
+        if kind == "int":
+            low, high = allowed
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ValueError(f"create({name!r}): option {key} must be an int in [{low}, {high}], "
+                                 f"got {value!r}")
+        elif not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+            raise ValueError(f"create({name!r}): option {key} must be one of "
+                             f"{', '.join(map(repr, allowed))}; got {value!r}")
 
 
 def _check_dropout(name: str, p) -> None:

@@ -50,6 +50,7 @@ from sescratch.ops.batchnorm import (
     batchnorm2d_eval_forward_reference,
     batchnorm2d_forward,
     batchnorm2d_forward_reference,
+    batchnorm2d_running_update_reference,
 )
 from sescratch.ops.pool import (
     avg_pool2d_backward,
@@ -112,6 +113,7 @@ __all__ = [
     "batchnorm2d_forward_reference",
     "batchnorm2d_backward_reference",
     "batchnorm2d_eval_forward_reference",
+    "batchnorm2d_running_update_reference",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "max_pool2d_forward_reference",

@@ -37,7 +37,7 @@ from sescratch.ops._checks import check_float_array, check_same_dtype, check_sha
 __all__ = [
     "BatchNorm2dCache", "batchnorm2d_forward", "batchnorm2d_backward",
     "batchnorm2d_forward_reference", "batchnorm2d_backward_reference",
-    "batchnorm2d_eval_forward_reference",
+    "batchnorm2d_eval_forward_reference", "batchnorm2d_running_update_reference",
 ]
 
 
@@ -97,6 +97,18 @@ def batchnorm2d_forward_reference(x, gamma, beta, eps):
     return y, mean, var
 
 
+def batchnorm2d_running_update_reference(running_mean, running_var, mean, var, momentum, M):
+    """In place: the running averages of the batch mean and unbiased variance (either may be None).
+
+    ``var`` is the biased batch variance of ``M`` values per channel, so ``var * M / (M - 1)``
+    is the unbiased one that PyTorch averages.
+    """
+    if running_mean is not None:
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mean  # C
+    if running_var is not None:
+        running_var[...] = (1 - momentum) * running_var + momentum * var * M / (M - 1)  # C
+
+
 def batchnorm2d_eval_forward_reference(x, scale, shift):
     """Eval-mode forward in ``xp``: the per-channel affine map ``y = x * scale + shift``."""
     return x * _per_channel(scale) + _per_channel(shift)  # N,C,H,W
@@ -128,7 +140,8 @@ def _eval_backward(dy, x, mean, inv_std, gamma):
 
 
 # Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
-_KERNELS = declare_kernels("batchnorm2d_forward", "batchnorm2d_backward", "batchnorm2d_eval_forward")
+_KERNELS = declare_kernels("batchnorm2d_forward", "batchnorm2d_backward", "batchnorm2d_eval_forward",
+                           "batchnorm2d_running_update")
 
 
 def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
@@ -166,10 +179,9 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
         forward = batchnorm2d_forward_reference if kernel is None else kernel
         y, mean, var = forward(x, gamma, beta, eps)  # N,C,H,W and C, C (float64)
         inv_std = 1 / xp.sqrt(var + eps)  # C
-        if running_mean is not None:
-            running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-        if running_var is not None:
-            running_var[...] = (1 - momentum) * running_var + momentum * var * M / (M - 1)
+        kernel = _KERNELS.get("batchnorm2d_running_update", mean, running_mean, running_var)
+        update = batchnorm2d_running_update_reference if kernel is None else kernel
+        update(running_mean, running_var, mean, var, momentum, M)  # in place, one launch on a GPU
     else:
         mean = running_mean  # C
         inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C

@@ -104,6 +104,7 @@ USES = {
     "batchnorm2d_forward": lambda r: _batchnorm(r, True),
     "batchnorm2d_backward": lambda r: _batchnorm(r, True),
     "batchnorm2d_eval_forward": lambda r: _batchnorm(r, False),
+    "batchnorm2d_running_update": lambda r: _batchnorm(r, True),
     "relu_forward": _relu,
     "relu_backward": _relu,
     "max_pool2d_forward": _max_pool,
@@ -161,6 +162,7 @@ def _reference_calls(r):
     _, mean, var = ops.batchnorm2d_forward_reference(x, r(3), r(3), 1e-5)
     ops.batchnorm2d_backward_reference(r(*x.shape), x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3))
     ops.batchnorm2d_eval_forward_reference(x, r(3), r(3))
+    ops.batchnorm2d_running_update_reference(r(3), r(3), mean, var, 0.1, 50)
     ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
     y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
     ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)

@@ -6,6 +6,7 @@ from sescratch.kernels.cupy.norm import (
     batchnorm2d_eval_forward,
     batchnorm2d_forward,
 )
+from sescratch.kernels.cupy.norm_running import batchnorm2d_running_update
 from sescratch.kernels.cupy.pool import max_pool2d_backward, max_pool2d_forward
 from sescratch.kernels.cupy.squeeze_scale import (
     global_avg_pool_backward,
@@ -22,6 +23,7 @@ KERNELS = {
     "batchnorm2d_forward": batchnorm2d_forward,
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
+    "batchnorm2d_running_update": batchnorm2d_running_update,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "max_pool2d_forward": max_pool2d_forward,

@@ -21,6 +21,7 @@ from sescratch.kernels.numba.norm import (  # noqa: E402
     batchnorm2d_eval_forward,
     batchnorm2d_forward,
 )
+from sescratch.kernels.numba.norm_running import batchnorm2d_running_update  # noqa: E402
 from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.squeeze_scale import (  # noqa: E402
     global_avg_pool_backward,
@@ -37,6 +38,7 @@ KERNELS = {
     "batchnorm2d_forward": batchnorm2d_forward,
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
+    "batchnorm2d_running_update": batchnorm2d_running_update,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "max_pool2d_forward": max_pool2d_forward,

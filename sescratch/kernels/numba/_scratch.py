@@ -21,6 +21,7 @@ shapes of a CIFAR ResNet); elsewhere the products are cut as before.
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ def buffer(slot: str, shape: tuple, dtype) -> np.ndarray:
 
     The memory is per thread and grows to the largest request seen; two slots never alias.
     """
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     buf = getattr(_buffers, slot, None)
     if buf is None or buf.dtype != np.dtype(dtype) or buf.size < size:
         buf = np.empty(size, dtype=dtype)
