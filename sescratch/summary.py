@@ -13,12 +13,19 @@ The paper (§4) quotes 3.86 GFLOPs for ResNet-50 and 3.87 for SE-ResNet-50 (+0.2
 are these conv/FC MACs. The summary shows the backbone's conv/FC MACs and, beside them, what the
 SE blocks add, so the relative cost is visible.
 
-Command line: ``sescratch summary se_resnet50 --input 3,224,224``.
+Grouped and depthwise convolutions count ``C_in / groups`` inputs per output (a depthwise 3x3 on
+C channels costs ``9 C H W``); channel shuffles and concatenations cost 0 (they move data).
+
+Command line: ``sescratch summary se_resnet50 --input 3,224,224 [--json]``. ``--json`` prints
+:meth:`Summary.to_dict`: ``{"parameters", "macs", "se_parameters", "se_macs", "layers": [...]}``
+with ``macs`` the conv/FC MACs of the whole network *including* its SE blocks, ``se_macs`` the
+part of them its SE blocks add (so ``macs - se_macs`` is the network without SE).
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 from sescratch.errors import UsageError
 from sescratch.nn.module import Record
@@ -87,6 +94,26 @@ class Summary:
     def __str__(self) -> str:
         return self.table()
 
+    def to_dict(self) -> dict:
+        """The summary as JSON-ready data (what ``sescratch summary --json`` prints).
+
+        ``parameters`` and ``macs`` are the whole model's (SE blocks included); ``se_parameters``
+        and ``se_macs`` are the SE blocks' share; ``backbone_macs = macs - se_macs``; one entry
+        per layer in ``layers`` (``name``, ``kind``, ``output_shape``, ``params``, ``macs``,
+        ``group``: ``backbone``/``se``, ``part``).
+        """
+        return {
+            "model": self.model_name,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "parameters": int(self.params),
+            "macs": int(self.backbone_macs + self.se_macs),
+            "backbone_macs": int(self.backbone_macs),
+            "se_parameters": int(self.se_params),
+            "se_macs": int(self.se_macs),
+            "layers": [{**asdict(r), "output_shape": list(r.output_shape)} for r in self.records],
+        }
+
 
 def summary(model, input_shape, *, print_table: bool = False) -> Summary:
     """Summarise ``model`` for one input of shape ``(C, H, W)`` (a leading batch size is ignored).
@@ -126,7 +153,8 @@ def _run(args) -> int:
         raise UsageError(f"unknown model {args.name!r}; valid models: {', '.join(models.list_models())}")
     shape = _parse_shape(args.input)
     model = models.create(args.name, num_classes=args.num_classes, in_channels=shape[0], init=False)
-    print(summary(model, shape).table())
+    result = summary(model, shape)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0
 
 
@@ -142,5 +170,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("name", help="model name (see sescratch.models.list_models())")
     parser.add_argument("--input", required=True, metavar="C,H,W", help="input shape, e.g. 3,224,224")
     parser.add_argument("--num-classes", type=int, default=1000, help="classifier outputs")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"parameters", "macs", "se_parameters", "se_macs", "layers"} as JSON')
     parser.set_defaults(func=_run)
 

@@ -72,11 +72,28 @@ def _field(batch: dict, key: bytes, path: Path):
     return batch[key]
 
 
+def _labels(raw, key: bytes, path: Path) -> np.ndarray:
+    """A flat list (or 1-D integer array) of ints -> int64 (N,); floats or nesting are refused."""
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1 or raw.dtype.kind not in "iu":
+            raise DataError(f"{path}: {key!r} must be 1-D integers, got {raw.dtype} {raw.shape}")
+        return raw.astype(np.int64)
+    if not isinstance(raw, (list, tuple)):
+        raise DataError(f"{path}: {key!r} must be a list of ints, got {type(raw).__name__}")
+    wrong = next((v for v in raw if isinstance(v, bool) or not isinstance(v, int)), None)
+    if wrong is not None:
+        raise DataError(f"{path}: {key!r} must hold ints only, found {type(wrong).__name__} "
+                        f"{wrong!r:.40} (labels are never rounded)")
+    return np.array(raw, dtype=np.int64)
+
+
 def read_python_batch(path: Path, label_key: bytes, num_classes: int):
     """One pickled batch -> (x uint8 (N, 3, 32, 32), y int64 (N,))."""
     batch = _read_pickle(path)
-    data = np.asarray(_field(batch, b"data", path))
-    labels = np.asarray(_field(batch, label_key, path), dtype=np.int64)
+    data = _field(batch, b"data", path)
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"{path}: b'data' must be a uint8 array (N, 3072), got {type(data).__name__}")
+    labels = _labels(_field(batch, label_key, path), label_key, path)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise DataError(f"{path}: b'data' must be uint8 (N, 3072), got {data.dtype} {data.shape}")
     if labels.shape != (data.shape[0],):

@@ -24,6 +24,15 @@ What :meth:`RestrictedUnpickler.find_class` admits — exactly three names, noth
 Any other global (``os.system``, ``builtins.eval``, ``_codecs.encode``, ...) raises
 :class:`DataError`. After loading, the whole object is walked once more and must consist only of
 dict/list/tuple/bytes/str/int/float/bool/None and numeric NumPy arrays.
+
+The walk is bounded by the file's size. A pickle can share one object many times by reference
+(``BINGET``), so a 174-byte file can describe a list of 40 references to a list of 40 references
+... 19 levels deep: 40^19 paths to walk naively. The walk visits each object once (a memo of
+``id``), and each visit of a container entry costs at least one opcode byte of the file, so a
+budget of :data:`NODES_PER_BYTE` entries per byte (plus a small constant) is never reached by a
+genuine file; a file that exceeds it, or nests deeper than :data:`MAX_DEPTH`, is refused at once.
+``_reconstruct`` only accepts the empty shape NumPy writes, so no file can allocate an array
+larger than the bytes it holds.
 """
 from __future__ import annotations
 
@@ -40,6 +49,8 @@ except ImportError:  # pragma: no cover - NumPy 1.x
     from numpy.core.multiarray import _reconstruct as _np_reconstruct
 
 SAFE_DTYPE_KINDS = "biuf"
+MAX_DEPTH = 20
+NODES_PER_BYTE = 2
 
 
 class _NdarrayToken:
@@ -54,6 +65,8 @@ _NDARRAY = _NdarrayToken()
 def _safe_reconstruct(subtype, shape, typecode):
     if subtype is not _NDARRAY:
         raise pickle.UnpicklingError(f"_reconstruct may only build numpy.ndarray, got {subtype!r}")
+    if tuple(shape) not in ((0,), ()):  # NumPy pickles (0,); a real shape comes from __setstate__
+        raise pickle.UnpicklingError(f"_reconstruct with shape {shape!r} refused (NumPy writes (0,))")
     return _np_reconstruct(np.ndarray, shape, typecode)
 
 
@@ -92,25 +105,34 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed")
 
 
-def _check_plain(obj, depth: int = 0) -> None:
-    if depth > 20:
-        raise DataError("nesting deeper than 20 levels")
-    if obj is None or isinstance(obj, (bool, int, float, bytes, str)):
-        return
-    if isinstance(obj, np.ndarray):
-        if type(obj) is not np.ndarray or obj.dtype.kind not in SAFE_DTYPE_KINDS:
-            raise DataError(f"array of dtype {obj.dtype} / type {type(obj).__name__} refused")
-        return
-    if isinstance(obj, dict) and type(obj) is dict:
-        for key, value in obj.items():
-            _check_plain(key, depth + 1)
-            _check_plain(value, depth + 1)
-        return
-    if type(obj) in (list, tuple):
-        for item in obj:
-            _check_plain(item, depth + 1)
-        return
-    raise DataError(f"object of type {type(obj).__name__} refused")
+def _check_plain(obj, budget: int) -> None:
+    """Walk ``obj`` once (shared objects once), refusing anything but plain data, within ``budget``."""
+    seen: set[int] = set()
+    stack = [(obj, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise DataError(f"nesting deeper than {MAX_DEPTH} levels")
+        if obj is None or isinstance(obj, (bool, int, float, bytes, str)):
+            continue
+        if isinstance(obj, np.ndarray):
+            if type(obj) is not np.ndarray or obj.dtype.kind not in SAFE_DTYPE_KINDS:
+                raise DataError(f"array of dtype {obj.dtype} / type {type(obj).__name__} refused")
+            continue
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict) and type(obj) is dict:
+            items = [x for pair in obj.items() for x in pair]
+        elif type(obj) in (list, tuple):
+            items = obj
+        else:
+            raise DataError(f"object of type {type(obj).__name__} refused")
+        budget -= len(items)
+        if budget < 0:
+            raise DataError("more references than a file of this size can hold plainly "
+                            "(a structure of shared references, refused)")
+        stack.extend((item, depth + 1) for item in items)
 
 
 def restricted_loads(data: bytes, source: str = "<bytes>"):
@@ -124,7 +146,7 @@ def restricted_loads(data: bytes, source: str = "<bytes>"):
     """
     try:
         obj = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
-        _check_plain(obj)
+        _check_plain(obj, budget=NODES_PER_BYTE * len(data) + 1000)
     except DataError as exc:
         raise DataError(f"{source}: refused to load: {exc}") from None
     except pickle.UnpicklingError as exc:

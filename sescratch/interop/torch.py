@@ -92,6 +92,11 @@ def _convert(module):
 
     from sescratch import nn as snn
 
+    from sescratch.interop.torch_exemplars import convert as convert_exemplar
+
+    exemplar = convert_exemplar(module, _convert)  # VGG, Inception, MobileNet, ShuffleNet parts
+    if exemplar is not None:
+        return exemplar
     T = _torch_classes()
     if isinstance(module, snn.Conv2d):
         return nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,

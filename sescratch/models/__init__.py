@@ -36,6 +36,7 @@ import numbers
 import numpy as np
 
 from sescratch.models.cifar import CIFAR_DEPTHS, cifar_resnet
+from sescratch.models.exemplars import EXEMPLARS
 from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
@@ -65,6 +66,12 @@ for _depth in (50, 101):
         {"family": "imagenet", "kind": "resnext", "depth": _depth, "se": True}, {**_SE, "stride_on": None})
 _MODELS["senet154"] = ({"family": "imagenet", "kind": "senet", "depth": 154, "se": True},
                        {**_SE, "stride_on": None, "dropout": 0.2})
+# the paper's other exemplars (VGG, BN-Inception, Inception-ResNet-v2, MobileNet, ShuffleNet):
+# sescratch.models.exemplars; SE options without ``placement`` (each family fixes where SE goes)
+for _name, (_builder, _cifar, _se, _defaults) in EXEMPLARS.items():
+    _se_options = {k: v for k, v in _SE.items() if k != "placement"} if _se else {}
+    _MODELS[_name] = ({"family": "exemplar", "builder": _builder, "cifar": _cifar, "se": _se},
+                      {**_se_options, **_defaults})
 
 
 def list_models() -> list[str]:
@@ -151,6 +158,9 @@ def _check_dropout(name: str, p) -> None:
 
 
 def _build(name, spec, num_classes, in_channels, se, placement, opts) -> ResNet:
+    if spec["family"] == "exemplar":
+        return spec["builder"](name, num_classes=num_classes, in_channels=in_channels, se=se,
+                               cifar=spec["cifar"], **opts)
     if spec["family"] == "cifar":
         return cifar_resnet(name, spec["n"], num_classes=num_classes, in_channels=in_channels, se=se,
                             placement=placement, **opts)

@@ -11,6 +11,7 @@ from sescratch.nn.blocks import make_shortcut
 from sescratch.nn.layers import Sequential
 from sescratch.nn.module import Module, ShapeError
 from sescratch.nn.se import SEBlock
+from sescratch.nn.variants import residual_block
 
 __all__ = ["ResNet", "make_stage"]
 
@@ -18,7 +19,7 @@ __all__ = ["ResNet", "make_stage"]
 def make_stage(block, in_channels, planes, blocks, stride=1, *, shortcut="B", downsample_kernel=1, **block_kwargs):
     """A ``Sequential`` of ``blocks`` residual blocks; the first one strides and changes width.
 
-    Returns ``(stage, out_channels)``. ``block_kwargs`` go to every block (``se``, ``placement``,
+    Returns ``(stage, out_channels)``. ``block_kwargs`` go to every block (``se``, ``placement`` — picked by :func:`~sescratch.nn.residual_block` —,
     ``groups``, ``stride_on`` ...); ``expansion`` (default ``block.expansion``) fixes the output width.
     """
     out_channels = planes * block_kwargs.get("expansion", block.expansion)
@@ -27,7 +28,7 @@ def make_stage(block, in_channels, planes, blocks, stride=1, *, shortcut="B", do
         s = stride if i == 0 else 1
         c_in = in_channels if i == 0 else out_channels
         downsample = make_shortcut(c_in, out_channels, s, kind=shortcut, kernel_size=downsample_kernel)
-        layers.append(block(c_in, planes, s, downsample=downsample, **block_kwargs))
+        layers.append(residual_block(block, c_in, planes, s, downsample=downsample, **block_kwargs))
     return Sequential(*layers), out_channels
 
 

@@ -27,6 +27,7 @@ from sescratch.nn.layers import (
 )
 from sescratch.nn.module import Module, Parameter, Record, ShapeError
 from sescratch.nn.se import GATES, SQUEEZES, SEBlock
+from sescratch.nn.variants import VARIANTS, residual_block
 
 __all__ = [
     "init",
@@ -54,4 +55,6 @@ __all__ = [
     "ResNeXtBottleneck",
     "ZeroPadShortcut",
     "make_shortcut",
+    "VARIANTS",
+    "residual_block",
 ]

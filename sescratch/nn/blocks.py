@@ -7,9 +7,11 @@ The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx
 
 :meth:`ResidualBlock.forward` and :meth:`~ResidualBlock.backward` are that standard block, line
 for line. The SE placements of the ablation (TPAMI §6.5, Fig. 5, Tables 14 and 15) are separate
-variants in :mod:`sescratch.nn.se_placements`; ``BasicBlock(..., se=..., placement="pre")`` builds
-the ``pre`` variant of ``BasicBlock`` (a subclass: ``isinstance``, ``state_dict`` names and the
-summary are the same as for the standard block).
+variants beside it: the mixins of :mod:`sescratch.nn.se_placements` (each with its own forward
+and backward) combined with each block as one explicit class per placement in
+:mod:`sescratch.nn.variants` (e.g. ``BasicBlockSEPre``, a subclass of ``BasicBlock``: same
+children, ``state_dict`` names and summary); ``residual_block(BasicBlock, ..., placement="pre")``
+picks the class.
 
 ========== ======================================================= ====================
 placement  computation                                             SE channels
@@ -29,7 +31,6 @@ from __future__ import annotations
 import math
 
 from sescratch import ops
-from sescratch.nn import se_placements
 from sescratch.nn.layers import BatchNorm2d, Conv2d
 from sescratch.nn.module import Module, ShapeError
 from sescratch.nn.se import SEBlock
@@ -51,23 +52,21 @@ PLACEMENTS = ("standard", "pre", "post", "identity", "after_3x3")
 class ResidualBlock(Module):
     """The standard (SE-)ResNet block; subclasses give the branch ``F`` (``_branch_forward`` ...).
 
-    ``Block(..., se=options, placement=p)`` with ``p != "standard"`` returns an instance of the
-    variant of ``Block`` for ``p``: the mixin ``Block.placement_variants[p]`` (which overrides
-    ``forward``, ``backward`` and ``trace``) in front of ``Block``, under ``Block``'s name.
+    The other SE placements are explicit subclasses (:mod:`sescratch.nn.variants`), built with
+    :func:`sescratch.nn.variants.residual_block`; asking a standard block for another placement
+    is an error that says so.
     """
 
     placement = "standard"  # the class's placement; an instance without SE sets None
-    placement_variants: dict = {"pre": se_placements.SEPre, "post": se_placements.SEPost,
-                                "identity": se_placements.SEIdentity}
-
-    def __new__(cls, *args, se=None, placement="standard", **kwargs):
-        if se is not None and placement != cls.placement and placement in cls.placement_variants:
-            cls = se_placements.variant_class(cls, cls.placement_variants[placement])
-        return super().__new__(cls)
 
     def _init_se_and_shortcut(self, se, placement, in_channels, out_channels, inner_channels, downsample):
         if placement not in PLACEMENTS:
             raise ValueError(f"{type(self).__name__}: placement must be one of {PLACEMENTS}, got {placement!r}")
+        if se is not None and placement != self.placement:
+            raise ValueError(
+                f"{type(self).__name__} is the {self.placement!r} block; for placement {placement!r} build "
+                f"sescratch.nn.residual_block({type(self).__name__}, ..., placement={placement!r}) "
+                f"(one explicit variant class per placement, in sescratch.nn.variants)")
         self.placement = placement if se is not None else None
         channels = self._se_channels(in_channels, out_channels, inner_channels)
         self.se_module = SEBlock(channels, **se) if se is not None else None
@@ -132,7 +131,6 @@ class BasicBlock(ResidualBlock):
     """Two 3x3 convs: ``F(x) = BN(conv3x3(ReLU(BN(conv3x3(x, stride)))))``; ``after_3x3`` is after the first."""
 
     expansion = 1
-    placement_variants = {**ResidualBlock.placement_variants, "after_3x3": se_placements.BasicSEAfter3x3}
 
     def __init__(self, in_channels, planes, stride=1, *, downsample=None, se=None, placement="standard"):
         super().__init__()
@@ -167,7 +165,6 @@ class Bottleneck(ResidualBlock):
     """
 
     expansion = 4
-    placement_variants = {**ResidualBlock.placement_variants, "after_3x3": se_placements.BottleneckSEAfter3x3}
 
     def __init__(self, in_channels, planes, stride=1, *, expansion=4, width=None, width_3x3=None, groups=1,
                  stride_on="1x1", downsample=None, se=None, placement="standard"):

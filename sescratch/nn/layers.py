@@ -11,8 +11,11 @@ from collections import OrderedDict
 import numpy as np
 
 from sescratch import ops
+from sescratch.ops.window import conv_output_size
 from sescratch.nn import init
 from sescratch.nn.module import Module, Parameter, Record, ShapeError
+from sescratch.ops.sync_batchnorm import (SyncBatchNorm2dCache, sync_batchnorm2d_backward,
+                                          sync_batchnorm2d_forward)
 
 __all__ = [
     "Conv2d",
@@ -30,11 +33,6 @@ __all__ = [
 
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """``floor((size + 2 * padding - kernel) / stride) + 1`` (convolution and pooling alike)."""
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _trace_window(layer: str, kind: str, shape, kernel, stride, padding):
@@ -120,18 +118,29 @@ class BatchNorm2d(Module):
         self.running_mean = np.zeros((num_features,), dtype=np.float32)
         self.running_var = np.ones((num_features,), dtype=np.float32)
         self.num_batches_tracked = np.zeros((), dtype=np.int64)
+        # Sync BN (issue 14): a communicator (rank, size, allreduce_sum) makes training mode use
+        # the statistics of the global batch; set by sescratch.train.distributed.use_sync_batchnorm.
+        self.communicator = None
 
     def forward(self, x):
-        y, self._cache = ops.batchnorm2d_forward(
-            x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-            training=self.training, momentum=self.momentum, eps=self.eps,
-        )
+        if self.training and self.communicator is not None:
+            y, self._cache = sync_batchnorm2d_forward(
+                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
+                reduce=self.communicator.allreduce_sum, momentum=self.momentum, eps=self.eps)
+        else:
+            y, self._cache = ops.batchnorm2d_forward(
+                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
+                training=self.training, momentum=self.momentum, eps=self.eps,
+            )
         if self.training:
             self.num_batches_tracked[...] += 1
         return y
 
     def backward(self, dy):
-        dx, dgamma, dbeta = ops.batchnorm2d_backward(dy, self._cache)
+        if isinstance(self._cache, SyncBatchNorm2dCache):  # issue 14: dgamma, dbeta are this rank's shares
+            dx, dgamma, dbeta = sync_batchnorm2d_backward(dy, self._cache)
+        else:
+            dx, dgamma, dbeta = ops.batchnorm2d_backward(dy, self._cache)
         self.weight.grad += dgamma
         self.bias.grad += dbeta
         return dx

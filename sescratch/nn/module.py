@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from sescratch.backend import get_array_module, to_device
+from sescratch.backend import get_array_module, to_device, to_numpy
 
 __all__ = ["Parameter", "Module", "Record", "ShapeError"]
 
@@ -206,7 +206,7 @@ class Module:
             raise ValueError(f"load_state_dict({type(self).__name__}): " + " | ".join(problems))
         for name, target in targets.items():  # in place: parameters and buffers keep dtype and device
             xp = get_array_module(target)
-            value = _to_numpy(state[name]) if xp is np else state[name]
+            value = to_numpy(state[name]) if xp is np else state[name]
             target[...] = xp.asarray(value, dtype=target.dtype)
 
     def to(self, device: str) -> "Module":
@@ -250,9 +250,5 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-def _to_numpy(a):
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
-
-
 def _numpy_copy(a) -> np.ndarray:
-    return np.array(_to_numpy(a), copy=True)
+    return np.array(to_numpy(a), copy=True)

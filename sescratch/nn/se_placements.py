@@ -6,28 +6,15 @@ the forward bottom-up, one line per line. ``SEPre``, ``SEPost`` and ``SEIdentity
 SE block around the branch ``F`` and the shortcut, so they work for every block; the
 ``after_3x3`` variants put it inside ``F`` and are written out per branch.
 
-:func:`variant_class` puts a mixin in front of a block class (``BasicBlock(..., placement="pre")``
-does this for you); the result keeps the block's name, children and ``state_dict`` keys.
+:mod:`sescratch.nn.variants` combines each mixin with each block class into one explicit class
+(``class BasicBlockSEPre(SEPre, BasicBlock)``); the variant keeps the block's children and
+``state_dict`` keys.
 """
 from __future__ import annotations
 
 from sescratch import ops
 
-__all__ = ["SEPre", "SEPost", "SEIdentity", "BasicSEAfter3x3", "BottleneckSEAfter3x3", "variant_class"]
-
-_CLASSES: dict[tuple[type, type], type] = {}
-
-
-def variant_class(block_class: type, mixin: type) -> type:
-    """``class <block_class.__name__>(mixin, block_class)``, made once per pair."""
-    key = (block_class, mixin)
-    if key not in _CLASSES:
-        doc = f"{block_class.__name__}, {mixin.__doc__}"
-        _CLASSES[key] = type(block_class.__name__, (mixin, block_class),
-                             {"__doc__": doc, "__module__": block_class.__module__,
-                              "__qualname__": block_class.__qualname__})
-    return _CLASSES[key]
-
+__all__ = ["SEPre", "SEPost", "SEIdentity", "BasicSEAfter3x3", "BottleneckSEAfter3x3"]
 
 class SEPre:
     """SE-PRE (Table 14): ``ReLU(F(SE(x)) + shortcut(x))``, SE on the block's input channels."""

@@ -14,7 +14,7 @@ def check_float_array(op: str, name: str, x, *, ndim: int | Sequence[int] | None
     """``x`` must be an array of a floating dtype, with ``ndim`` dimensions when given."""
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise ValueError(f"{op}: argument '{name}' must be an array, got {type(x).__name__}")
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    if np.dtype(x.dtype) not in (np.float32, np.float64):  # float16: no kernel computes in it
         raise ValueError(
             f"{op}: argument '{name}' must have a floating dtype (float32 or float64), got {x.dtype}"
         )
@@ -61,3 +61,10 @@ def pair(op: str, name: str, value, *, minimum: int) -> tuple[int, int]:
     if min(pair_) < minimum:
         raise ValueError(f"{op}: argument '{name}' must be >= {minimum}, got {value!r}")
     return pair_
+
+
+def check_nonempty(op: str, name: str, x) -> None:
+    """Every dimension of ``x`` (batch, channels, height, width) must be at least 1."""
+    if 0 in tuple(x.shape):
+        raise ValueError(f"{op}: argument '{name}' is empty (shape {tuple(x.shape)}); expected "
+                         "at least one image, channel and pixel in every dimension")

@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape, pair
-from sescratch.ops.window import conv_output_size
+from sescratch.ops._checks import check_float_array, check_nonempty, check_same_dtype, check_shape, pair
+from sescratch.ops.window import check_allocation, conv_output_size
 
 __all__ = [
     "Conv2dCache", "conv2d_forward", "conv2d_backward", "conv2d_reference",
@@ -53,7 +53,11 @@ def _check_inputs(op, x, w, b, stride, padding, groups):
     if b is not None:
         check_float_array(op, "b", b, ndim=1)
     check_same_dtype(op, x=x, w=w, b=b)
+    check_nonempty(op, "x", x)
+    check_nonempty(op, "w", w)
     stride, padding = pair(op, "stride", stride, minimum=1), pair(op, "padding", padding, minimum=0)
+    N, C, H, W = x.shape
+    check_allocation(op, "padding", padding, {"the padded input": (N, C, H + 2 * padding[0], W + 2 * padding[1])})
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: argument 'groups' must be a positive int, got {groups!r}")
     C, K = x.shape[1], w.shape[0]

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_shape, pair
+from sescratch.ops._checks import check_float_array, check_nonempty, check_shape, pair
 from sescratch.ops.window import check_allocation, conv_output_size
 
 __all__ = [
@@ -70,6 +70,7 @@ class AvgPool2dCache(NamedTuple):
 
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode) -> PoolGeometry:
     check_float_array(op, "x", x, ndim=4)
+    check_nonempty(op, "x", x)
     KH, KW = pair(op, "kernel_size", kernel_size, minimum=1)
     SH, SW = pair(op, "stride", kernel_size if stride is None else stride, minimum=1)
     PH, PW = pair(op, "padding", padding, minimum=0)

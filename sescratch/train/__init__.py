@@ -10,7 +10,8 @@ One module per job:
 * :mod:`~sescratch.train.trainer` — :class:`Trainer` and :func:`fit`: the loop, resuming, Ctrl-C;
 * :mod:`~sescratch.train.optim` — :class:`SGD` (PyTorch's update, step for step);
 * :mod:`~sescratch.train.schedules` — learning rate as a pure function of epochs done;
-* :mod:`~sescratch.train.checkpoint` — one ``.npz`` per checkpoint, written atomically;
+* :mod:`~sescratch.train.checkpoint` — one ``.npz`` per checkpoint, written atomically, checked on load;
+* :mod:`~sescratch.train.rundir` — the run directory: its lock, checks and crash repairs;
 * :mod:`~sescratch.train.evaluation` — top-1 / top-5 error, :func:`load_for_evaluation`;
 * :mod:`~sescratch.train.metrics` — top-k, confusion matrix, ``metrics.jsonl``/``.csv``, curves;
 * :mod:`~sescratch.train.interrupt` — the Ctrl-C guard and the progress bar;
@@ -38,11 +39,18 @@ from sescratch.train.schedules import (
     Step,
     make_schedule,
 )
-from sescratch.train.trainer import Trainer, TrainingDiverged, TrainResult, fit, print_epoch
+from sescratch.train.trainer import (
+    CheckpointWriteError,
+    Trainer,
+    TrainingDiverged,
+    TrainResult,
+    fit,
+    print_epoch,
+)
 
 __all__ = [
     "TrainConfig", "build_model", "BACKENDS", "SCHEDULES", "SCHEDULE_UNITS",
-    "Trainer", "TrainResult", "TrainingDiverged", "fit", "print_epoch",
+    "Trainer", "TrainResult", "TrainingDiverged", "CheckpointWriteError", "fit", "print_epoch",
     "SGD", "Schedule", "Constant", "Step", "MultiStep", "Cosine", "LinearWarmup", "make_schedule",
     "Checkpoint", "save_checkpoint", "load_checkpoint",
     "EvalResult", "evaluate", "Evaluand", "load_for_evaluation",

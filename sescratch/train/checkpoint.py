@@ -109,8 +109,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise
     except ValueError as exc:
         if "pickle" in str(exc):  # never repeat NumPy's advice to load it with allow_pickle
-            raise DataError(f"checkpoint {path}: holds pickled objects, which sescratch never loads "
-                            "(not a checkpoint written by sescratch train)") from None
+            raise DataError(f"checkpoint {path}: corrupt or not an .npz file (not a zip archive; "
+                            "sescratch never unpickles files)") from None
         raise DataError(f"checkpoint {path}: corrupt or not an .npz file ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"checkpoint {path}: corrupt or not an .npz file ({exc})") from None

@@ -7,6 +7,7 @@ the recipe's values — or, with ``--resume``, the values stored in ``OUT/last.n
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ images), {d.epochs} epochs, batch {d.batch_size}, SGD momentum {d.momentum}, lr 
 {d.schedule} schedule, weight decay {d.weight_decay}, random crop (padding {d.crop_padding}) and
 horizontal flip. Options left out keep these values -- or, with --resume, the values stored in
 OUT/last.npz. Writes OUT/last.npz, best.npz, metrics.jsonl, metrics.csv and curves.png.
-Ctrl-C saves OUT/last.npz and stops; --resume continues bit-exactly.
+Ctrl-C saves OUT/last.npz and stops; --resume continues bit-exactly (--save-every N also
+saves every N iterations, so even a kill -9 loses at most N steps). Every option is checked
+before any work starts; one run at a time per OUT (a second one is refused), and a fresh run
+over an earlier one needs --overwrite.
 """
 
 
@@ -72,6 +76,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--out", help=f"output directory (default {d.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    p.add_argument("--overwrite", action="store_const", const=True,
+                   help="start afresh over an earlier run in OUT (its files are removed)")
+    p.add_argument("--save-every", type=int, metavar="N",
+                   help="also save OUT/last.npz every N iterations (default: at epoch ends only)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bars")
     p.set_defaults(func=run_train)
@@ -101,7 +109,7 @@ def config_from_args(args) -> "TrainConfig":
     from sescratch.data import list_datasets
     from sescratch.models import list_models
     from sescratch.train.checkpoint import load_checkpoint
-    from sescratch.train.config import TrainConfig
+    from sescratch.train.config import InvalidField, TrainConfig
 
     for kind, value, names in (("model", args.model, list_models()),
                                ("dataset", args.dataset, list_datasets())):
@@ -120,7 +128,13 @@ def config_from_args(args) -> "TrainConfig":
             raise UsageError(f"--resume: no checkpoint at {path} (pass the run's --out DIR)")
         base = load_checkpoint(path).config
     config = TrainConfig.from_dict({**base, **given, "resume": bool(args.resume)})
-    return config.validate()
+    try:
+        return config.validate()
+    except InvalidField as exc:
+        option = "--" + {v: k for k, v in FIELD_OF.items()}.get(exc.field, exc.field).replace("_", "-")
+        if exc.field not in given:
+            option += " (the stored or default value)"
+        raise UsageError(f"{option} {exc.value!r:.80}: {exc.reason}") from None
 
 
 def run_train(args) -> int:
@@ -133,15 +147,14 @@ def run_train(args) -> int:
         print("\n".join(names))
         return 0
     config = config_from_args(args)
-    if not config.resume and (Path(config.out_dir) / "last.npz").exists():
-        print(f"note: {config.out_dir} holds an earlier run; starting afresh and overwriting it "
-              "(use --resume to continue it instead)", flush=True)
     trainer = Trainer(config, callbacks=(print_epoch,))
+    for note in trainer.notes:
+        print(note, file=sys.stderr, flush=True)
     data = trainer.data
     print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
-          f"{len(data.y_test)} test images, {data.image_shape}) for {config.epochs} epochs "
-          f"-> {trainer.out_dir}" + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""),
-          flush=True)
+          f"{len(data.y_test)} test images, {data.image_shape}, from {data.source or 'memory'}) for "
+          f"{config.epochs} epochs -> {trainer.out_dir}"
+          + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""), flush=True)
     try:
         result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C

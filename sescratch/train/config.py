@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 from sescratch.errors import UsageError
 from sescratch.train.schedules import SCHEDULES
 
-__all__ = ["TrainConfig", "build_model", "BACKENDS", "SCHEDULES", "SCHEDULE_UNITS"]
+__all__ = ["TrainConfig", "InvalidField", "build_model", "model_options", "BACKENDS", "SCHEDULES", "SCHEDULE_UNITS"]
 
 # The choices of the options, shared by TrainConfig.validate and every command line.
 SCHEDULE_UNITS = ("iteration", "epoch")
@@ -25,7 +27,18 @@ BACKENDS = ("numba", "numpy", "cupy")
 
 # Fields that may differ between a run and its resumption without changing its numbers.
 RESUMABLE_CHANGES = ("epochs", "resume", "progress", "out_dir", "data_dir", "download",
-                     "eval_batch_size", "backend")
+                     "eval_batch_size", "backend", "overwrite", "save_every")
+# Model options a training run sets itself: the CLI and the API refuse them in model_options.
+RUN_OWNED_OPTIONS = {"init": "a training run always initialises its weights",
+                     "seed": "the run's --seed (TrainConfig.seed) seeds the initialisation"}
+
+
+class InvalidField(UsageError):
+    """A :class:`TrainConfig` field out of its accepted range: ``field``, ``value``, ``reason``."""
+
+    def __init__(self, field: str, value, reason: str):
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"invalid training configuration: {field}={value!r:.80}: {reason}")
 
 
 @dataclass
@@ -43,7 +56,9 @@ class TrainConfig:
     with ``step_size``, ``milestones``, ``gamma``, ``warmup_epochs``, updated per ``schedule_unit``
     (``"iteration"`` or ``"epoch"``).
     Run: ``backend`` (numba | numpy | cupy), ``seed`` (initialisation, shuffling, augmentation,
-    dropout masks), ``out_dir``, ``resume``, ``progress`` (tqdm bars), ``eval_batch_size``.
+    dropout masks), ``out_dir``, ``resume``, ``overwrite`` (replace an earlier run in ``out_dir``),
+    ``save_every`` (also write ``last.npz`` every N iterations inside an epoch), ``progress``
+    (tqdm bars), ``eval_batch_size``.
     """
 
     model: str = "se_resnet20"
@@ -78,29 +93,36 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     eval_batch_size: int = 500
+    overwrite: bool = False
+    save_every: int | None = None
 
     def validate(self) -> "TrainConfig":
-        """Raise :class:`UsageError` naming the first out-of-range field."""
-        checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-            (self.reduction >= 1, "reduction must be >= 1"),
-            (self.crop_padding >= 0, "crop_padding must be >= 0"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.schedule_unit in SCHEDULE_UNITS, f"schedule_unit must be one of {SCHEDULE_UNITS}"),
-            (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
-            (self.subset is None or self.subset >= 1, "subset must be >= 1"),
-            (self.test_subset is None or self.test_subset >= 1, "test_subset must be >= 1"),
-            (not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(f"invalid training configuration: {message}")
+        """Raise :class:`UsageError` naming the first invalid field, its value and the accepted range.
+
+        Checks types as well as ranges (a config may come from JSON or a checkpoint), the model
+        options (:func:`sescratch.models.check_options`) and the names of model and dataset.
+        """
+        from sescratch import models
+        from sescratch.data import list_datasets
+
+        for name, value in self.to_dict().items():
+            message = _check_field(self, name, value)
+            if message:
+                raise InvalidField(name, value, message)
+        if self.model not in models.list_models():
+            raise UsageError(f"unknown model {self.model!r}; valid names: {', '.join(models.list_models())}")
+        if self.dataset not in list_datasets():
+            raise UsageError(f"unknown dataset {self.dataset!r}; valid names: {', '.join(list_datasets())}")
+        if self.resume and self.overwrite:
+            raise UsageError("invalid training configuration: resume and overwrite exclude each other")
+        for key, why in RUN_OWNED_OPTIONS.items():
+            if key in self.model_options:
+                raise UsageError(f"invalid training configuration: model option {key} is not "
+                                 f"accepted ({why})")
+        try:
+            models.check_options(self.model, model_options(self))
+        except ValueError as exc:
+            raise UsageError(f"invalid model option: {exc}") from None
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +132,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Build from a dict (e.g. a checkpoint's ``config``); unknown keys raise UsageError."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = [] if not isinstance(data, dict) else sorted(set(data) - names)
+        if not isinstance(data, dict):
+            raise UsageError(f"a configuration must be a dict, got {type(data).__name__}")
         if unknown:
             raise UsageError(f"unknown configuration keys: {', '.join(unknown)}")
         return cls(**data)
@@ -122,15 +146,82 @@ class TrainConfig:
                 if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
 
 
+def model_options(config: TrainConfig) -> dict:
+    """The ``create`` options of the config's model (``reduction`` for SE models)."""
+    options = dict(config.model_options)
+    if config.model.startswith(("se_", "senet")):
+        options.setdefault("reduction", config.reduction)
+    return options
+
+
+_INT_RANGES = {"reduction": (1, 4096), "crop_padding": (0, 64), "epochs": (1, 1_000_000),
+               "batch_size": (1, 1 << 20), "step_size": (1, 1_000_000), "seed": (0, 2**63 - 1),
+               "eval_batch_size": (1, 1 << 20)}
+_OPTIONAL_INT_RANGES = {"subset": (1, 1 << 40), "test_subset": (1, 1 << 40), "pad_to": (1, 4096),
+                        "save_every": (1, 1 << 40)}
+_BOOLS = ("download", "augment", "nesterov", "no_decay_bn_bias", "resume", "progress", "overwrite")
+_CHOICES = {"schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "backend": BACKENDS}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_field(config: TrainConfig, name: str, value) -> str | None:
+    """Why ``value`` is not valid for field ``name`` (None when it is)."""
+    if name in _INT_RANGES or name in _OPTIONAL_INT_RANGES:
+        if value is None and name in _OPTIONAL_INT_RANGES:
+            return None
+        low, high = _INT_RANGES.get(name) or _OPTIONAL_INT_RANGES[name]
+        if not _is_int(value) or not low <= value <= high:
+            return f"expected an integer in [{low}, {high}]"
+        return None
+    if name in _BOOLS:
+        return None if isinstance(value, bool) else "expected true or false"
+    if name in _CHOICES:
+        return None if value in _CHOICES[name] else f"expected one of {', '.join(_CHOICES[name])}"
+    reals = {"lr": ("> 0", lambda v: v > 0), "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+             "weight_decay": (">= 0", lambda v: v >= 0),
+             "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+             "gamma": ("> 0", lambda v: v > 0),
+             "warmup_epochs": (f"in [0, epochs = {config.epochs}]", lambda v: 0 <= v <= config.epochs)}
+    if name in reals:
+        text, ok = reals[name]
+        return None if _is_real(value) and ok(value) else f"expected a finite number {text}"
+    if name in ("model", "dataset", "out_dir"):
+        return None if isinstance(value, str) and value.strip() else "expected a non-empty string"
+    if name == "data_dir":
+        return None if value is None or (isinstance(value, str) and value) else "expected a directory"
+    if name in ("model_options", "dataset_options"):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            return "expected a dict with string keys"
+        return None
+    if name == "milestones":
+        return _check_milestones(value)
+    return None
+
+
+def _check_milestones(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 1 for v in value):
+        return "expected a non-empty list of integers >= 1"
+    if any(b <= a for a, b in zip(value, value[1:])):
+        return "expected strictly increasing epochs"
+    return None
+
+
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, **extra):
     """``sescratch.models.create`` with the config's options (``reduction`` for SE models)."""
     from sescratch import models
 
     if config.model not in models.list_models():
         raise UsageError(f"unknown model {config.model!r}; valid names: {', '.join(models.list_models())}")
-    options = dict(config.model_options)
-    if config.model.startswith(("se_", "senet")):
-        options.setdefault("reduction", config.reduction)
+    options = model_options(config)
     options.setdefault("seed", config.seed)
     return models.create(config.model, num_classes=num_classes, in_channels=in_channels,
                          **options, **extra)

@@ -154,7 +154,7 @@ def repair_best(out_dir: Path) -> str | None:
     if held == best["epoch"]:
         return None
     copy_checkpoint(last_path, best_path)
-    was = "missing" if held is None else f"held epoch {held}"
+    was = "was missing" if held is None else f"held epoch {held}"
     return f"repaired {best_path}: it {was}, the run's best is epoch {best['epoch']} (from {last_path})"
 
 

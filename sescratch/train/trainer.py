@@ -19,8 +19,16 @@ come from a generator that is a pure function of (seed, epoch, iteration)
 (:meth:`Trainer.dropout_rng`), so they too are the uninterrupted run's; the weight-initialisation
 generator draws nothing after the model is built.
 Ctrl-C (SIGINT) finishes the current batch, saves ``last.npz`` and returns with status
-``"interrupted"``; a second Ctrl-C aborts at once. A NaN or infinite loss raises
-:class:`TrainingDiverged`, leaving the last good checkpoint untouched.
+``"interrupted"``; a second Ctrl-C aborts at once. ``config.save_every = N`` also saves
+``last.npz`` every N iterations inside an epoch, so a crash (even ``kill -9``) loses at most N
+steps and resuming is still bit-exact. A NaN or infinite loss raises :class:`TrainingDiverged`,
+leaving the last good checkpoint untouched; a failed write (a full disk) raises
+:class:`CheckpointWriteError` and keeps the previous file.
+
+Before any work the run directory is checked and locked (:mod:`sescratch.train.rundir`): a
+directory that is a file, read-only, in use by another run, or holding an earlier run (without
+``resume`` or ``overwrite``) is refused; temporaries of crashed writes are removed and a stale
+``best.npz`` is repaired on resume.
 
 ``config.backend`` picks the kernels: ``"numba"`` or ``"numpy"`` (selected with
 :func:`sescratch.backend.use` for the duration of :meth:`Trainer.fit`), or ``"cupy"`` (model
@@ -28,8 +36,10 @@ and batches on the GPU).
 """
 from __future__ import annotations
 
+import errno
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,21 +49,29 @@ import numpy as np
 from sescratch import backend
 from sescratch.backend import to_device, to_numpy
 from sescratch.data import BatchIterator, Transform, load_dataset
-from sescratch.errors import SescratchError, UsageError
+from sescratch.errors import DataError, SescratchError, UsageError
 from sescratch.ops.loss import softmax_cross_entropy
 from sescratch.train.checkpoint import load_checkpoint, save_checkpoint
 from sescratch.train.config import TrainConfig, build_model
 from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
+from sescratch.train import rundir
 from sescratch.train.metrics import MetricsLog, plot_curves, topk_correct
 from sescratch.train.optim import SGD
 from sescratch.train.schedules import make_schedule
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "fit", "print_epoch"]
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "CheckpointWriteError", "fit", "print_epoch"]
+
+# Schedules whose values depend on config.epochs (multistep: only without explicit milestones).
+EPOCH_DEPENDENT = ("cosine", "multistep")
 
 
 class TrainingDiverged(SescratchError):
     """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CheckpointWriteError(SescratchError):
+    """Writing a run file failed (e.g. a full disk); the previous version of the file is kept."""
 
 
 @dataclass
@@ -80,11 +98,27 @@ class Trainer:
         self.kernels = "numpy" if config.backend == "cupy" else config.backend
         with backend.use(self.kernels):  # fails here, early, if the family is unavailable
             pass
+        if config.data_dir is not None and not Path(config.data_dir).is_dir():
+            raise UsageError(f"--data-dir {config.data_dir}: no such directory")
+        if config.resume and not (self.out_dir / "last.npz").exists():
+            raise UsageError(f"--resume: no checkpoint to resume from at {self.out_dir / 'last.npz'}")
+        self.lock = rundir.RunLock(self.out_dir)  # held while checking here, then during fit()
+        self.notes = rundir.prepare(self.out_dir, resume=config.resume, overwrite=config.overwrite,
+                                    lock=self.lock)
+        try:
+            self._setup(config)
+        finally:
+            self.lock.release()
+
+    def _setup(self, config: TrainConfig) -> None:
         data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
                             **config.dataset_options)
         if config.subset or config.test_subset:
             data = data.subset(config.subset, config.test_subset, seed=config.seed)
         self.data = data
+        if config.pad_to is not None and config.pad_to < max(data.image_shape[1:]):
+            raise UsageError(f"invalid training configuration: pad_to={config.pad_to}: expected an "
+                             f"integer >= the image size {max(data.image_shape[1:])} of {config.dataset}")
         mean, std = (list(map(float, s)) for s in data.channel_stats())
         self.normalization = {"mean": mean, "std": std, "pad_to": config.pad_to}
         common = dict(mean=mean, std=std, pad_to=config.pad_to)
@@ -114,25 +148,52 @@ class Trainer:
         if not path.exists():
             raise UsageError(f"--resume: no checkpoint to resume from at {path}")
         ckpt = load_checkpoint(path)
-        changed = self.config.differences(TrainConfig.from_dict(ckpt.config))
+        stored = TrainConfig.from_dict(ckpt.config)
+        changed = self.config.differences(stored)
         if changed:
             raise UsageError(f"--resume: configuration differs from {path}: " + "; ".join(changed))
-        self.model.load_state_dict(ckpt.model_state)
-        self.optimizer.load_state_dict(ckpt.optim_state)
+        cfg = self.config
+        if stored.epochs != cfg.epochs and (cfg.schedule == "cosine" or (
+                cfg.schedule == "multistep" and not cfg.milestones)):
+            self.notes.append(f"note: --epochs {stored.epochs} -> {cfg.epochs}: the {cfg.schedule} "
+                              f"schedule is stretched over {cfg.epochs} epochs from epoch "
+                              f"{ckpt.epoch} on (neither the {stored.epochs}- nor a fresh "
+                              f"{cfg.epochs}-epoch run's learning rates)")
+        try:
+            self.model.load_state_dict(ckpt.model_state)
+            self.optimizer.load_state_dict(ckpt.optim_state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"checkpoint {path}: does not fit {cfg.model}: {exc}") from None
         self.rng.bit_generator.state = ckpt.rng_state
         meta = ckpt.meta
         self.epoch, self.iteration, self.partial = meta["epoch"], meta["iteration"], meta["partial"]
         self.history, self.best, self.elapsed = meta["history"], meta["best"], meta["elapsed_s"]
+        logged = self.out_dir / "metrics.jsonl"
+        rows = len(logged.read_text().splitlines()) if logged.exists() else -1
+        if rows != len(self.history):  # a kill between last.npz and the reports
+            self._write_reports()
 
     def save(self, name: str, epoch_start_rng_state: dict) -> Path:
         meta = {"epoch": self.epoch, "iteration": self.iteration, "partial": self.partial,
                 "history": self.history, "best": self.best, "elapsed_s": self.elapsed,
                 "normalization": self.normalization, "classes": list(self.data.classes),
                 "image_shape": list(self.data.image_shape)}
-        return save_checkpoint(self.out_dir / name, model_state=self.model.state_dict(),
-                               optim_state=self.optimizer.state_dict(),
-                               rng_state=epoch_start_rng_state,
-                               config=self.config.to_dict(), meta=meta)
+        with self._writing(self.out_dir / name):
+            return save_checkpoint(self.out_dir / name, model_state=self.model.state_dict(),
+                                   optim_state=self.optimizer.state_dict(),
+                                   rng_state=epoch_start_rng_state,
+                                   config=self.config.to_dict(), meta=meta)
+
+    @contextmanager
+    def _writing(self, path: Path):
+        """Turn a failed write into :class:`CheckpointWriteError` (the old file is kept intact)."""
+        try:
+            yield
+        except OSError as exc:
+            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or exc)
+            kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+            raise CheckpointWriteError(f"could not write {path}: {why}; {kept}. Free space (or "
+                                       "choose another --out) and continue with --resume") from None
 
     def dropout_rng(self) -> np.random.Generator:
         """The generator of the current batch's dropout masks: a pure function of (seed, epoch,
@@ -141,10 +202,19 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        """Train from the current epoch to ``config.epochs``; returns the history and status."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with GracefulInterrupt() as self._interrupt, backend.use(self.kernels):
-            return self._fit()
+        """Train from the current epoch to ``config.epochs``; returns the history and status.
+
+        The run directory stays locked until it returns (or raises); the checks of the
+        constructor are repeated under the lock (another run may have started in between).
+        """
+        started = self.config.resume or self.epoch > 0 or self.iteration > 0
+        for note in rundir.prepare(self.out_dir, resume=started, overwrite=False, lock=self.lock):
+            print(note, flush=True)
+        try:
+            with GracefulInterrupt() as self._interrupt, backend.use(self.kernels):
+                return self._fit()
+        finally:
+            self.lock.release()
 
     def _fit(self) -> TrainResult:
         while self.epoch < self.config.epochs:
@@ -192,6 +262,10 @@ class Trainer:
             p["seen"] += len(yb)
             self.iteration += 1
             p["time_s"] = time.perf_counter() - t0
+            if cfg.save_every and self.iteration % cfg.save_every == 0 and self.iteration < n_iter:
+                self.partial = p
+                self.save("last.npz", start_state)
+                self.partial = None
             bar.update(1)
             bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
                             acc=f"{p['top1'] / p['seen']:.3f}",
@@ -230,18 +304,21 @@ class Trainer:
         if improved:
             self.best = {"epoch": self.epoch, "test_top1_error": row["test_top1_error"]}
         state = self.rng.bit_generator.state  # = the start of the next epoch
-        self.save("last.npz", state)
+        last = self.save("last.npz", state)  # records self.best: a stale best.npz is repairable
         if improved:
-            self.save("best.npz", state)
+            with self._writing(self.out_dir / "best.npz"):
+                rundir.copy_checkpoint(last, self.out_dir / "best.npz")
         self._write_reports()
         for callback in self.callbacks:
             callback(self, row)
 
     def _write_reports(self) -> None:
-        MetricsLog(self.out_dir).write(self.history)
+        with self._writing(self.out_dir / "metrics.jsonl"):
+            MetricsLog(self.out_dir).write(self.history)
         if self.history:
-            plot_curves(self.history, self.out_dir / "curves.png",
-                        title=f"{self.config.model} on {self.config.dataset}")
+            with self._writing(self.out_dir / "curves.png"):
+                plot_curves(self.history, self.out_dir / "curves.png",
+                            title=f"{self.config.model} on {self.config.dataset}")
 
     def _diverged(self, what: str) -> None:
         self._write_reports()

@@ -1,20 +1,24 @@
 """Every strategy of the Numba conv2d kernels equals the NumPy reference, each forced in turn.
 
 ``tests/kernels/test_conv_kernels.py`` draws shapes at random; the strategies below are rare in
-its draws or depend on the machine, so each one is checked here on purpose: the 1x1 stride-1
-convolution that multiplies the images in place, channels-last im2col (one group, any kernel,
-stride and padding), and the grouped / no-BLAS-control path that cuts products into blocks.
+its draws or depend on the machine, so each one is checked here on purpose: Winograd F(2x2, 3x3)
+whatever the channel count (few channels go to im2col otherwise), the 1x1 stride-1 convolution
+that multiplies the images in place, channels-last im2col (one group, any kernel, stride and
+padding), and the grouped / no-BLAS-control path that cuts products into blocks.
 """
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
 from sescratch import backend  # noqa: E402
-from sescratch.kernels.numba import _scratch, conv as nb_conv  # noqa: E402
+from sescratch.kernels.numba import _scratch, conv as nb_conv, winograd  # noqa: E402
 from sescratch.ops import conv as conv_op  # noqa: E402
 from tests.helpers import DTYPES, KERNEL_TOL as TOL  # noqa: E402
 from tests.helpers import relative_error as _rel  # noqa: E402
+from tests.kernels.test_conv_kernels import problems  # noqa: E402
 
 GEOMETRIES = [  # (N, C, H, W), (K, KH, KW), stride, padding
     ((3, 5, 6, 7), (4, 1, 1), (1, 1), (0, 0)),  # pointwise: the image is its own im2col
@@ -30,6 +34,35 @@ def _reference(x, w, b, stride, padding, dy):
     with backend.use("numpy"):
         y, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=padding)
         return y, conv_op.conv2d_backward(dy, cache)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_winograd_equals_the_reference_for_any_channel_count(dtype, data):
+    x_shape, w_shape, _, padding, _ = data.draw(problems(winograd=True))
+    x_shape = (x_shape[0], data.draw(st.integers(1, 9)), *x_shape[2:])
+    w_shape = (w_shape[0], x_shape[1], 3, 3)
+    bias = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    OH, OW = nb_conv._geometry(x, w, (1, 1), padding)
+    dy = rng.standard_normal((x_shape[0], w_shape[0], OH, OW)).astype(dtype)
+    y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
+    y = winograd.winograd_forward(x, w, b, padding)
+    grads = winograd.winograd_backward(dy, x, w, padding, bias)
+    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
+    for g, g_ref in zip(grads, grads_ref):
+        assert (g is None) == (g_ref is None)
+        if g is not None:
+            assert g.dtype == dtype and _rel(g, g_ref) <= TOL[dtype]
+
+
+def test_few_input_channels_leave_winograd_for_im2col():
+    w = np.zeros((8, nb_conv.MIN_WINOGRAD_CHANNELS, 3, 3))
+    assert nb_conv._winograd_applies(w, (1, 1), 1)
+    assert nb_conv._winograd_applies(w[:, :1], (1, 1), 1) is (not _scratch.blas_controllable())
+    assert not nb_conv._winograd_applies(w, (2, 2), 1) and not nb_conv._winograd_applies(w, (1, 1), 2)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -73,3 +106,31 @@ def test_blas_threads_are_restored():
     seen = _scratch.map_chunks(lambda n0, n1: [get() for get, _ in _scratch._openblas], [(0, 1), (1, 2)])
     assert all(counts == [1] * len(before) for counts in seen)
     assert [get() for get, _ in _scratch._openblas] == before
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["winograd", "one_group"])
+def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
+    """A batch of 5 cut into chunks of 2, 2 and 1 images gives the reference result."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 3, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    padding = (1, 0)
+    OH, OW = nb_conv._geometry(x, w, (1, 1), padding)  # 7 x 4: 4 x 2 Winograd tiles
+    dy = rng.standard_normal((5, 4, OH, OW)).astype(dtype)
+    y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
+    if path == "winograd":
+        monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * (4 * 2) * 3 * 4)  # 2 images' products
+        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 2), (2, 4), (4, 5)]
+        y = winograd.winograd_forward(x, w, b, padding)
+        grads = winograd.winograd_backward(dy, x, w, padding, True)
+    else:
+        if not _scratch.blas_controllable():
+            pytest.skip("no OpenBLAS to keep on the calling thread")
+        monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * 27 * OH * OW * x.itemsize)  # 2 images' rows
+        assert nb_conv._chunks(x, w, OH, OW) == [(0, 2), (2, 4), (4, 5)]
+        y = nb_conv._forward_one_group(x, w, b, (1, 1), padding, OH, OW)
+        grads = nb_conv._backward_one_group(dy, x, w, (1, 1), padding, True, OH, OW)
+    for got, want in zip((y, *grads), (y_ref, *grads_ref)):
+        assert _rel(got, want) <= TOL[dtype]

@@ -17,8 +17,8 @@ def _relu(x):
 
 def _basic(placement, se=True, **kw):
     nn.init.manual_seed(0)
-    block = nn.BasicBlock(4, 8, 2, downsample=nn.make_shortcut(4, 8, 2), se={"reduction": 2} if se else None,
-                          placement=placement, **kw)
+    block = nn.residual_block(nn.BasicBlock, 4, 8, 2, downsample=nn.make_shortcut(4, 8, 2),
+                              se={"reduction": 2} if se else None, placement=placement, **kw)
     return block.astype(np.float64).eval()
 
 
@@ -53,20 +53,35 @@ def test_plain_block_has_no_se():
 
 @pytest.mark.parametrize("placement", nn.PLACEMENTS)
 @pytest.mark.parametrize("block_class", [nn.BasicBlock, nn.Bottleneck, nn.ResNeXtBottleneck])
-def test_variants_keep_the_class_names_and_children(block_class, placement):
+def test_variants_are_explicit_subclasses_with_the_same_children(block_class, placement):
     kwargs = {"groups": 2, "base_width": 32} if block_class is nn.ResNeXtBottleneck else {}
     out = 8 * block_class.expansion
     standard = block_class(16, 8, downsample=nn.make_shortcut(16, out, 1), se={"reduction": 4}, **kwargs)
-    block = block_class(16, 8, downsample=nn.make_shortcut(16, out, 1), se={"reduction": 4}, placement=placement,
-                        **kwargs)
-    assert isinstance(block, block_class) and type(block).__name__ == block_class.__name__
-    assert block.placement == placement and repr(block).startswith(f"{block_class.__name__}(")
+    block = nn.residual_block(block_class, 16, 8, downsample=nn.make_shortcut(16, out, 1), se={"reduction": 4},
+                              placement=placement, **kwargs)
+    expected_class = block_class if placement == "standard" else nn.VARIANTS[block_class, placement]
+    assert type(block) is expected_class and isinstance(block, block_class)
+    assert block.placement == placement and repr(block).startswith(f"{expected_class.__name__}(")
     assert [n for n, _ in block.named_children()] == [n for n, _ in standard.named_children()]
     assert set(block.state_dict()) == set(standard.state_dict())
     inner = block.conv2.out_channels
     expected = {"pre": 16, "after_3x3": inner}.get(placement, out)
     assert block.se_module.channels == expected
-    assert type(block_class(16, 8, se={"reduction": 4}, placement=placement, **kwargs)) is type(block)  # made once
+
+
+def test_every_block_has_every_variant():
+    for block_class in (nn.BasicBlock, nn.Bottleneck, nn.ResNeXtBottleneck):
+        for placement in nn.PLACEMENTS[1:]:
+            variant = nn.VARIANTS[block_class, placement]
+            assert issubclass(variant, block_class) and variant.placement == placement
+
+
+def test_a_standard_block_refuses_another_placement():
+    with pytest.raises(ValueError, match=r"BasicBlock is the 'standard' block; for placement 'pre' build "
+                                         r"sescratch.nn.residual_block\(BasicBlock"):
+        nn.BasicBlock(4, 4, se={"reduction": 2}, placement="pre")
+    with pytest.raises(ValueError, match="residual_block: no 'pre' variant of Sequential"):
+        nn.residual_block(nn.Sequential, se={"reduction": 2}, placement="pre")
 
 
 def test_bad_placement_names_the_block():
@@ -74,3 +89,5 @@ def test_bad_placement_names_the_block():
         nn.Bottleneck(16, 4, se={"reduction": 4}, placement="middle")
     with pytest.raises(ValueError, match="BasicBlock: placement must be one of"):
         nn.BasicBlock(4, 4, placement="middle")
+    with pytest.raises(ValueError, match="BasicBlock: placement must be one of"):
+        nn.residual_block(nn.BasicBlock, 4, 4, se={"reduction": 2}, placement="middle")

@@ -44,7 +44,7 @@ def test_options_reach_the_config():
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "se_resnet21"], "unknown model 'se_resnet21'; valid names: resnet20"),
     (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'; valid names: fashion-mnist-subset"),
-    (["train", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "--epochs", "0"], "--epochs 0: expected an integer in [1, "),
     (["train", "--model-option", "width"], "expected KEY=VALUE"),
     (["eval", "--checkpoint", "x.npz", "--dataset", "nope"], "unknown dataset 'nope'"),
 ])

@@ -50,11 +50,12 @@ def _load(pad, plane, PH, PW):
             pad[PH + h, PW + w] = plane[h, w]
 
 
-# Row loops. Each is called with the stride as a literal 1 or 2 where it is one (``_strided``):
-# inlined, the constant stride lets LLVM vectorise the loop (unit-stride or interleaved loads).
+# Row loops. The kernels call them with the stride as a literal 1 or 2 where it is one: inlined,
+# the constant stride lets LLVM vectorise the loop (unit-stride or interleaved loads), which a
+# stride known only at run time prevents (measured: 3x slower).
 @njit(cache=True, inline="always")
 def _row3(row, line, w0, w1, w2, S, OW):
-    """``row[ow] += w0 line[ow S] + w1 line[ow S + 1] + w2 line[ow S + 2]``: one kernel row, 3 taps."""
+    """``row[ow] += w0 line[ow S] + w1 line[ow S + 1] + w2 line[ow S + 2]``: a kernel row of 3 taps."""
     for ow in range(OW):
         i = ow * S
         row[ow] += w0 * line[i] + w1 * line[i + 1] + w2 * line[i + 2]
@@ -62,29 +63,11 @@ def _row3(row, line, w0, w1, w2, S, OW):
 
 @njit(cache=True, inline="always")
 def _row_any(row, line, w_row, S, OW):
-    """``row[ow] += sum_kw w_row[kw] line[ow S + kw]``: one kernel row, any width."""
+    """``row[ow] += sum_kw w_row[kw] line[ow S + kw]``: a kernel row of any width."""
     for kw in range(w_row.shape[0]):
         wv = w_row[kw]
         for ow in range(OW):
             row[ow] += wv * line[ow * S + kw]
-
-
-@njit(cache=True, inline="always")
-def _forward_row(row, line, w_row, S, OW):
-    if w_row.shape[0] == 3:
-        _row3(row, line, w_row[0], w_row[1], w_row[2], S, OW)
-    else:
-        _row_any(row, line, w_row, S, OW)
-
-
-@njit(cache=True, inline="always")
-def _strided_forward_row(row, line, w_row, SW, OW):
-    if SW == 1:
-        _forward_row(row, line, w_row, 1, OW)
-    elif SW == 2:
-        _forward_row(row, line, w_row, 2, OW)
-    else:
-        _forward_row(row, line, w_row, SW, OW)
 
 
 @njit(parallel=True, cache=True, fastmath=_FAST)
@@ -107,69 +90,96 @@ def _forward(x3, w3, bias, M, SH, SW, PH, PW, tasks, y3):
                 row = y3[q, oh]  # OW
                 row[:] = bias[k]
                 for kh in range(KH):
-                    _strided_forward_row(row, pad[oh * SH + kh], w3[k, kh], SW, OW)
+                    line = pad[oh * SH + kh]
+                    if KW == 3:
+                        w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
+                        if SW == 1:
+                            _row3(row, line, w0, w1, w2, 1, OW)
+                        elif SW == 2:
+                            _row3(row, line, w0, w1, w2, 2, OW)
+                        else:
+                            _row3(row, line, w0, w1, w2, SW, OW)
+                    else:
+                        _row_any(row, line, w3[k, kh], SW, OW)
 
 
 @njit(cache=True, inline="always")
-def _backward_row(acc, dline, grow, line, w_row, S, OW):
-    """One kernel row against one output row: ``acc[kw] += <grow, line[kw::S]>`` (dw) and
-    ``dline[ow S + kw] += w_row[kw] grow[ow]`` (dx, one axpy per tap: no loop-carried dependence)."""
-    if w_row.shape[0] == 3:
-        a0, a1, a2 = acc[0], acc[1], acc[2]
-        for ow in range(OW):  # three dot products in one pass
-            i = ow * S
-            a0 += grow[ow] * line[i]
-            a1 += grow[ow] * line[i + 1]
-            a2 += grow[ow] * line[i + 2]
-        acc[0], acc[1], acc[2] = a0, a1, a2
-    else:
-        for kw in range(w_row.shape[0]):
-            a = acc[kw]
-            for ow in range(OW):
-                a += grow[ow] * line[ow * S + kw]
-            acc[kw] = a
-    for kw in range(w_row.shape[0]):
-        wv = w_row[kw]
-        for ow in range(OW):
-            dline[ow * S + kw] += wv * grow[ow]
+def _backward_taps3(g, pad, dpad, row, w0, w1, w2, S, L):
+    """Kernel row ``kh`` (3 taps, ``row = kh * Wp``) over a whole plane, flat: returns
+    ``<g, pad[row + kw + S j]>`` for kw = 0, 1, 2 (dw, three dot products in one pass) and
+    adds ``w_kw g[j]`` into ``dpad[row + kw + S j]`` (dx, one axpy per tap: no loop-carried
+    dependence)."""
+    a0, a1, a2 = g[0] * 0, g[0] * 0, g[0] * 0
+    for j in range(L):
+        i = row + S * j
+        a0 += g[j] * pad[i]
+        a1 += g[j] * pad[i + 1]
+        a2 += g[j] * pad[i + 2]
+    for j in range(L):
+        dpad[row + S * j] += w0 * g[j]
+    for j in range(L):
+        dpad[row + 1 + S * j] += w1 * g[j]
+    for j in range(L):
+        dpad[row + 2 + S * j] += w2 * g[j]
+    return a0, a1, a2
 
 
 @njit(cache=True, inline="always")
-def _strided_backward_row(acc, dline, grow, line, w_row, SW, OW):
-    if SW == 1:
-        _backward_row(acc, dline, grow, line, w_row, 1, OW)
-    elif SW == 2:
-        _backward_row(acc, dline, grow, line, w_row, 2, OW)
-    else:
-        _backward_row(acc, dline, grow, line, w_row, SW, OW)
+def _backward_tap(g, pad, dpad, off, wv, S, L):
+    """One tap over a whole plane, flat: returns ``<g, pad[off + S j]>``, adds ``wv g`` to dx."""
+    a = g[0] * 0
+    for j in range(L):
+        a += g[j] * pad[off + S * j]
+    for j in range(L):
+        dpad[off + S * j] += wv * g[j]
+    return a
 
 
 @njit(parallel=True, cache=True, fastmath=_FAST)
 def _backward(dy3, x3, w3, M, SH, SW, PH, PW, tasks, dx3, dw_part, db_part):
+    """Flat form: the padded plane has ``Hp`` rows of ``Wp`` (``W + 2 PW`` rounded up to a
+    multiple of SW), and dy is copied into a buffer ``g`` of row stride ``G = SH Wp / SW``
+    (``j = oh G + ow``; zeros between the rows). Then tap (kh, kw) of output (oh, ow) reads
+    ``pad[kh Wp + kw + SW j]``: each tap is one long loop over the plane, with one horizontal
+    sum per tap and plane rather than per row (the zeros of ``g`` add nothing)."""
     NC, H, W = x3.shape
     K, KH, KW = w3.shape
     NK, OH, OW = dy3.shape
     C = K // M
+    Hp, Wp = H + 2 * PH, -(-(W + 2 * PW) // SW) * SW
+    G = SH * Wp // SW  # row stride of g
+    L = (OH - 1) * G + OW  # flat extent of the output plane in g
     for task in prange(tasks):
         start, stop = _span(task, tasks, NC)
-        pad = np.zeros((H + 2 * PH, W + 2 * PW), dtype=x3.dtype)  # x plane, zero-bordered
+        pad = np.zeros(Hp * Wp, dtype=x3.dtype)  # x plane, zero-bordered, flat
         dpad = np.empty_like(pad)  # its gradient, border included
-        acc = np.empty(KW, dtype=x3.dtype)  # dw of one kernel row, this image
+        g = np.zeros(L, dtype=x3.dtype)  # dy plane at row stride Wp; the gaps stay 0
         for p in range(start, stop):  # input plane (n, c): its dx, and dw/db of its M outputs
             n, c = p // C, p % C
-            _load(pad, x3[p], PH, PW)
-            dpad[:, :] = 0
+            _load(pad.reshape(Hp, Wp), x3[p], PH, PW)
+            dpad[:] = 0
             for m in range(M):
                 k = c * M + m
-                g = dy3[n * K + k]  # OH,OW
-                db_part[n, k] = g.sum()
+                q = n * K + k
+                for oh in range(OH):
+                    g[oh * G: oh * G + OW] = dy3[q, oh]
+                db_part[n, k] = dy3[q].sum()
                 for kh in range(KH):
-                    acc[:] = 0
-                    for oh in range(OH):
-                        r = oh * SH + kh
-                        _strided_backward_row(acc, dpad[r], g[oh], pad[r], w3[k, kh], SW, OW)
-                    dw_part[n, k, kh, :] = acc
-            dx3[p] = dpad[PH: PH + H, PW: PW + W]  # the padding's gradient is dropped
+                    row = kh * Wp
+                    if KW == 3:
+                        w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
+                        if SW == 1:
+                            a = _backward_taps3(g, pad, dpad, row, w0, w1, w2, 1, L)
+                        elif SW == 2:
+                            a = _backward_taps3(g, pad, dpad, row, w0, w1, w2, 2, L)
+                        else:
+                            a = _backward_taps3(g, pad, dpad, row, w0, w1, w2, SW, L)
+                        dw_part[n, k, kh, 0], dw_part[n, k, kh, 1], dw_part[n, k, kh, 2] = a
+                    else:
+                        for kw in range(KW):
+                            dw_part[n, k, kh, kw] = _backward_tap(g, pad, dpad, row + kw,
+                                                                  w3[k, kh, kw], SW, L)
+            dx3[p] = dpad.reshape(Hp, Wp)[PH: PH + H, PW: PW + W]  # the padding's gradient dropped
 
 
 def _sizes(x, w, stride, padding):

@@ -1,0 +1,240 @@
+"""Data-parallel training over MPI processes: ``mpirun -n N sescratch train --distributed``.
+
+Every rank holds the whole model. ``--batch-size B`` is the *global* batch: all ranks draw the
+same permutation (same seed), rank r reads the contiguous block ``[B r / N, B (r + 1) / N)`` of
+every global batch, runs forward and backward on it, then :meth:`DataParallel.reduce_gradients`
+packs every gradient, plus two flags, into **one** flat buffer, allreduces it once (MPI
+``Iallreduce`` on a NumPy buffer; NCCL for CuPy arrays) and divides by N, so every rank applies
+the same SGD update. The local loss is the shard's mean; for an uneven last batch the trainer
+weighs the shard's ``dlogits`` by ``N n_r / B`` (:meth:`DataParallel.loss_weight`), which makes
+the update the one-process update of the whole batch.
+
+Faults end the whole job, never hang it: every collective is non-blocking and polled against a
+deadline (``--comm-timeout``, default 600 s); a rank that waits longer (a peer died, e.g. by
+``kill -9``, or hangs) prints which collective timed out and calls ``MPI_Abort``, so ``mpirun``
+exits non-zero. Checkpoints are written by rank 0 only, atomically, so the last one stays intact.
+A NaN loss on any rank sets a flag in the same allreduce, and every rank stops together. At
+start, :meth:`DataParallel.check_same_run` compares a hash of the configuration and the data on
+all ranks. Without MPI (or with one process) :class:`Communicator` is a single-process stand-in.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import zlib
+
+import numpy as np
+
+from sescratch.backend import get_array_module, to_numpy
+from sescratch.errors import SescratchError, UsageError
+
+__all__ = ["Communicator", "DataParallel", "DistributedError", "NcclAllreduce", "DEFAULT_TIMEOUT",
+           "use_sync_batchnorm", "shard_bounds"]
+
+DEFAULT_TIMEOUT = 600.0  # seconds a rank waits in one collective before aborting the job
+_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+class DistributedError(SescratchError):
+    """A distributed run cannot start or continue (no MPI, a timed-out collective, ...)."""
+
+
+class Communicator:
+    """``rank``, ``size`` and the few collectives training needs, each bounded by ``timeout``.
+
+    ``comm`` is an ``mpi4py`` communicator, or None for one process (every collective is then
+    the identity). ``nccl`` (a :class:`NcclAllreduce`) reduces CuPy arrays on the GPU.
+    """
+
+    def __init__(self, comm=None, *, timeout: float = DEFAULT_TIMEOUT, nccl=None):
+        self.comm, self.timeout, self.nccl = comm, float(timeout), nccl
+        self.rank = comm.Get_rank() if comm is not None else 0
+        self.size = comm.Get_size() if comm is not None else 1
+        self.calls = 0  # allreduce_sum calls so far: names the collective that timed out
+
+    @classmethod
+    def world(cls, timeout: float = DEFAULT_TIMEOUT) -> "Communicator":
+        """``MPI.COMM_WORLD``; the single-process stand-in when not started by ``mpirun``."""
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            launched = max(int(os.environ.get(v, "1") or 1) for v in _SIZE_VARIABLES)
+            if launched > 1:
+                raise DistributedError(f"started as one of {launched} MPI processes, but mpi4py is "
+                                       "not installed: pip install -e '.[mpi]'") from None
+            return cls(None, timeout=timeout)
+        return cls(MPI.COMM_WORLD, timeout=timeout)
+
+    def allreduce_sum(self, flat):
+        """The element-wise sum of ``flat`` (a 1-D array) over all ranks, as a new array."""
+        self.calls += 1
+        if self.size == 1:
+            return flat.copy()
+        if get_array_module(flat) is not np:
+            if self.nccl is not None:
+                return self.nccl.allreduce_sum(flat, deadline=self._deadline(), on_timeout=self.abort)
+            return get_array_module(flat).asarray(self.allreduce_sum(to_numpy(flat)))
+        from mpi4py import MPI
+
+        flat = np.ascontiguousarray(flat)
+        out = np.empty_like(flat)
+        self._wait(self.comm.Iallreduce(flat, out, op=MPI.SUM),
+                   f"allreduce #{self.calls} ({flat.nbytes} bytes)")
+        return out
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self._wait(self.comm.Ibarrier(), "barrier")
+
+    def allgather(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order; a barrier first bounds the wait."""
+        if self.size == 1:
+            return [obj]
+        self.barrier()
+        return self.comm.allgather(obj)
+
+    def bcast(self, obj, root: int = 0):
+        """Rank ``root``'s ``obj`` on every rank (picklable); a barrier first bounds the wait."""
+        if self.size == 1:
+            return obj
+        self.barrier()
+        return self.comm.bcast(obj, root=root)
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.timeout
+
+    def _wait(self, request, what: str) -> None:
+        """Poll ``request`` until done; past the deadline, abort the whole job."""
+        deadline, spins = self._deadline(), 0
+        while not request.Test():
+            spins += 1
+            if spins > 2000:  # ~ a millisecond of spinning, then yield the core
+                time.sleep(0.0005)
+                if time.monotonic() > deadline:
+                    self.abort(f"{what} did not complete within {self.timeout:g} s: another rank "
+                               "has died or hangs")
+
+    def abort(self, message: str, code: int = 1) -> None:
+        """Print ``message`` (naming this rank) to stderr and end every rank of the job."""
+        print(f"sescratch: rank {self.rank}/{self.size}: {message}; aborting the whole job "
+              "(the checkpoints written so far are intact: continue with --resume)",
+              file=sys.stderr, flush=True)
+        if self.comm is None:
+            raise DistributedError(message)
+        self.comm.Abort(code)
+
+
+def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
+    """``[lo, hi)`` of rank ``rank``'s contiguous block of ``n`` samples (sizes differ by <= 1)."""
+    return n * rank // size, n * (rank + 1) // size
+
+
+def use_sync_batchnorm(model, comm) -> int:
+    """Make every ``BatchNorm2d`` of ``model`` reduce its statistics through ``comm``; count them."""
+    from sescratch.nn.layers import BatchNorm2d
+
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm2d)]
+    for layer in layers:
+        layer.communicator = comm
+    return len(layers)
+
+
+class DataParallel:
+    """The trainer's side of data parallelism: shards, one gradient allreduce, agreement checks."""
+
+    FLAGS = 2  # appended to the gradient buffer: [non-finite loss, stop requested]
+
+    def __init__(self, comm: Communicator, *, sync_bn: bool = False):
+        self.comm, self.sync_bn = comm, sync_bn
+        self.rank, self.size, self.is_root = comm.rank, comm.size, comm.rank == 0
+        self._buffer = None
+
+    def shard(self, n_global: int) -> slice:
+        """This rank's part of a global batch of ``n_global`` samples."""
+        return slice(*shard_bounds(n_global, self.rank, self.size))
+
+    def loss_weight(self, n_local: int, n_global: int) -> float:
+        """``N n_r / B``: scales the shard-mean loss gradient so that sum / N is the batch mean's."""
+        return self.size * n_local / n_global
+
+    def check_batches(self, n_train: int, batch_size: int) -> None:
+        """Every global batch must give every rank at least one sample."""
+        last = n_train % batch_size or batch_size
+        if min(batch_size, last) < self.size:
+            raise UsageError(f"--distributed with {self.size} ranks: every global batch needs >= "
+                             f"{self.size} images, but --batch-size {batch_size} over {n_train} "
+                             f"images leaves a last batch of {last}; choose another --batch-size "
+                             "or --subset")
+
+    def check_same_run(self, config: dict, x_train, y_train) -> None:
+        """Raise :class:`UsageError` on every rank when ranks disagree on configuration or data."""
+        data = f"{x_train.shape}:{zlib.crc32(np.ascontiguousarray(y_train).tobytes())}"
+        text = json.dumps(config, sort_keys=True, default=str) + data
+        mine = hashlib.sha256(text.encode()).hexdigest()
+        hashes = self.comm.allgather(mine)
+        different = [r for r, h in enumerate(hashes) if h != hashes[0]]
+        if different:
+            raise UsageError(f"--distributed: ranks {different} have a configuration or training "
+                             f"data different from rank 0's (hashes {sorted(set(hashes))}); start "
+                             "every rank with the same command line and data")
+
+    def broadcast_state(self, model, optimizer) -> None:
+        """Give every rank rank 0's weights, buffers and momentum (e.g. after a resume)."""
+        if self.size == 1:
+            return
+        model_state, optim_state = self.comm.bcast(
+            (model.state_dict(), optimizer.state_dict()) if self.is_root else None)
+        if not self.is_root:
+            model.load_state_dict(model_state)
+            optimizer.load_state_dict(optim_state)
+
+    def reduce_gradients(self, params, *, nonfinite: bool, stop: bool) -> tuple[bool, bool]:
+        """Sum every ``p.grad`` over the ranks (one allreduce), divide by N; the flags, or-ed.
+
+        The buffer has the parameters' dtype (float32 counts the two flags exactly).
+        """
+        grads = [p.grad for p in params]
+        xp = get_array_module(grads[0])
+        total = sum(g.size for g in grads) + self.FLAGS
+        if self._buffer is None or self._buffer.size != total or self._buffer.dtype != grads[0].dtype:
+            self._buffer = xp.empty(total, dtype=grads[0].dtype)  # packed once, reused every step
+        flat, offset = self._buffer, 0
+        for g in grads:
+            flat[offset:offset + g.size] = g.reshape(-1)
+            offset += g.size
+        flat[offset], flat[offset + 1] = float(nonfinite), float(stop)
+        flat = self.comm.allreduce_sum(flat)  # the one collective of the step
+        flat[:offset] /= self.size
+        offset = 0
+        for g in grads:
+            g[...] = flat[offset:offset + g.size].reshape(g.shape)
+            offset += g.size
+        flags = to_numpy(flat[offset:])
+        return bool(flags[0] > 0), bool(flags[1] > 0)
+
+    def average_buffers(self, model) -> None:
+        """Average the floating buffers (per-rank BN running statistics) over the ranks."""
+        buffers = [(m, name) for m in model.modules() for name in m._buffer_names
+                   if np.issubdtype(np.dtype(getattr(m, name).dtype), np.floating)]
+        if self.size == 1 or not buffers:
+            return
+        xp = get_array_module(getattr(*buffers[0]))
+        flat = xp.concatenate([getattr(m, n).reshape(-1).astype(xp.float64) for m, n in buffers])
+        flat = self.comm.allreduce_sum(flat) / self.size
+        offset = 0
+        for m, name in buffers:
+            value = getattr(m, name)
+            value[...] = flat[offset:offset + value.size].reshape(value.shape)
+            offset += value.size
+
+    def reduce_counts(self, partial: dict) -> dict:
+        """The epoch's running sums (loss, top-1, top-5, images seen) over all ranks."""
+        keys = ("loss_sum", "top1", "top5", "seen")
+        total = self.comm.allreduce_sum(np.array([partial[k] for k in keys], dtype=np.float64))
+        out = dict(partial, **{k: float(v) for k, v in zip(keys, total)})
+        for k in ("top1", "top5", "seen"):
+            out[k] = int(round(out[k]))
+        return out
