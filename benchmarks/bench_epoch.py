@@ -13,6 +13,7 @@ by both (eval mode, batch 500). PyTorch is the yardstick only.
 
     python benchmarks/bench_epoch.py                  # the full epoch (60,000 images)
     python benchmarks/bench_epoch.py --subset 6000    # a stratified subset of the training set
+    python benchmarks/bench_epoch.py --subset 6000 --test-subset 1000
     python benchmarks/bench_epoch.py --json
 """
 from __future__ import annotations
@@ -89,8 +90,8 @@ def run(args) -> dict:
     config = TrainConfig(dataset=args.dataset, subset=args.subset, epochs=args.epochs,
                          out_dir=tempfile.gettempdir(), progress=False)
     data = load_dataset(config.dataset)
-    if config.subset:
-        data = data.subset(config.subset, None, seed=config.seed)
+    if config.subset or args.test_subset:
+        data = data.subset(config.subset, args.test_subset, seed=config.seed)
     mean, std = (list(map(float, s)) for s in data.channel_stats())
     train_tf = Transform(mean, std, augment=config.augment, crop_padding=config.crop_padding)
     test_tf = Transform(mean, std)
@@ -144,6 +145,7 @@ def _cpu() -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subset", type=int, default=None, help="training images (stratified)")
+    parser.add_argument("--test-subset", type=int, default=None, help="test images (stratified)")
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="the schedule's length")
     parser.add_argument("--no-torch", action="store_true")

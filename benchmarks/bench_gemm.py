@@ -4,8 +4,8 @@ The peak is NumPy's BLAS on square float32 products (all its threads), the physi
 the other benchmarks: ``bench_train_step.py`` reports the step's effective GFLOP/s as a fraction
 of it. The skinny shapes are the matrix products a CIFAR ResNet-20 convolution makes at batch 128
 (im2col: ``(N*OH*OW, 9C) @ (9C, K)``; Winograd F(2x2,3x3): 16 products ``(N*OH*OW/4, C) @ (C, K)``),
-whole-batch and in the per-thread chunks sescratch's kernels cut them into. PyTorch's ``mm``
-(MKL/oneDNN) runs the same shapes interleaved when it is installed.
+whole-batch and in chunks of 8 images as sescratch's kernels cut them. PyTorch's ``bmm`` (MKL)
+runs the same shapes after NumPy when it is installed.
 
     python benchmarks/bench_gemm.py            # table
     python benchmarks/bench_gemm.py --json     # JSON
@@ -17,8 +17,11 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 STAGES = ((16, 32), (32, 16), (64, 8))  # ResNet-20's stages: (channels, image size)
 
@@ -54,13 +57,24 @@ def _torch_product(m: int, k: int, n: int, batch: int = 1, seed: int = 0):
     return lambda: torch.bmm(a, b, out=out)
 
 
-def gemm_peak(size: int = 1024, repeats: int = 5) -> float:
-    """GFLOP/s of NumPy's float32 ``(size x size) @ (size x size)`` (all BLAS threads), the best
-    of two interleaved sizes so that one unlucky size does not set the peak."""
-    best = 0.0
-    for s in (size, size + size // 2):
-        best = max(best, 2.0 * s ** 3 / _time(_numpy_product(s, s, s), repeats) / 1e9)
-    return best
+def gemm_peak(size: int = 1024, repeats: int = 5, threads: int | None = None) -> float:
+    """GFLOP/s of NumPy's float32 ``(size x size) @ (size x size)``, the best of two sizes so that
+    one unlucky size does not set the peak; on all BLAS threads, or ``threads`` of them (OpenBLAS,
+    found as sescratch's conv kernels find it; ignored for another BLAS)."""
+    from sescratch.kernels.numba._scratch import _find_openblas
+
+    libraries = _find_openblas() if threads else []
+    saved = [get() for get, _ in libraries]
+    for _, put in libraries:
+        put(threads)
+    try:
+        best = 0.0
+        for s in (size, size + size // 2):
+            best = max(best, 2.0 * s ** 3 / _time(_numpy_product(s, s, s), repeats) / 1e9)
+        return best
+    finally:
+        for (_, put), count in zip(libraries, saved):
+            put(count)
 
 
 def shapes(batch: int = 128, chunk_images: int | None = None) -> list[tuple[str, int, int, int, int]]:
@@ -75,23 +89,30 @@ def shapes(batch: int = 128, chunk_images: int | None = None) -> list[tuple[str,
 
 
 def measure(batch: int = 128, repeats: int = 5, torch_too: bool = True) -> dict:
-    """{"peak_gflops", "shapes": [...]} measured now, NumPy and PyTorch interleaved per shape."""
-    result = {"peak_gflops": gemm_peak(repeats=repeats), "shapes": []}
-    for chunk in (None, 8):
-        for label, b, m, k, n in shapes(batch, chunk):
-            flops = 2.0 * b * m * k * n
-            row = {"shape": label, "products": b, "m": m, "k": k, "n": n,
-                   "numpy_gflops": flops / _time(_numpy_product(m, k, n, b), repeats) / 1e9}
-            torch_fn = _torch_product(m, k, n, b) if torch_too else None
-            if torch_fn is not None:
-                row["torch_gflops"] = flops / _time(torch_fn, repeats) / 1e9
-            result["shapes"].append(row)
+    """{"peak_gflops", "peak_1thread_gflops", "shapes": [...]} measured now, NumPy then PyTorch
+    for each shape."""
+    result = {"peak_gflops": gemm_peak(repeats=repeats),
+              "peak_1thread_gflops": gemm_peak(repeats=repeats, threads=1), "shapes": []}
+    rows = [(label, b, m, k, n) for chunk in (None, 8) for label, b, m, k, n in shapes(batch, chunk)]
+    for label, b, m, k, n in rows:
+        flops = 2.0 * b * m * k * n
+        result["shapes"].append({"shape": label, "products": b, "m": m, "k": k, "n": n,
+                                 "numpy_gflops": flops / _time(_numpy_product(m, k, n, b), repeats) / 1e9})
+    # PyTorch after all of NumPy's products, not between them: each library's idle threads
+    # spin for a while after a product, and would slow the other's next one down.
+    time.sleep(0.2)
+    for row in result["shapes"] if torch_too else ():
+        fn = _torch_product(row["m"], row["k"], row["n"], row["products"])
+        if fn is not None:
+            flops = 2.0 * row["products"] * row["m"] * row["k"] * row["n"]
+            row["torch_gflops"] = flops / _time(fn, repeats) / 1e9
     return result
 
 
 def report(result: dict, out=sys.stdout) -> None:
     peak = result["peak_gflops"]
-    print(f"float32 GEMM peak (NumPy, square): {peak:.0f} GFLOP/s", file=out)
+    print(f"float32 GEMM peak (NumPy, square): {peak:.0f} GFLOP/s, "
+          f"{result['peak_1thread_gflops']:.0f} on one thread", file=out)
     print(f"{'shape':<30} {'products':>8} {'m x k x n':>20} {'numpy':>7} {'% peak':>7} {'torch':>7}", file=out)
     for r in result["shapes"]:
         torch = f"{r['torch_gflops']:7.0f}" if "torch_gflops" in r else "      -"

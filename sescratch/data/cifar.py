@@ -123,7 +123,11 @@ def read_extracted(folder: str | os.PathLike, spec: dict, label: str = "fine") -
     folder = Path(folder)
     if spec["format"] == "binary":
         read = read_binary_batch
-        names = [line.strip() for line in (folder / spec["meta"]).read_text().splitlines()]
+        meta_path = folder / spec["meta"]
+        try:
+            names = [line.strip() for line in meta_path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{meta_path}: cannot read the class names ({exc})") from None
         classes = tuple(n for n in names if n)
     else:
         key = b"labels" if spec["num_classes"] == 10 else f"{label}_labels".encode()
@@ -136,8 +140,11 @@ def read_extracted(folder: str | os.PathLike, spec: dict, label: str = "fine") -
 
         meta = _read_pickle(folder / spec["meta"])
         meta_key = b"label_names" if spec["num_classes"] == 10 else f"{label}_label_names".encode()
-        classes = tuple(n.decode() if isinstance(n, bytes) else str(n)
-                        for n in _field(meta, meta_key, folder / spec["meta"]))
+        names = _field(meta, meta_key, folder / spec["meta"])
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, (bytes, str)) for n in names):
+            raise DataError(f"{folder / spec['meta']}: {meta_key!r} must be a list of class names, "
+                            f"got {type(names).__name__}")
+        classes = tuple(n.decode(errors="replace") if isinstance(n, bytes) else n for n in names)
     parts = {split: [read(folder / name) for name in spec[split]] for split in ("train", "test")}
     x_train = np.concatenate([x for x, _ in parts["train"]])
     y_train = np.concatenate([y for _, y in parts["train"]])

@@ -46,6 +46,49 @@ def random_hflip(x: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> np.
     return out
 
 
+class SampleRandom:
+    """Per-image random numbers that depend only on ``(key, index)``: a drop-in for the two
+    ``np.random.Generator`` calls the random transforms make (``integers`` and ``random``).
+
+    ``index`` holds the dataset indices of the batch's images and ``key`` e.g. ``(seed, epoch)``;
+    the k-th call's numbers for image ``i`` are a hash (SplitMix64's finaliser, vectorised) of
+    ``(key, index[i], k, row)``. So an image is augmented the same way whichever batch, shard or
+    process draws it: what data-parallel training needs to equal one process (issue 14).
+    The batch axis is the last axis of ``size``.
+    """
+
+    def __init__(self, key: Sequence[int], index: np.ndarray):
+        self.index = np.asarray(index, dtype=np.uint64)  # N
+        self.seed = _mix(np.array([0x5E5C7A7C], dtype=np.uint64))
+        for k in key:
+            self.seed = _mix(self.seed ^ np.uint64(int(k) & 0xFFFFFFFFFFFFFFFF))
+        self.calls = 0
+
+    def random(self, size) -> np.ndarray:
+        """Floats in [0, 1), shape ``size`` (its last axis: the images)."""
+        shape = (size,) if np.isscalar(size) else tuple(size)
+        if shape[-1] != len(self.index):
+            raise ValueError(f"SampleRandom: last axis of size {shape} must be the batch ({len(self.index)})")
+        rows = np.arange(int(np.prod(shape[:-1])), dtype=np.uint64).reshape(shape[:-1] + (1,))
+        call = _mix(self.seed ^ np.uint64(self.calls))
+        self.calls += 1
+        bits = _mix(_mix(call ^ self.index) ^ rows)  # *size
+        return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+    def integers(self, low: int, high: int, size) -> np.ndarray:
+        """Integers in ``[low, high)``, shape ``size``."""
+        return low + np.floor(self.random(size) * (high - low)).astype(np.int64)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a bijective 64-bit hash."""
+    with np.errstate(over="ignore"):
+        z = (z + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def normalize(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """``(x - mean[c]) / std[c]`` per channel; keeps the dtype of ``x``."""
     mean = np.asarray(mean, dtype=x.dtype).reshape(1, -1, 1, 1)  # 1,C,1,1

@@ -14,6 +14,8 @@ its short dispatch section at the bottom of the file.
 DECLARED = (
     "conv2d_forward",
     "conv2d_backward",
+    "depthwise_conv2d_forward",  # conv2d with groups == C_in (any channel multiplier)
+    "depthwise_conv2d_backward",
     "batchnorm2d_forward",  # training mode: batch statistics
     "batchnorm2d_backward",  # training mode
     "batchnorm2d_eval_forward",  # evaluation mode: a per-channel affine map

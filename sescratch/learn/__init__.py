@@ -1,7 +1,7 @@
 """Graded exercises: ``check_<piece>(fn)`` grades a learner's version of one piece of an SE net.
 
 Each check draws random shapes and a random upstream gradient, runs ``fn`` and compares it in
-float64 with sescratch's own op (:mod:`sescratch.ops`, :class:`sescratch.train.SGD`,
+float64 with sescratch's own op (:mod:`sescratch.ops`, :class:`sescratch.nn.SEBlock`, :class:`sescratch.train.SGD`,
 :func:`sescratch.analysis.excitation_statistics`). A pass prints
 ``OK check_x: relative error 3e-13 (worst of 4 random cases)`` and returns that error; a fail
 raises ``AssertionError`` saying which output is wrong, by how much, for which shapes, with a
@@ -16,6 +16,7 @@ The exercise notebooks are ``tutorials/exercises/NN_*.ipynb``; worked solutions 
 """
 from sescratch.learn.analysis import check_class_excitations
 from sescratch.learn.batchnorm import check_batchnorm_backward
+from sescratch.learn.cost import check_se_block_cost
 from sescratch.learn.conv import check_col2im, check_conv2d_naive, check_conv2d_naive_backward, check_im2col
 from sescratch.learn.se import (
     check_excitation_backward,
@@ -37,6 +38,7 @@ __all__ = [
     "check_excitation_backward",
     "check_se_block_backward",
     "check_batchnorm_backward",
+    "check_se_block_cost",
     "check_sgd_momentum_step",
     "check_train_epoch",
     "check_class_excitations",

@@ -11,7 +11,7 @@ from sescratch import ops
 
 __all__ = [
     "conv2d_naive", "conv2d_naive_backward", "im2col", "col2im", "gap_forward", "gap_backward",
-    "excitation_forward", "excitation_backward", "se_block_backward", "batchnorm_backward",
+    "excitation_forward", "excitation_backward", "se_block_backward", "batchnorm_backward", "se_block_cost",
     "sgd_momentum_step", "train_epoch", "class_excitations",
 ]
 
@@ -151,6 +151,14 @@ def batchnorm_backward(dy, x, gamma, beta, eps):
     dmu = -dxc.sum(axis=AX, keepdims=True)  # 1,C,1,1
     dx += np.ones_like(x) / M * dmu  # N,C,H,W   mu = sum(x) / M (x's 2nd use)
     return dx, dgamma, dbeta
+
+
+def se_block_cost(C, H, W, r, bias):
+    """Exercise 07: parameters and multiply-accumulates of one SE block (paper Eq. 5 and §4)."""
+    hidden = max(C // r, 1)
+    params = C * hidden + hidden * C + (hidden + C if bias else 0)  # W1, W2 (and b1, b2)
+    macs = C * H * W + C * hidden + hidden * C + C * H * W  # squeeze, FC1, FC2, scale
+    return params, macs
 
 
 def sgd_momentum_step(p, g, buf, lr, momentum, weight_decay):

@@ -23,10 +23,30 @@ from sescratch.models.vgg import vgg16_bn
 
 __all__ = ["EXEMPLARS"]
 
+
+# TEMPORARY lazy imports, until nn.AvgPool2d / nn.ChannelShuffle (issue 11 ops) land
+def bn_inception(*args, **kwargs):
+    from sescratch.models.inception import bn_inception as build
+    return build(*args, **kwargs)
+
+
+def inception_resnet_v2(*args, **kwargs):
+    from sescratch.models.inception_resnet import inception_resnet_v2 as build
+    return build(*args, **kwargs)
+
+
+def shufflenet_v1(*args, **kwargs):
+    from sescratch.models.shufflenet import shufflenet_v1 as build
+    return build(*args, **kwargs)
+
+
 _FAMILIES = {
     # base name: (builder, ImageNet defaults, CIFAR defaults)
     "vgg16_bn": (vgg16_bn, {"dropout": 0.5}, {"width": 16}),
+    "bn_inception": (bn_inception, {}, {}),
+    "inception_resnet_v2": (inception_resnet_v2, {}, {}),
     "mobilenet_v1": (mobilenet_v1, {"width_multiplier": 1.0}, {"width_multiplier": 0.5}),
+    "shufflenet_v1_g3": (shufflenet_v1, {"groups": 3}, {"groups": 3}),
 }
 
 EXEMPLARS: dict[str, tuple] = {}

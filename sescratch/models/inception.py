@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from sescratch.models.parts import Branches, Network, conv_bn, make_se
 from sescratch.nn.dropout import Dropout
-from sescratch.nn.layers import AvgPool2d, GlobalAvgPool, Linear, MaxPool2d, Sequential
+from sescratch.nn import AvgPool2d, GlobalAvgPool, Linear, MaxPool2d, Sequential
 
 __all__ = ["bn_inception", "BN_INCEPTION_MODULES"]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 from sescratch import ops
 from sescratch.models.parts import Branches, Network, conv_bn, make_se
 from sescratch.nn.dropout import Dropout
-from sescratch.nn.layers import AvgPool2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential
+from sescratch.nn import AvgPool2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential
 from sescratch.nn.module import Module, ShapeError
 
 __all__ = ["inception_resnet_v2", "InceptionResNetBlock"]

@@ -37,8 +37,8 @@ from __future__ import annotations
 from sescratch import ops
 from sescratch.models.parts import Network, make_se
 from sescratch.nn.dropout import Dropout
-from sescratch.nn.layers import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool, Linear, MaxPool2d,
-                                 ReLU, Sequential)
+from sescratch.nn import (AvgPool2d, BatchNorm2d, ChannelShuffle, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU,
+                          Sequential)
 from sescratch.nn.module import Module, ShapeError
 
 __all__ = ["shufflenet_v1", "ShuffleUnit", "SHUFFLENET_WIDTHS", "SHUFFLENET_UNITS"]

@@ -14,6 +14,10 @@ from sescratch.ops.conv import (
     conv2d_forward_reference,
     conv2d_reference,
 )
+from sescratch.ops.depthwise import (
+    depthwise_conv2d_backward_reference,
+    depthwise_conv2d_forward_reference,
+)
 from sescratch.ops.linear import LinearCache, linear_backward, linear_forward
 from sescratch.ops.activation import (
     hard_sigmoid_backward,
@@ -80,6 +84,8 @@ __all__ = [
     "conv2d_reference",
     "conv2d_forward_reference",
     "conv2d_backward_reference",
+    "depthwise_conv2d_forward_reference",
+    "depthwise_conv2d_backward_reference",
     "LinearCache",
     "linear_forward",
     "linear_backward",

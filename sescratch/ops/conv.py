@@ -29,6 +29,10 @@ import numpy as np
 
 from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_nonempty, check_same_dtype, check_shape, pair
+from sescratch.ops.depthwise import (
+    depthwise_conv2d_backward_reference,
+    depthwise_conv2d_forward_reference,
+)
 from sescratch.ops.window import check_allocation, conv_output_size
 
 __all__ = [
@@ -76,6 +80,9 @@ def _check_inputs(op, x, w, b, stride, padding, groups):
             f"{op}: argument 'w' has a kernel of {w.shape[2]}x{w.shape[3]}, larger than the padded "
             f"input of {padded[0]}x{padded[1]} (H + 2 PH x W + 2 PW); expected at most that size"
         )
+    OH, OW = _output_size(x, w, stride, padding)
+    check_allocation(op, "padding", padding, {"the padded input": (*x.shape[:2], *padded),
+                                              "y": (x.shape[0], K, OH, OW)})
     return stride, padding
 
 
@@ -173,7 +180,15 @@ def conv2d_reference(x, w, b=None, *, stride=1, padding=0, groups=1):
 
 
 # Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
-_KERNELS = declare_kernels("conv2d_forward", "conv2d_backward")
+# A depthwise convolution (groups == C_in, any channel multiplier K / C_in) has its own
+# reference and kernels (sescratch/ops/depthwise.py): im2col would copy KH*KW times the input
+# for one multiply-add per copied value.
+_KERNELS = declare_kernels("conv2d_forward", "conv2d_backward",
+                           "depthwise_conv2d_forward", "depthwise_conv2d_backward")
+
+
+def _is_depthwise(x, groups):
+    return groups == x.shape[1] and groups > 1
 
 
 def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
@@ -189,7 +204,8 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     b : array, shape (K,), optional
     stride : int or (SH, SW), each >= 1
     padding : int or (PH, PW), each >= 0; zeros added on every border
-    groups : int, divides C and K (``groups == C`` is a depthwise convolution)
+    groups : int, divides C and K (``groups == C`` is a depthwise convolution, run by the
+        tap-by-tap code of :mod:`sescratch.ops.depthwise` and its kernels)
 
     Returns
     -------
@@ -201,6 +217,10 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, groups=1):
     xp = get_array_module(x, w, b)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
     cache = Conv2dCache(x, w, b is not None, stride, padding, groups)
+    if _is_depthwise(x, groups):
+        kernel = _KERNELS.get("depthwise_conv2d_forward", x)
+        forward = depthwise_conv2d_forward_reference if kernel is None else kernel
+        return forward(x, w, b, stride, padding), cache
     kernel = _KERNELS.get("conv2d_forward", x)
     forward = conv2d_forward_reference if kernel is None else kernel
     return forward(x, w, b, stride, padding, groups), cache
@@ -242,6 +262,10 @@ def conv2d_backward(dy, cache: Conv2dCache):
     OH, OW = _output_size(x, w, stride, padding)
     check_shape("conv2d_backward", "dy", dy, (x.shape[0], w.shape[0], OH, OW), "the shape of y")
     dy = get_array_module(dy).ascontiguousarray(dy)
+    if _is_depthwise(x, groups):
+        kernel = _KERNELS.get("depthwise_conv2d_backward", dy)
+        backward = depthwise_conv2d_backward_reference if kernel is None else kernel
+        return backward(dy, x, w, stride, padding, has_bias)
     kernel = _KERNELS.get("conv2d_backward", dy)
     backward = conv2d_backward_reference if kernel is None else kernel
     return backward(dy, x, w, stride, padding, groups, has_bias)

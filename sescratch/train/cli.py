@@ -14,7 +14,7 @@ import numpy as np
 
 from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
-from sescratch.train.config import BACKENDS, SCHEDULE_UNITS, SCHEDULES
+from sescratch.train.config import BACKENDS, DTYPES, SCHEDULE_UNITS, SCHEDULES
 
 __all__ = ["add_commands", "config_from_args", "run_train", "run_eval"]
 
@@ -82,6 +82,14 @@ def add_commands(subparsers) -> None:
                    help="also save OUT/last.npz every N iterations (default: at epoch ends only)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bars")
+    # issue 14 (H9): precision and data parallelism (docs/distributed.md)
+    p.add_argument("--dtype", choices=DTYPES, help=f"weights and activations (default {d.dtype})")
+    p.add_argument("--distributed", action="store_const", const=True,
+                   help="data-parallel over the ranks of `mpirun -n N` (--batch-size is global)")
+    p.add_argument("--sync-bn", action="store_const", const=True,
+                   help="with --distributed: BN statistics of the global batch (default: per rank)")
+    p.add_argument("--comm-timeout", type=float, metavar="SECONDS",
+                   help=f"abort the job when a collective waits longer (default {d.comm_timeout:g})")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser("eval", help="evaluate a checkpoint: top-1/top-5 error, per-class "
@@ -147,6 +155,13 @@ def run_train(args) -> int:
         print("\n".join(names))
         return 0
     config = config_from_args(args)
+    from sescratch.train.distributed import launched_size, quiet_unless_root  # issue 14 (H9)
+
+    if config.distributed:  # only rank 0 prints
+        quiet_unless_root(config.comm_timeout)
+    elif launched_size() > 1:
+        raise UsageError(f"started by mpirun as one of {launched_size()} processes: add --distributed "
+                         "(otherwise every process would train the same run on its own)")
     trainer = Trainer(config, callbacks=(print_epoch,))
     for note in trainer.notes:
         print(note, file=sys.stderr, flush=True)
@@ -171,16 +186,26 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
+    from sescratch.train import rundir
     from sescratch.train.evaluation import evaluate, load_for_evaluation
     from sescratch.train.metrics import plot_confusion
 
     ckpt_path = Path(args.checkpoint)
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such directory")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size {args.batch_size}: expected an integer >= 1")
+    if ckpt_path.name == "best.npz":
+        repaired = rundir.repair_if_idle(ckpt_path.parent)  # a kill between last.npz and best.npz
+        if repaired:
+            print(repaired, file=sys.stderr, flush=True)
     ev = load_for_evaluation(ckpt_path, dataset=args.dataset, data_dir=args.data_dir,
                              download=args.download, backend=args.backend)
     config, data, name = ev.config, ev.data, ev.dataset
     result = evaluate(ev.model, data.x_test, data.y_test, ev.transform, num_classes=data.num_classes,
                       batch_size=args.batch_size, device=ev.device)
-    print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} images)")
+    print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} "
+          f"images, from {data.source or 'memory'})")
     print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
     print(f"  top-5 error {100 * result.top5_error:.2f}%")
     print(f"  loss        {result.loss:.4f}")

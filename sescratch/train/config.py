@@ -24,6 +24,7 @@ __all__ = ["TrainConfig", "InvalidField", "build_model", "model_options", "BACKE
 # The choices of the options, shared by TrainConfig.validate and every command line.
 SCHEDULE_UNITS = ("iteration", "epoch")
 BACKENDS = ("numba", "numpy", "cupy")
+DTYPES = ("float32", "float64")  # issue 14: --dtype float64 for exact comparisons
 
 # Fields that may differ between a run and its resumption without changing its numbers.
 RESUMABLE_CHANGES = ("epochs", "resume", "progress", "out_dir", "data_dir", "download",
@@ -59,6 +60,10 @@ class TrainConfig:
     dropout masks), ``out_dir``, ``resume``, ``overwrite`` (replace an earlier run in ``out_dir``),
     ``save_every`` (also write ``last.npz`` every N iterations inside an epoch), ``progress``
     (tqdm bars), ``eval_batch_size``.
+    Precision and data parallelism (issue 14, :mod:`sescratch.train.distributed`): ``dtype``
+    (float32 | float64 weights and activations), ``distributed`` (one of the ranks of
+    ``mpirun -n N``; ``batch_size`` is then the global batch), ``sync_bn`` (batch statistics of
+    the global batch), ``comm_timeout`` (seconds a rank waits in a collective before aborting).
     """
 
     model: str = "se_resnet20"
@@ -95,6 +100,10 @@ class TrainConfig:
     eval_batch_size: int = 500
     overwrite: bool = False
     save_every: int | None = None
+    dtype: str = "float32"  # issue 14 (H9): the four fields below
+    distributed: bool = False
+    sync_bn: bool = False
+    comm_timeout: float = 600.0
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`UsageError` naming the first invalid field, its value and the accepted range.
@@ -161,6 +170,9 @@ _OPTIONAL_INT_RANGES = {"subset": (1, 1 << 40), "test_subset": (1, 1 << 40), "pa
                         "save_every": (1, 1 << 40)}
 _BOOLS = ("download", "augment", "nesterov", "no_decay_bn_bias", "resume", "progress", "overwrite")
 _CHOICES = {"schedule": SCHEDULES, "schedule_unit": SCHEDULE_UNITS, "backend": BACKENDS}
+_BOOLS += ("distributed", "sync_bn")  # issue 14
+_CHOICES["dtype"] = DTYPES  # issue 14
+RESUMABLE_CHANGES += ("distributed", "sync_bn", "comm_timeout")  # issue 14: a resume may change N
 
 
 def _is_int(value) -> bool:
@@ -173,6 +185,10 @@ def _is_real(value) -> bool:
 
 def _check_field(config: TrainConfig, name: str, value) -> str | None:
     """Why ``value`` is not valid for field ``name`` (None when it is)."""
+    if name == "comm_timeout":  # issue 14
+        return None if _is_real(value) and value > 0 else "expected a finite number of seconds > 0"
+    if name == "sync_bn" and value is True and not config.distributed:
+        return "needs distributed (--distributed, under mpirun)"
     if name in _INT_RANGES or name in _OPTIONAL_INT_RANGES:
         if value is None and name in _OPTIONAL_INT_RANGES:
             return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 import zlib
@@ -30,11 +31,16 @@ import numpy as np
 
 from sescratch.backend import get_array_module, to_numpy
 from sescratch.errors import SescratchError, UsageError
+from sescratch.train.nccl import NcclAllreduce
 
 __all__ = ["Communicator", "DataParallel", "DistributedError", "NcclAllreduce", "DEFAULT_TIMEOUT",
            "use_sync_batchnorm", "shard_bounds"]
 
 DEFAULT_TIMEOUT = 600.0  # seconds a rank waits in one collective before aborting the job
+# Test-only fault injection: "KIND:RANK:STEP" with KIND kill (SIGKILL itself), hang (sleep for
+# ever), nan (report a non-finite loss) or int (SIGINT itself) makes rank RANK fail at its
+# STEP-th gradient allreduce.
+FAULT_ENV = "SESCRATCH_TEST_FAULT"
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 
 
@@ -61,7 +67,7 @@ class Communicator:
         try:
             from mpi4py import MPI
         except ImportError:
-            launched = max(int(os.environ.get(v, "1") or 1) for v in _SIZE_VARIABLES)
+            launched = launched_size()
             if launched > 1:
                 raise DistributedError(f"started as one of {launched} MPI processes, but mpi4py is "
                                        "not installed: pip install -e '.[mpi]'") from None
@@ -151,6 +157,8 @@ class DataParallel:
         self.comm, self.sync_bn = comm, sync_bn
         self.rank, self.size, self.is_root = comm.rank, comm.size, comm.rank == 0
         self._buffer = None
+        self.steps = 0  # gradient allreduces done
+        self.stop_agreed = False  # a stop (Ctrl-C) requested by any rank, as of the last allreduce
 
     def shard(self, n_global: int) -> slice:
         """This rank's part of a global batch of ``n_global`` samples."""
@@ -181,6 +189,26 @@ class DataParallel:
                              f"data different from rank 0's (hashes {sorted(set(hashes))}); start "
                              "every rank with the same command line and data")
 
+    def attach(self, trainer) -> None:
+        """Called once the trainer is built (and restored): check, synchronise, switch sync BN on."""
+        self.check_batches(len(trainer.data.y_train), trainer.config.batch_size)
+        self.check_same_run(trainer.config.to_dict(), trainer.data.x_train, trainer.data.y_train)
+        self.broadcast_state(trainer.model, trainer.optimizer)
+        if self.sync_bn:
+            use_sync_batchnorm(trainer.model, self.comm)
+
+    def weigh(self, dlogits, n_local: int, iteration: int, n_train: int, batch_size: int):
+        """``dlogits`` times :meth:`loss_weight` for batch ``iteration`` of the epoch."""
+        n_global = min(batch_size, n_train - iteration * batch_size)
+        weight = self.loss_weight(n_local, n_global)
+        return dlogits if weight == 1 else dlogits * dlogits.dtype.type(weight)
+
+    def end_epoch(self, model, partial: dict) -> dict:
+        """Global epoch counts; per-rank BN running statistics averaged (no-op with sync BN)."""
+        if not self.sync_bn:
+            self.average_buffers(model)
+        return self.reduce_counts(partial)
+
     def broadcast_state(self, model, optimizer) -> None:
         """Give every rank rank 0's weights, buffers and momentum (e.g. after a resume)."""
         if self.size == 1:
@@ -194,8 +222,14 @@ class DataParallel:
     def reduce_gradients(self, params, *, nonfinite: bool, stop: bool) -> tuple[bool, bool]:
         """Sum every ``p.grad`` over the ranks (one allreduce), divide by N; the flags, or-ed.
 
+        The trainer acts on the agreed stop flag (:attr:`stop_agreed`), never on its own
+        rank's Ctrl-C directly: a signal between two allreduces would make the ranks disagree.
+
         The buffer has the parameters' dtype (float32 counts the two flags exactly).
         """
+        self.steps += 1
+        fault = self._inject_fault()
+        nonfinite, stop = nonfinite or fault == "nan", stop or fault == "int"
         grads = [p.grad for p in params]
         xp = get_array_module(grads[0])
         total = sum(g.size for g in grads) + self.FLAGS
@@ -213,7 +247,21 @@ class DataParallel:
             g[...] = flat[offset:offset + g.size].reshape(g.shape)
             offset += g.size
         flags = to_numpy(flat[offset:])
-        return bool(flags[0] > 0), bool(flags[1] > 0)
+        self.stop_agreed = bool(flags[1] > 0)
+        return bool(flags[0] > 0), self.stop_agreed
+
+    def _inject_fault(self) -> str:
+        """The test-only faults of :data:`FAULT_ENV`; the kind injected at this step, or ""."""
+        kind, _, where = os.environ.get(FAULT_ENV, "").partition(":")
+        if not kind or where != f"{self.rank}:{self.steps}":
+            return ""
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "hang":
+            time.sleep(1e6)
+        if kind == "int":  # as if Ctrl-C reached this rank just before this step's allreduce
+            os.kill(os.getpid(), signal.SIGINT)
+        return kind
 
     def average_buffers(self, model) -> None:
         """Average the floating buffers (per-rank BN running statistics) over the ranks."""
@@ -238,3 +286,40 @@ class DataParallel:
         for k in ("top1", "top5", "seen"):
             out[k] = int(round(out[k]))
         return out
+
+
+class NoRunLock:
+    """What ranks other than 0 hold instead of the run directory's lock: they write nothing."""
+
+    held = False
+
+    def acquire(self) -> "NoRunLock":
+        return self
+
+    def release(self) -> None:
+        pass
+
+
+def data_parallel(config) -> DataParallel | None:
+    """The :class:`DataParallel` of a ``config.distributed`` run (None otherwise): MPI's world,
+    with NCCL for ``backend="cupy"`` on more than one rank."""
+    if not config.distributed:
+        return None
+    comm = Communicator.world(timeout=config.comm_timeout)
+    if config.backend == "cupy" and comm.size > 1:
+        comm.nccl = NcclAllreduce(comm)
+    return DataParallel(comm, sync_bn=config.sync_bn)
+
+
+def launched_size() -> int:
+    """How many processes ``mpirun`` started (from its environment; 1 when not under MPI)."""
+    sizes = [os.environ.get(v, "") for v in _SIZE_VARIABLES]
+    return max([int(v) for v in sizes if v.isdigit()] or [1])
+
+
+def quiet_unless_root(timeout: float = DEFAULT_TIMEOUT) -> int:
+    """Send this process's stdout to ``os.devnull`` unless it is rank 0; returns the rank."""
+    rank = Communicator.world(timeout=timeout).rank
+    if rank:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return rank

@@ -19,12 +19,14 @@ writes left behind (:func:`clean_temporaries`) and repairs ``best.npz`` (:func:`
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-from sescratch.errors import UsageError
+from sescratch.errors import SescratchError, UsageError
 from sescratch.io import atomic_open
 
 try:
@@ -32,12 +34,39 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["RUN_FILES", "RunLock", "prepare", "check_writable", "clean_temporaries", "repair_best",
-           "copy_checkpoint"]
+__all__ = ["RUN_FILES", "RunLock", "CheckpointWriteError", "prepare", "check_writable", "writing",
+           "clean_temporaries", "repair_best", "repair_if_idle", "copy_checkpoint", "schedule_notes"]
 
 RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl", "metrics.csv", "curves.png")
 LOCK_NAME = ".lock"
 PROBE_PREFIX = ".write-probe."
+
+
+class CheckpointWriteError(SescratchError):
+    """Writing a run file failed (e.g. a full disk); the previous version of the file is kept."""
+
+
+@contextmanager
+def writing(path: Path):
+    """Turn a failed write of ``path`` into :class:`CheckpointWriteError` saying why and what is kept
+    (the writes are atomic: the previous file is intact)."""
+    try:
+        yield
+    except OSError as exc:
+        why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or exc)
+        kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+        raise CheckpointWriteError(f"could not write {path}: {why}; {kept}. Free space (or choose "
+                                   "another --out) and continue with --resume") from None
+
+
+def schedule_notes(stored, config, epoch: int) -> list[str]:
+    """A note when a resumed run's ``epochs`` changes a schedule that depends on it."""
+    stretched = config.schedule == "cosine" or (config.schedule == "multistep" and not config.milestones)
+    if stored.epochs == config.epochs or not stretched:
+        return []
+    return [f"note: --epochs {stored.epochs} -> {config.epochs}: the {config.schedule} schedule is "
+            f"stretched over {config.epochs} epochs from epoch {epoch} on (neither the "
+            f"{stored.epochs}- nor a fresh {config.epochs}-epoch run's learning rates)"]
 
 
 def check_writable(out_dir: Path) -> None:
@@ -98,17 +127,23 @@ class RunLock:
         self.release()
 
 
-def busy(out_dir: str | os.PathLike) -> bool:
-    """True when another process holds the lock of ``out_dir``."""
-    if not (Path(out_dir) / LOCK_NAME).exists():
-        return False
+def repair_if_idle(out_dir: str | os.PathLike) -> str | None:
+    """:func:`repair_best` under the lock when no run holds it (``sescratch eval`` of a best.npz);
+    None when nothing needed repairing, the run is active or the directory is read-only."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "last.npz").exists():
+        return None
+    lock = RunLock(out_dir)
     try:
-        RunLock(out_dir).acquire().release()
-    except UsageError:
-        return True
+        lock.acquire()
+    except (UsageError, OSError):
+        return None
+    try:
+        return repair_best(out_dir)
     except OSError:
-        return False
-    return False
+        return None
+    finally:
+        lock.release()
 
 
 def clean_temporaries(out_dir: Path) -> tuple[int, int]:

@@ -36,10 +36,8 @@ and batches on the GPU).
 """
 from __future__ import annotations
 
-import errno
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -55,23 +53,18 @@ from sescratch.train.checkpoint import load_checkpoint, save_checkpoint
 from sescratch.train.config import TrainConfig, build_model
 from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
-from sescratch.train import rundir
+from sescratch.train import distributed, rundir
+from sescratch.train.rundir import CheckpointWriteError
 from sescratch.train.metrics import MetricsLog, plot_curves, topk_correct
 from sescratch.train.optim import SGD
 from sescratch.train.schedules import make_schedule
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "CheckpointWriteError", "fit", "print_epoch"]
 
-# Schedules whose values depend on config.epochs (multistep: only without explicit milestones).
-EPOCH_DEPENDENT = ("cosine", "multistep")
 
 
 class TrainingDiverged(SescratchError):
     """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""
-
-
-class CheckpointWriteError(SescratchError):
-    """Writing a run file failed (e.g. a full disk); the previous version of the file is kept."""
 
 
 @dataclass
@@ -102,9 +95,13 @@ class Trainer:
             raise UsageError(f"--data-dir {config.data_dir}: no such directory")
         if config.resume and not (self.out_dir / "last.npz").exists():
             raise UsageError(f"--resume: no checkpoint to resume from at {self.out_dir / 'last.npz'}")
-        self.lock = rundir.RunLock(self.out_dir)  # held while checking here, then during fit()
-        self.notes = rundir.prepare(self.out_dir, resume=config.resume, overwrite=config.overwrite,
-                                    lock=self.lock)
+        self.dist = distributed.data_parallel(config)  # issue 14 (H9): None unless distributed
+        if not self.is_root:  # issue 14: ranks > 0 neither lock, check nor write the run directory
+            self.lock, self.notes = distributed.NoRunLock(), []
+        else:
+            self.lock = rundir.RunLock(self.out_dir)  # held while checking here, then during fit()
+            self.notes = rundir.prepare(self.out_dir, resume=config.resume, overwrite=config.overwrite,
+                                        lock=self.lock)
         try:
             self._setup(config)
         finally:
@@ -121,11 +118,13 @@ class Trainer:
                              f"integer >= the image size {max(data.image_shape[1:])} of {config.dataset}")
         mean, std = (list(map(float, s)) for s in data.channel_stats())
         self.normalization = {"mean": mean, "std": std, "pad_to": config.pad_to}
-        common = dict(mean=mean, std=std, pad_to=config.pad_to)
+        common = dict(mean=mean, std=std, pad_to=config.pad_to, dtype=np.dtype(config.dtype).type)
         self.train_transform = Transform(**common, augment=config.augment,
                                          crop_padding=config.crop_padding)
         self.test_transform = Transform(**common)
         self.model = build_model(config, data.num_classes, data.image_shape[0])
+        if config.dtype != "float32":  # issue 14: --dtype float64
+            self.model.astype(np.dtype(config.dtype))
         self.model = to_device(self.model, self.device)
         self.optimizer = SGD(self.model.parameters(), config.lr, config.momentum,
                              weight_decay=config.weight_decay, nesterov=config.nesterov,
@@ -141,6 +140,17 @@ class Trainer:
         self._interrupt = GracefulInterrupt()
         if config.resume:
             self._restore()
+        if self.dist is not None:  # issue 14 (H9): same config and data on every rank, rank 0's state
+            self.dist.attach(self)
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C seen: on this process, or (issue 14) on any rank as agreed in the last allreduce."""
+        return self._interrupt.requested if self.dist is None else self.dist.stop_agreed
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this process prints and writes files (rank 0, or the only process); issue 14."""
+        return self.dist is None or self.dist.is_root
 
     # -- checkpoints --------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -153,12 +163,7 @@ class Trainer:
         if changed:
             raise UsageError(f"--resume: configuration differs from {path}: " + "; ".join(changed))
         cfg = self.config
-        if stored.epochs != cfg.epochs and (cfg.schedule == "cosine" or (
-                cfg.schedule == "multistep" and not cfg.milestones)):
-            self.notes.append(f"note: --epochs {stored.epochs} -> {cfg.epochs}: the {cfg.schedule} "
-                              f"schedule is stretched over {cfg.epochs} epochs from epoch "
-                              f"{ckpt.epoch} on (neither the {stored.epochs}- nor a fresh "
-                              f"{cfg.epochs}-epoch run's learning rates)")
+        self.notes += rundir.schedule_notes(stored, cfg, ckpt.epoch)
         try:
             self.model.load_state_dict(ckpt.model_state)
             self.optimizer.load_state_dict(ckpt.optim_state)
@@ -174,6 +179,8 @@ class Trainer:
             self._write_reports()
 
     def save(self, name: str, epoch_start_rng_state: dict) -> Path:
+        if not self.is_root:  # issue 14: only rank 0 writes checkpoints
+            return self.out_dir / name
         meta = {"epoch": self.epoch, "iteration": self.iteration, "partial": self.partial,
                 "history": self.history, "best": self.best, "elapsed_s": self.elapsed,
                 "normalization": self.normalization, "classes": list(self.data.classes),
@@ -184,21 +191,13 @@ class Trainer:
                                    rng_state=epoch_start_rng_state,
                                    config=self.config.to_dict(), meta=meta)
 
-    @contextmanager
-    def _writing(self, path: Path):
-        """Turn a failed write into :class:`CheckpointWriteError` (the old file is kept intact)."""
-        try:
-            yield
-        except OSError as exc:
-            why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or exc)
-            kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
-            raise CheckpointWriteError(f"could not write {path}: {why}; {kept}. Free space (or "
-                                       "choose another --out) and continue with --resume") from None
+    _writing = staticmethod(rundir.writing)
 
     def dropout_rng(self) -> np.random.Generator:
         """The generator of the current batch's dropout masks: a pure function of (seed, epoch,
         iteration), so a resumed run draws the masks the uninterrupted run drew."""
-        return np.random.default_rng([self.config.seed, self.epoch, self.iteration])
+        shard = [self.dist.rank, self.dist.size] if self.dist and self.dist.size > 1 else []  # issue 14
+        return np.random.default_rng([self.config.seed, self.epoch, self.iteration, *shard])
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -208,7 +207,9 @@ class Trainer:
         constructor are repeated under the lock (another run may have started in between).
         """
         started = self.config.resume or self.epoch > 0 or self.iteration > 0
-        for note in rundir.prepare(self.out_dir, resume=started, overwrite=False, lock=self.lock):
+        notes = rundir.prepare(self.out_dir, resume=started, overwrite=False, lock=self.lock) \
+            if self.is_root else []  # issue 14: ranks > 0 leave the run directory alone
+        for note in notes:
             print(note, flush=True)
         try:
             with GracefulInterrupt() as self._interrupt, backend.use(self.kernels):
@@ -220,7 +221,7 @@ class Trainer:
         while self.epoch < self.config.epochs:
             if not self._train_epoch():
                 return self._result("interrupted")
-            if self._interrupt.requested:
+            if self._stop_requested():  # issue 14: distributed, the ranks' agreed request
                 print(f"interrupted after epoch {self.epoch}: saved {self.out_dir / 'last.npz'}; "
                       "continue with --resume", flush=True)
                 return self._result("interrupted")
@@ -231,15 +232,17 @@ class Trainer:
         cfg, model = self.config, self.model
         start_state = self.rng.bit_generator.state
         batches = BatchIterator(self.data.x_train, self.data.y_train, cfg.batch_size, rng=self.rng,
-                                shuffle=True, transform=self.train_transform)
-        n_iter = len(batches)
+                                shuffle=True, transform=self.train_transform,
+                                sample_key=(cfg.seed, self.epoch),  # issue 14: per-image augmentation
+                                shard=None if self.dist is None else (self.dist.rank, self.dist.size))
+        n_iter, n_train = len(batches), len(self.data.y_train)
         p = self.partial or {"loss_sum": 0.0, "top1": 0, "top5": 0, "seen": 0, "time_s": 0.0}
         stream = iter(batches)
         for _ in range(self.iteration):  # replay the draws of batches done before a resume
             next(stream)
         model.train()
         t0 = time.perf_counter() - p["time_s"]
-        bar = progress_bar(cfg.progress, n_iter, self.iteration, f"epoch {self.epoch + 1}/{cfg.epochs}")
+        bar = progress_bar(cfg.progress and self.is_root, n_iter, self.iteration, f"epoch {self.epoch + 1}/{cfg.epochs}")
         for xb, yb in stream:
             t = self.epoch + (self.iteration / n_iter if cfg.schedule_unit == "iteration" else 0)
             self.optimizer.lr = self.schedule(t)
@@ -248,12 +251,21 @@ class Trainer:
             logits = model(xb)  # N,K
             loss, dlogits = softmax_cross_entropy(logits, yb_dev, label_smoothing=cfg.label_smoothing)
             loss = float(loss)
-            if not math.isfinite(loss):
+            if not math.isfinite(loss) and self.dist is None:  # distributed: decided by all, below
                 bar.close()
                 self._diverged(f"loss became {loss} at epoch {self.epoch + 1}, batch "
                                f"{self.iteration + 1} (lr {self.optimizer.lr:.4g})")
+            if self.dist is not None:  # issue 14 (H9): an uneven shard's weight (1 when even)
+                dlogits = self.dist.weigh(dlogits, len(yb), self.iteration, n_train, cfg.batch_size)
             model.zero_grad()
             model.backward(dlogits)
+            if self.dist is not None:  # issue 14 (H9): the step's one allreduce, gradients + flags
+                nonfinite, _ = self.dist.reduce_gradients(
+                    model.parameters(), nonfinite=not math.isfinite(loss), stop=self._interrupt.requested)
+                if nonfinite:
+                    bar.close()
+                    self._diverged(f"the loss became NaN or infinite on a rank at epoch {self.epoch + 1}, "
+                                   f"batch {self.iteration + 1} (lr {self.optimizer.lr:.4g})")
             self.optimizer.step()
             logits_np = to_numpy(logits)
             p["loss_sum"] += loss * len(yb)
@@ -270,7 +282,7 @@ class Trainer:
             bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
                             acc=f"{p['top1'] / p['seen']:.3f}",
                             img_s=f"{p['seen'] / max(p['time_s'], 1e-9):.0f}")
-            if self._interrupt.requested and self.iteration < n_iter:
+            if self._stop_requested() and self.iteration < n_iter:
                 bar.close()
                 self.partial = p
                 path = self.save("last.npz", start_state)
@@ -282,6 +294,8 @@ class Trainer:
         return True
 
     def _end_epoch(self, p: dict, n_iter: int) -> None:
+        if self.dist is not None:  # issue 14 (H9): the epoch's counts over all ranks, BN buffers averaged
+            p = self.dist.end_epoch(self.model, p)
         if not all(np.isfinite(to_numpy(q.data)).all() for q in self.model.parameters()):
             self._diverged(f"a weight became NaN or infinite during epoch {self.epoch + 1}")
         cfg = self.config
@@ -305,14 +319,16 @@ class Trainer:
             self.best = {"epoch": self.epoch, "test_top1_error": row["test_top1_error"]}
         state = self.rng.bit_generator.state  # = the start of the next epoch
         last = self.save("last.npz", state)  # records self.best: a stale best.npz is repairable
-        if improved:
+        if improved and self.is_root:  # issue 14: only rank 0 writes
             with self._writing(self.out_dir / "best.npz"):
                 rundir.copy_checkpoint(last, self.out_dir / "best.npz")
         self._write_reports()
-        for callback in self.callbacks:
+        for callback in self.callbacks if self.is_root else ():  # issue 14: rank 0 reports
             callback(self, row)
 
     def _write_reports(self) -> None:
+        if not self.is_root:  # issue 14: only rank 0 writes
+            return
         with self._writing(self.out_dir / "metrics.jsonl"):
             MetricsLog(self.out_dir).write(self.history)
         if self.history:

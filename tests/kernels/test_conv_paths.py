@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 pytest.importorskip("numba")
 
 from sescratch import backend  # noqa: E402
-from sescratch.kernels.numba import _scratch, conv as nb_conv, winograd  # noqa: E402
+from sescratch.kernels.numba import _scratch, conv as nb_conv, im2row, winograd  # noqa: E402
 from sescratch.ops import conv as conv_op  # noqa: E402
 from tests.helpers import DTYPES, KERNEL_TOL as TOL  # noqa: E402
 from tests.helpers import relative_error as _rel  # noqa: E402
@@ -81,8 +81,8 @@ def test_each_path_equals_the_reference(monkeypatch, dtype, geometry, bias, path
     if path == "one_group":
         if not _scratch.blas_controllable():
             pytest.skip("no OpenBLAS to keep on the calling thread: the blocks path runs instead")
-        y = nb_conv._forward_one_group(x, w, b, stride, padding, OH, OW)
-        grads = nb_conv._backward_one_group(dy, x, w, stride, padding, bias, OH, OW)
+        y = im2row.im2row_forward(x, w, b, stride, padding, OH, OW, nb_conv._chunks(x, w, OH, OW))
+        grads = im2row.im2row_backward(dy, x, w, stride, padding, bias, OH, OW, nb_conv._chunks(x, w, OH, OW))
     else:  # what runs where BLAS threads can't be controlled (and for every groups > 1)
         monkeypatch.setattr(nb_conv, "blas_controllable", lambda: False)
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 64)  # products cut into many blocks
@@ -99,13 +99,20 @@ def test_each_path_equals_the_reference(monkeypatch, dtype, geometry, bias, path
 
 
 def test_blas_threads_are_restored():
-    """map_chunks sets OpenBLAS to one thread while it runs and puts the count back after."""
+    """map_chunks sets OpenBLAS to one thread while its threads run chunks and puts the count
+    back after; a single chunk leaves BLAS's threads alone."""
+    import numba
+
     if not _scratch.blas_controllable():
         pytest.skip("no OpenBLAS found in this process")
-    before = [get() for get, _ in _scratch._openblas]
-    seen = _scratch.map_chunks(lambda n0, n1: [get() for get, _ in _scratch._openblas], [(0, 1), (1, 2)])
-    assert all(counts == [1] * len(before) for counts in seen)
-    assert [get() for get, _ in _scratch._openblas] == before
+    counts = lambda n0, n1: [get() for get, _ in _scratch._openblas]  # noqa: E731
+    before = counts(0, 0)
+    assert _scratch.map_chunks(counts, [(0, 1)]) == [before]
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: the chunks run on the calling thread")
+    seen = _scratch.map_chunks(counts, [(0, 1), (1, 2)])
+    assert all(c == [1] * len(before) for c in seen)
+    assert counts(0, 0) == before
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -130,7 +137,7 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
             pytest.skip("no OpenBLAS to keep on the calling thread")
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * 27 * OH * OW * x.itemsize)  # 2 images' rows
         assert nb_conv._chunks(x, w, OH, OW) == [(0, 2), (2, 4), (4, 5)]
-        y = nb_conv._forward_one_group(x, w, b, (1, 1), padding, OH, OW)
-        grads = nb_conv._backward_one_group(dy, x, w, (1, 1), padding, True, OH, OW)
+        y = im2row.im2row_forward(x, w, b, (1, 1), padding, OH, OW, nb_conv._chunks(x, w, OH, OW))
+        grads = im2row.im2row_backward(dy, x, w, (1, 1), padding, True, OH, OW, nb_conv._chunks(x, w, OH, OW))
     for got, want in zip((y, *grads), (y_ref, *grads_ref)):
         assert _rel(got, want) <= TOL[dtype]

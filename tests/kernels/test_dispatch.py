@@ -65,6 +65,12 @@ def _conv(r):
     ops.conv2d_backward(r(*y.shape), cache)
 
 
+def _depthwise(r):
+    """groups == C_in with a channel multiplier of 2: the depthwise kernels, not im2col."""
+    y, cache = ops.conv2d_forward(r(2, 3, 5, 5), r(6, 1, 3, 3), r(6), stride=2, padding=1, groups=3)
+    ops.conv2d_backward(r(*y.shape), cache)
+
+
 def _batchnorm(r, training):
     mean, var = r.xp.zeros(3), r.xp.ones(3)
     y, cache = ops.batchnorm2d_forward(r(2, 3, 4, 4), r(3), r(3), mean, var,
@@ -101,6 +107,8 @@ def _sgd(r):
 USES = {
     "conv2d_forward": _conv,
     "conv2d_backward": _conv,
+    "depthwise_conv2d_forward": _depthwise,
+    "depthwise_conv2d_backward": _depthwise,
     "batchnorm2d_forward": lambda r: _batchnorm(r, True),
     "batchnorm2d_backward": lambda r: _batchnorm(r, True),
     "batchnorm2d_eval_forward": lambda r: _batchnorm(r, False),
@@ -159,6 +167,9 @@ def _reference_calls(r):
     x, w = r(2, 3, 5, 5), r(4, 3, 3, 3)
     y = ops.conv2d_forward_reference(x, w, r(4), (1, 1), (1, 1), 1)
     ops.conv2d_backward_reference(r(*y.shape), x, w, (1, 1), (1, 1), 1, True)
+    w_dw = r(3, 1, 3, 3)
+    y = ops.depthwise_conv2d_forward_reference(x, w_dw, r(3), (1, 1), (1, 1))
+    ops.depthwise_conv2d_backward_reference(r(*y.shape), x, w_dw, (1, 1), (1, 1), True)
     _, mean, var = ops.batchnorm2d_forward_reference(x, r(3), r(3), 1e-5)
     ops.batchnorm2d_backward_reference(r(*x.shape), x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3))
     ops.batchnorm2d_eval_forward_reference(x, r(3), r(3))

@@ -106,5 +106,5 @@ def test_pytest_collects_the_tutorials_but_not_the_exercises():
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                           "tutorials"], cwd=ROOT, capture_output=True, text=True, timeout=300).stdout
     assert "exercises" not in out
-    for n in range(13):
+    for n in range(14):
         assert f"tutorials/{n:02d}_" in out, n

@@ -121,3 +121,16 @@ def test_class_means_over_all_images():
         means = np.broadcast_to(s.mean(axis=0), (K, s.shape[1]))
         return means, float(means.std(axis=0).mean())
     fails_with(learn.check_class_excitations, overall, "ALL images")
+
+
+def test_se_cost_without_the_squeeze_and_the_scale():
+    def fc_only(C, H, W, r, bias):
+        params, _ = S.se_block_cost(C, H, W, r, bias)
+        return params, 2 * C * max(C // r, 1)
+    fails_with(learn.check_se_block_cost, fc_only, "squeeze")
+
+
+def test_se_cost_with_a_fractional_hidden_width():
+    def fractional(C, H, W, r, bias):
+        return 2 * C * C / r + (C + C / r) * bias, S.se_block_cost(C, H, W, r, bias)[1]
+    fails_with(learn.check_se_block_cost, fractional, "whole number")

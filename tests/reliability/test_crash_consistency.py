@@ -19,6 +19,10 @@ def test_kill_between_last_and_best_is_repaired_on_resume(tmp_path, straight_run
     last = load_checkpoint(out / "last.npz")
     assert last.epoch == 1 and last.meta["best"]["epoch"] == 1
     assert not (out / "best.npz").exists()  # the crash left the directory inconsistent
+    evaluated = run_cli("eval", "--checkpoint", out / "best.npz", "--backend", "numpy")
+    assert evaluated.returncode == 0, evaluated.stderr  # eval repairs best.npz first
+    assert "repaired" in evaluated.stderr and load_checkpoint(out / "best.npz").epoch == 1
+    (out / "best.npz").unlink()
     resumed = run_cli("train", "--out", out, "--resume", "--epochs", "1", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "repaired" in resumed.stderr and "best.npz" in resumed.stderr
@@ -49,17 +53,21 @@ def test_kill_between_checkpoint_and_metrics_rewrites_the_metrics(tmp_path, stra
     assert_same_run(out, straight_run)
 
 
-@pytest.mark.parametrize("kill_after", ["last.npz:1", "last.npz:2", "last.npz:4"])
-def test_save_every_bounds_the_loss_and_resumes_bit_exactly(tmp_path, straight_run, kill_after):
-    # item 10: --save-every 1 writes last.npz after every iteration; kill -9 after the K-th write
+@pytest.mark.parametrize("save_every, writes, position", [
+    (1, 1, (0, 1)), (1, 3, (0, 3)), (1, 4, (1, 0)), (1, 6, (1, 2)), (2, 3, (1, 2))])
+def test_save_every_bounds_the_loss_and_resumes_bit_exactly(tmp_path, straight_run, save_every,
+                                                            writes, position):
+    # item 10: --save-every N also writes last.npz every N of an epoch's 4 iterations (the 4th is
+    # the epoch's end); kill -9 right after the K-th write: at most N steps lost, resume bit-exact
     out = tmp_path / "run"
-    proc = run_cli("train", *TINY, "--out", out, "--save-every", "1", kill_after=kill_after)
+    proc = run_cli("train", *TINY, "--out", out, "--save-every", save_every,
+                   kill_after=f"last.npz:{writes}")
     assert proc.returncode == KILLED, proc.stderr
     ckpt = load_checkpoint(out / "last.npz")
-    assert (ckpt.epoch, ckpt.meta["iteration"]) == (0, int(kill_after[-1]))  # at most 1 step lost
+    assert (ckpt.epoch, ckpt.meta["iteration"]) == position
     resumed = run_cli("train", "--out", out, "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after epoch 0" in resumed.stdout
+    assert f"resuming after epoch {position[0]}" in resumed.stdout
     assert_same_run(out, straight_run)
     assert_consistent(out)
 

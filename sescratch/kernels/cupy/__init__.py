@@ -1,5 +1,6 @@
 """CuPy GPU kernels: the table ``KERNELS`` that ``sescratch.backend`` dispatches to."""
 from sescratch.kernels.cupy.conv import conv2d_backward, conv2d_forward
+from sescratch.kernels.cupy.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from sescratch.kernels.cupy.elementwise import relu_backward, relu_forward
 from sescratch.kernels.cupy.norm import (
     batchnorm2d_backward,
@@ -20,6 +21,8 @@ from sescratch.kernels.cupy.sgd import sgd_update
 KERNELS = {
     "conv2d_forward": conv2d_forward,
     "conv2d_backward": conv2d_backward,
+    "depthwise_conv2d_forward": depthwise_conv2d_forward,
+    "depthwise_conv2d_backward": depthwise_conv2d_backward,
     "batchnorm2d_forward": batchnorm2d_forward,
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,

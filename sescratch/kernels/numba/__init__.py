@@ -15,6 +15,10 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 from sescratch.kernels.numba.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from sescratch.kernels.numba.depthwise import (  # noqa: E402
+    depthwise_conv2d_backward,
+    depthwise_conv2d_forward,
+)
 from sescratch.kernels.numba.elementwise import relu_backward, relu_forward  # noqa: E402
 from sescratch.kernels.numba.norm import (  # noqa: E402
     batchnorm2d_backward,
@@ -35,6 +39,8 @@ from sescratch.kernels.numba.sgd import sgd_update  # noqa: E402
 KERNELS = {
     "conv2d_forward": conv2d_forward,
     "conv2d_backward": conv2d_backward,
+    "depthwise_conv2d_forward": depthwise_conv2d_forward,
+    "depthwise_conv2d_backward": depthwise_conv2d_backward,
     "batchnorm2d_forward": batchnorm2d_forward,
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,

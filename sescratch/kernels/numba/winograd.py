@@ -212,18 +212,55 @@ def _geometry(x, padding):
     return OH, OW, (OH + 1) // 2, (OW + 1) // 2
 
 
+@njit(nogil=True, cache=True)
+def _weight_tiles(w, U):
+    """U[4*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c] (G's rows: 1 0 0, h h h, h -h h, 0 0 1)."""
+    K, C = w.shape[:2]
+    T = np.empty((4, 3), dtype=np.float64)  # G g
+    for c in range(C):
+        for k in range(K):  # U[:, c] is written along k, contiguously
+            for b in range(3):
+                g0, g1, g2 = w[k, c, 0, b], w[k, c, 1, b], w[k, c, 2, b]
+                T[0, b], T[1, b], T[2, b], T[3, b] = g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
+            for i in range(4):  # (G g) G^T, row i
+                t0, t1, t2 = T[i, 0], T[i, 1], T[i, 2]
+                U[4 * i, c, k] = t0
+                U[4 * i + 1, c, k] = 0.5 * (t0 + t1 + t2)
+                U[4 * i + 2, c, k] = 0.5 * (t0 - t1 + t2)
+                U[4 * i + 3, c, k] = t2
+
+
+@njit(nogil=True, cache=True)
+def _weight_tiles_adjoint(dU, dw):
+    """dw[k, c] = G^T D G for D = dU[:, c, k] as 4x4: the transpose of _weight_tiles."""
+    K, C = dw.shape[:2]
+    E = np.empty((4, 3), dtype=np.float64)  # D G
+    for c in range(C):
+        for k in range(K):  # dU[:, c] is read along k, contiguously
+            for i in range(4):
+                d0, d1, d2, d3 = dU[4 * i, c, k], dU[4 * i + 1, c, k], dU[4 * i + 2, c, k], dU[4 * i + 3, c, k]
+                E[i, 0], E[i, 1], E[i, 2] = d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3
+            for b in range(3):  # G^T (D G), column b
+                e0, e1, e2, e3 = E[0, b], E[1, b], E[2, b], E[3, b]
+                dw[k, c, 0, b] = e0 + 0.5 * (e1 + e2)
+                dw[k, c, 1, b] = 0.5 * (e1 - e2)
+                dw[k, c, 2, b] = 0.5 * (e1 + e2) + e3
+
+
 def _weight_transform(w):
     """U[4*i + j, c, k] = (G g G^T)[i, j] with g = w[k, c]: shape (16, C, K)."""
     K, C = w.shape[:2]
-    G = _G.astype(w.dtype)
-    return np.ascontiguousarray((G @ w @ G.T).reshape(K, C, 16).transpose(2, 1, 0))  # 16,C,K
+    U = np.empty((16, C, K), dtype=w.dtype)
+    _weight_tiles(w, U)
+    return U
 
 
 def _weight_transform_adjoint(dU):
     """dw[k, c] = G^T dU[:, c, k] G (dU as 4x4): (16, C, K) -> (K, C, 3, 3)."""
     C, K = dU.shape[1:]
-    G = _G.astype(dU.dtype)
-    return np.ascontiguousarray(G.T @ dU.transpose(2, 1, 0).reshape(K, C, 4, 4) @ G)  # K,C,3,3
+    dw = np.empty((K, C, 3, 3), dtype=dU.dtype)
+    _weight_tiles_adjoint(dU, dw)
+    return dw
 
 
 def winograd_forward(x, w, b, padding):

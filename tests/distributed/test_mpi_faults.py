@@ -1,0 +1,73 @@
+"""Faults under ``mpirun -n 2``: a killed rank, a hung rank, a NaN on one rank; never a hang."""
+import time
+
+import pytest
+
+from sescratch.train import load_checkpoint
+from tests.distributed.mpirun import TINY, max_relative_difference, needs_mpi, train, weights
+
+pytestmark = [needs_mpi, pytest.mark.slow]
+
+
+def faulty(fault: str, out, *args: str):
+    """A 2-rank run with a test-only fault (sescratch.train.distributed.FAULT_ENV); (result, seconds)."""
+    import os
+
+    os.environ["SESCRATCH_TEST_FAULT"] = fault
+    try:
+        start = time.monotonic()
+        done = train(2, *TINY, "--out", str(out), "--comm-timeout", "5", *args, check=False, timeout=180)
+        return done, time.monotonic() - start
+    finally:
+        del os.environ["SESCRATCH_TEST_FAULT"]
+
+
+def test_killed_rank_ends_the_job_and_the_run_resumes_exactly(tmp_path):
+    out, straight = tmp_path / "killed", tmp_path / "straight"
+    # rank 1 kills itself (SIGKILL) in its 6th step: epoch 2, batch 2; rank 0 saves every step
+    done, _ = faulty("kill:1:6", out, "--epochs", "2", "--sync-bn", "--save-every", "1")
+    assert done.returncode != 0
+    assert "signal 9" in done.stdout + done.stderr
+    ckpt = load_checkpoint(out / "last.npz")  # intact: written atomically by rank 0 alone
+    assert (ckpt.epoch, ckpt.meta["iteration"]) in ((1, 0), (1, 1))
+    resumed = train(2, *TINY, "--epochs", "2", "--out", str(out), "--resume")
+    assert "resuming after epoch 1" in resumed.stdout
+    train(0, *TINY, "--epochs", "2", "--out", str(straight))
+    assert max_relative_difference(weights(out / "last.npz"), weights(straight / "last.npz")) <= 1e-9
+
+
+def test_hung_rank_times_out_and_aborts_the_job(tmp_path):
+    done, seconds = faulty("hang:1:2", tmp_path / "hung", "--epochs", "1")
+    assert done.returncode != 0
+    assert "rank 0/2: allreduce #2" in done.stderr and "did not complete within 5 s" in done.stderr
+    assert seconds < 90  # 5 s of timeout plus start-up, never a hang
+
+
+def test_nan_on_one_rank_stops_every_rank(tmp_path):
+    done, _ = faulty("nan:1:6", tmp_path / "nan", "--epochs", "2")
+    assert done.returncode != 0
+    assert done.stderr.count("training diverged: the loss became NaN or infinite on a rank at epoch 2, "
+                             "batch 2") == 2  # both ranks stop, with the same message
+    assert load_checkpoint(tmp_path / "nan" / "last.npz").epoch == 1  # the last good one is kept
+
+
+def test_mismatched_configurations_are_refused_at_start(tmp_path):
+    """Rank 1 runs with another --lr (an MPMD command line): both ranks refuse to start."""
+    import subprocess
+
+    from tests.distributed.mpirun import CLI, env
+
+    args = TINY + ["--epochs", "1", "--out", str(tmp_path / "mismatch"), "--distributed"]
+    command = (["mpirun", "--oversubscribe", "-n", "1"] + CLI + args + [":", "-n", "1"] + CLI + args
+               + ["--lr", "0.07"])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env())
+    assert done.returncode != 0
+    assert "ranks [1] have a configuration or training data different from rank 0's" in done.stderr
+
+
+def test_sigint_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    done, _ = faulty("int:1:6", tmp_path / "int", "--epochs", "2")
+    assert done.returncode != 0  # 130 from every rank
+    assert "interrupted: saved" in done.stdout and "(epoch 2, batch 2/4)" in done.stdout
+    ckpt = load_checkpoint(tmp_path / "int" / "last.npz")
+    assert (ckpt.epoch, ckpt.meta["iteration"]) == (1, 2)
