@@ -188,9 +188,14 @@ def se_block_case(N: int, C: int, H: int, reduction: int = 16, dtype=np.float32)
                 bytes=4.0 * size * np.dtype(dtype).itemsize)
 
 
-CASES: list[Case] = [
+CASES: list[Case] = [  # every conv shape of ResNet-20 (shortcut B), then batch norm and SE blocks
+    conv2d_case(128, 3, 16, 32),  # the stem
     conv2d_case(128, 16, 16, 32),
+    conv2d_case(128, 16, 32, 32, stride=2),  # the first conv of stage 2
+    conv2d_case(128, 16, 32, 32, K=1, stride=2, padding=0),  # its projection shortcut
     conv2d_case(128, 32, 32, 16),
+    conv2d_case(128, 32, 64, 16, stride=2),
+    conv2d_case(128, 32, 64, 16, K=1, stride=2, padding=0),
     conv2d_case(128, 64, 64, 8),
     batchnorm_case(128, 16, 32),
     batchnorm_case(128, 32, 16),
@@ -258,8 +263,25 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
     parser.add_argument("--case", default="", help="only cases whose name contains this text")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of Numba and PyTorch (default: theirs, the CPU count)")
     args = parser.parse_args(argv)
     warmup, reps = (2, 5) if args.quick else (args.warmup, args.reps)
+    if args.threads:  # Numba, NumPy's OpenBLAS and PyTorch
+        import numba
+
+        from sescratch.kernels.numba._scratch import _find_openblas
+
+        numba.set_num_threads(args.threads)
+        for _, put in _find_openblas():
+            put(args.threads)
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    load_before = os.getloadavg()[0]
     backends = [b for b in args.backends.split(",") if b]
 
     results = []
@@ -269,13 +291,19 @@ def main(argv=None) -> int:
             results += rows
             if not args.json:
                 _print_rows(rows)
+    conv = [r["ratio_to_torch"] for r in results
+            if r["case"].startswith("conv2d") and r["backend"] == "numba" and r["ratio_to_torch"]]
+    loads = (load_before, os.getloadavg()[0])
     if args.json:
-        print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "results": results}, indent=2))
+        print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "load_avg_1m": loads,
+                          "results": results}, indent=2))
     else:
         info = machine()
         print(f"\n{info.get('cpu', info['processor'])}, {info['cpu_count']} CPUs; numpy {info['numpy']}"
               + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
-              + f"; median of {reps} after {warmup} warm-ups, interleaved")
+              + f"; median of {reps} after {warmup} warm-ups, interleaved; load {loads[0]:.2f} -> {loads[1]:.2f}")
+        if conv:
+            print(f"numba conv2d fwd+bwd vs torch: worst {max(conv):.2f}x over {len(conv)} shapes (target <= 1.3)")
     return 0
 
 

@@ -2,15 +2,22 @@
 
 sescratch against the same architecture in PyTorch (built by ``sescratch.interop.torch.to_torch``
 from the same weights), batch 128 of 3x32x32, float32, in the same process, interleaved, median.
-Then, each in its own subprocess: peak resident memory of a training step (``VmHWM`` after
-resetting it, and ``ru_maxrss``), and the first-step (compile) cost of the Numba kernels with a
-cold cache (a fresh ``NUMBA_CACHE_DIR``) and with that cache warm. Issue 3's targets are printed
-beside the measured ratios.
+The step's effective GFLOP/s (the direct algorithm's multiply-adds x 2 x 3, whatever algorithm
+ran) is also given as a fraction of the machine's float32 GEMM peak, measured in the same run
+(NumPy, square products: ``bench_gemm.py``). Then inference (eval mode, batch ``--eval-batch``,
+256 by default), interleaved the same way; with ``--load``, the steps again while a second
+process keeps one core busy (``python -c "while True: pass"``, killed after): the slowdown of
+each implementation. Then, each in its own subprocess: peak resident memory of a training step
+(``VmHWM`` after resetting it, and ``ru_maxrss``), and the first-step (compile) cost of the Numba
+kernels with a cold cache (a fresh ``NUMBA_CACHE_DIR``) and with that cache warm. The targets of
+issue 15 are printed beside the measured ratios.
 
     python benchmarks/bench_train_step.py                # full run
     python benchmarks/bench_train_step.py --quick        # fewer repeats, SE-ResNet-20 probes only
     python benchmarks/bench_train_step.py --json out.json   (or --json - for stdout)
     python benchmarks/bench_train_step.py --profile      # where the sescratch step's time goes
+    python benchmarks/bench_train_step.py --load         # also the steps beside a busy process
+    python benchmarks/bench_train_step.py --threads 1    # one thread each; CPU-time ratios too
     python benchmarks/bench_train_step.py --device gpu   # CuPy against torch CUDA
 """
 from __future__ import annotations
@@ -27,10 +34,18 @@ import sys
 import tempfile
 import time
 
+from pathlib import Path
+
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+from bench_gemm import gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 MODELS = ("se_resnet20", "resnet20")
-TARGETS = {"step_vs_torch": 1.5, "se_overhead": 1.05, "memory_vs_torch": 1.5, "warm_first_call_s": 2.0}
+TARGETS = {"step_vs_torch": 1.2, "resnet20_step_vs_torch": 1.2, "inference_vs_torch": 1.2,
+           "resnet20_inference_vs_torch": 1.2, "se_overhead": 1.05, "memory_vs_torch": 1.5,
+           "warm_first_call_s": 2.0, "numba_load_slowdown": 2.0}
 
 
 def build(impl, name, device, batch, seed=0):
@@ -97,19 +112,73 @@ def has_torch(device):
     return device == "cpu" or torch.cuda.is_available()
 
 
-def time_interleaved(cases, warmup, repeats):
-    """{key: list of seconds}: every case once per round, rounds repeated, after warm-ups."""
+def build_eval(impl, name, device, batch, seed=0):
+    """(run, sync, flops) for inference: ``run()`` is one eval-mode forward of ``batch`` images."""
+    from sescratch import models
+    from sescratch.summary import summary
+
+    x = np.random.default_rng(seed).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    model = models.create(name, num_classes=10, seed=seed)
+    flops = 2 * summary(model, (3, 32, 32)).macs() * batch
+    model.eval()
+    if impl == "torch":
+        import torch
+
+        from sescratch.interop.torch import to_torch
+
+        dev = "cuda" if device == "gpu" else "cpu"
+        net, xt = to_torch(model).to(dev).eval(), torch.from_numpy(x).to(dev)
+
+        def run():
+            with torch.no_grad():
+                net(xt)
+
+        return run, torch.cuda.synchronize if device == "gpu" else (lambda: None), flops
+    from sescratch import backend
+
+    backend.use(impl if device == "cpu" else "numpy")
+    if device == "gpu":
+        import cupy
+
+        model, x = backend.to_device((model, x), "gpu")
+        return (lambda: model(x)), cupy.cuda.get_current_stream().synchronize, flops
+    return (lambda: model(x)), (lambda: None), flops
+
+
+def time_under_load(cases, repeats):
+    """{key: (quiet median s, loaded median s)}: the cases interleaved, then again while a second
+    process spins on one core (started here, killed after)."""
+    quiet = time_interleaved(cases, 1, repeats)
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        loaded = time_interleaved(cases, 1, repeats)
+    finally:
+        competitor.kill()
+        competitor.wait()
+    return {key: (statistics.median(quiet[key]), statistics.median(loaded[key])) for key in cases}
+
+
+def time_interleaved(cases, warmup, repeats, cpu_times=None):
+    """{key: list of seconds}: every case once per round, rounds repeated, after warm-ups.
+
+    ``cpu_times``, a dict, receives the process CPU time of each run the same way: with one
+    thread per implementation it is the work done, whatever else the machine runs."""
     for step, sync, _ in cases.values():
         for _ in range(warmup):
             step()
         sync()
     times = {key: [] for key in cases}
+    cpu = {key: [] for key in cases}
     for _ in range(repeats):
         for key, (step, sync, _) in cases.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
             sync()
             times[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    if cpu_times is not None:
+        cpu_times.update(cpu)
     return times
 
 
@@ -208,6 +277,23 @@ def profile_step(name, batch, steps=3, top=25):
         print(f"{tottime / steps * 1e3:9.1f} {tottime / total:6.1%} {ncalls // steps:6d}  {where}:{line}({func})")
 
 
+def set_threads(count):
+    """The thread counts of Numba, NumPy's OpenBLAS and PyTorch, for the rest of the process."""
+    import numba
+
+    from sescratch.kernels.numba._scratch import _find_openblas
+
+    numba.set_num_threads(count)
+    for _, put in _find_openblas():
+        put(count)
+    try:
+        import torch
+
+        torch.set_num_threads(count)
+    except ImportError:
+        pass
+
+
 def machine():
     import platform
 
@@ -235,6 +321,10 @@ def main(argv=None):
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH")
     parser.add_argument("--profile", action="store_true", help="also profile the sescratch step")
+    parser.add_argument("--eval-batch", type=int, default=256, help="batch of the inference timing")
+    parser.add_argument("--load", action="store_true", help="also time the steps beside a busy process")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of Numba and PyTorch (default: theirs, the CPU count)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--probe", choices=("memory", "compile"), help=argparse.SUPPRESS)
@@ -248,24 +338,57 @@ def main(argv=None):
         print(json.dumps(probe_compile(args.model, args.batch)))
         return 0
 
+    if args.threads:
+        set_threads(args.threads)
     warmup = args.warmup if args.warmup is not None else (2 if args.quick else 5)
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 20)
     ours = "cupy" if args.device == "gpu" else "numba"
     impls = (ours, "torch") if has_torch(args.device) else (ours,)
     cases = {(impl, name): build(impl, name, args.device, args.batch) for name in MODELS for impl in impls}
-    times = time_interleaved(cases, warmup, repeats)
+    load_before = os.getloadavg()[0]
+    cpu_times = {}
+    times = time_interleaved(cases, warmup, repeats, cpu_times)
     median = {key: statistics.median(ts) for key, ts in times.items()}
+    cpu_median = {key: statistics.median(ts) for key, ts in cpu_times.items()}
+    peak = gemm_peak(threads=args.threads) if args.device == "cpu" else None
     result = {"machine": machine(), "device": args.device, "batch": args.batch, "dtype": "float32",
-              "warmup": warmup, "repeats": repeats, "steps": [], "targets": TARGETS}
+              "threads": args.threads,
+              "warmup": warmup, "repeats": repeats, "steps": [], "targets": TARGETS,
+              "gemm_peak_gflops": peak, "load_avg_1m_before": load_before}
     for (impl, name), (_, _, flops) in cases.items():
         ts = times[(impl, name)]
+        gflops = flops / median[(impl, name)] / 1e9
         result["steps"].append({"impl": impl, "model": name, "median_ms": median[(impl, name)] * 1e3,
-                                "min_ms": min(ts) * 1e3, "gflops": flops / median[(impl, name)] / 1e9})
+                                "min_ms": min(ts) * 1e3, "cpu_ms": cpu_median[(impl, name)] * 1e3,
+                                "gflops": gflops,
+                                "of_gemm_peak": gflops / peak if peak else None})
     ratios = {"se_overhead": median[(ours, "se_resnet20")] / median[(ours, "resnet20")]}
     if "torch" in impls:
         ratios["step_vs_torch"] = median[(ours, "se_resnet20")] / median[("torch", "se_resnet20")]
         ratios["resnet20_step_vs_torch"] = median[(ours, "resnet20")] / median[("torch", "resnet20")]
         ratios["torch_se_overhead"] = median[("torch", "se_resnet20")] / median[("torch", "resnet20")]
+        if args.threads == 1:  # CPU time: the work, whatever else runs on the machine
+            ratios["cpu_step_vs_torch"] = cpu_median[(ours, "se_resnet20")] / cpu_median[("torch", "se_resnet20")]
+            ratios["cpu_resnet20_step_vs_torch"] = cpu_median[(ours, "resnet20")] / cpu_median[("torch", "resnet20")]
+    evals = {(impl, name): build_eval(impl, name, args.device, args.eval_batch)
+             for name in MODELS for impl in impls}
+    eval_times = time_interleaved(evals, max(1, warmup // 2), repeats)
+    eval_median = {key: statistics.median(ts) for key, ts in eval_times.items()}
+    result["inference"] = [{"impl": impl, "model": name, "batch": args.eval_batch,
+                            "median_ms": eval_median[(impl, name)] * 1e3,
+                            "gflops": flops / eval_median[(impl, name)] / 1e9}
+                           for (impl, name), (_, _, flops) in evals.items()]
+    if "torch" in impls:
+        ratios["inference_vs_torch"] = eval_median[(ours, "se_resnet20")] / eval_median[("torch", "se_resnet20")]
+        ratios["resnet20_inference_vs_torch"] = eval_median[(ours, "resnet20")] / eval_median[("torch", "resnet20")]
+    del evals
+    if args.load and args.device == "cpu":
+        loaded = time_under_load({key: case for key, case in cases.items() if key[1] == "se_resnet20"},
+                                 max(3, repeats // 2))
+        result["under_load"] = {impl: {"quiet_ms": q * 1e3, "loaded_ms": busy * 1e3, "slowdown": busy / q}
+                                for (impl, _), (q, busy) in loaded.items()}
+        for impl, row in result["under_load"].items():
+            ratios[f"{impl}_load_slowdown"] = row["slowdown"]
     if args.device == "gpu":
         import cupy
 
@@ -293,6 +416,7 @@ def main(argv=None):
         if "error" not in warm:
             ratios["warm_first_call_s"] = warm["first_call_overhead_s"]
     result["ratios"] = ratios
+    result["load_avg_1m_after"] = os.getloadavg()[0]
     report(result, sys.stderr if args.json == "-" else sys.stdout)
     if args.json:
         text = json.dumps(result, indent=2)
@@ -315,10 +439,27 @@ def report(result, out):
         print(f"WARNING: load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs: other processes compete; "
               "multi-threaded steps then wait on descheduled threads (rerun idle, or compare with "
               "NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1)", file=out)
-    print(f"{'model':<12} {'impl':<6} {'median ms':>10} {'min ms':>8} {'GFLOP/s':>8}", file=out)
+    peak = result.get("gemm_peak_gflops")
+    if result.get("threads"):
+        print(f"threads: {result['threads']} (Numba and PyTorch)", file=out)
+    print(f"{'model':<12} {'impl':<6} {'median ms':>10} {'min ms':>8} {'CPU ms':>8} {'GFLOP/s':>8} {'of peak':>8}",
+          file=out)
     for s in result["steps"]:
-        print(f"{s['model']:<12} {s['impl']:<6} {s['median_ms']:10.1f} {s['min_ms']:8.1f} {s['gflops']:8.1f}",
-              file=out)
+        share = f"{s['of_gemm_peak']:8.1%}" if s.get("of_gemm_peak") else f"{'-':>8}"
+        print(f"{s['model']:<12} {s['impl']:<6} {s['median_ms']:10.1f} {s['min_ms']:8.1f} {s['cpu_ms']:8.1f} "
+              f"{s['gflops']:8.1f} {share}", file=out)
+    if peak:
+        print(f"(of peak: of the float32 GEMM peak measured in this run, {peak:.0f} GFLOP/s, "
+              "NumPy on square products)", file=out)
+    if "inference" in result:
+        print(f"\ninference, eval mode, batch {result['inference'][0]['batch']}:", file=out)
+        for s in result["inference"]:
+            print(f"{s['model']:<12} {s['impl']:<6} {s['median_ms']:10.1f} ms {s['gflops']:8.1f} GFLOP/s", file=out)
+    if "under_load" in result:
+        print("\nSE-ResNet-20 step beside a process spinning on one core:", file=out)
+        for impl, row in result["under_load"].items():
+            print(f"  {impl:<6} {row['quiet_ms']:8.1f} ms quiet, {row['loaded_ms']:8.1f} ms loaded: "
+                  f"{row['slowdown']:.2f}x", file=out)
     if "memory" in result:
         print(f"\n{'memory (MiB)':<24} {'after imports':>13} {'step peak':>10} {'training':>9}", file=out)
         for key, mem in result["memory"].items():
@@ -340,7 +481,9 @@ def report(result, out):
         target = result["targets"].get(key)
         mark = "" if target is None else (f"  (<= {target})  " + ("ok" if value <= target else "MISSED"))
         unit = " s" if key.endswith("_s") else "x"
-        print(f"  {key:<26} {value:7.3f}{unit}{mark}", file=out)
+        print(f"  {key:<28} {value:7.3f}{unit}{mark}", file=out)
+    print(f"load average {result.get('load_avg_1m_before', float('nan')):.2f} before, "
+          f"{result.get('load_avg_1m_after', float('nan')):.2f} after", file=out)
 
 
 if __name__ == "__main__":

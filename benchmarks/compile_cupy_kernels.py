@@ -35,7 +35,8 @@ import sescratch.kernels.cupy as family  # noqa: E402
 
 NDARRAY, INDEXER, SCALAR = 1, 2, 3  # CuPy's _ArgKind values (CuPy 14)
 # Non-array parameters whose names are not all upper case (upper-case names are sizes)
-SCALARS = {"neg_inf", "lr", "mu", "keep", "wd", "decay", "nesterov", "first", "momentum", "eps", "factor_num", "factor_den"}
+SCALARS = {"neg_inf", "lr", "mu", "keep", "wd", "decay", "nesterov", "first", "momentum", "eps",
+           "factor_num", "factor_den"}
 
 
 def _is_scalar(p) -> bool:
@@ -70,7 +71,8 @@ def reduction_source(k, T):
         _kernel._ArgInfo(INDEXER, _carray.Indexer, None, 1, True, True),
         _kernel._ArgInfo(SCALAR, object, np.dtype(np.int32), 0, True, True))
     return _reduction._ReductionKernel_get_cached_function_code(
-        k.nin, k.nout, k._params, infos, _type_map(user, T, [("IndexT", np.dtype(np.int32))]), k.name, 256, k.reduce_type,
+        k.nin, k.nout, k._params, infos, _type_map(user, T, [("IndexT", np.dtype(np.int32))]),
+        k.name, 256, k.reduce_type,
         k.identity, k.map_expr, k.reduce_expr, k.post_map_expr, k.preamble, ())
 
 
@@ -104,7 +106,8 @@ def main() -> int:
                 print(f"FAIL {what}\n{exc}\n--- source ---\n{source}", flush=True)
             else:
                 print(f"ok   {what}", flush=True)
-    print(f"{'all compiled' if not failures else f'{failures} failed'} (NVRTC {compiler._get_nvrtc_version()})")
+    verdict = "all compiled" if not failures else f"{failures} failed"
+    print(f"{verdict} (NVRTC {compiler._get_nvrtc_version()})")
     return 1 if failures else 0
 
 

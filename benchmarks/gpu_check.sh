@@ -7,10 +7,10 @@
 #   1. gpu-info          nvidia-smi: the GPU, driver, memory
 #   2. environment       versions of Python, NumPy, Numba, CuPy (CUDA runtime), torch (CUDA)
 #   3. cupy-smoke        the CuPy kernels compile; SE-ResNet-20 forward/backward on the GPU = CPU
-#   4. cupy-tests        every CuPy-parametrized test (and the backend's GPU tests)
-#   5. gpu-loop          tests/train/test_gpu_loop.py: fit on CuPy, resume bit-exactly,
+#   4. gpu-loop          tests/train/test_gpu_loop.py: fit on CuPy, resume bit-exactly,
 #                        evaluate, `sescratch eval` on the checkpoint
-#   6. bench-train-step  one SGD step of SE-ResNet-20 / ResNet-20, CuPy against torch CUDA
+#   5. bench-train-step  one SGD step of SE-ResNet-20 / ResNet-20, CuPy against torch CUDA
+#   6. cupy-tests        every CuPy-parametrized test (and the backend's GPU tests)
 #   7. bench-ops         the op benchmarks on CuPy (only when time is left)
 #
 # Each step has its own timeout, capped by what is left of the whole run's budget; a failed step
@@ -65,9 +65,9 @@ run_step() {
     local name=$1 limit=$2 left rc t0 status
     shift 2
     if (( DRY_RUN )); then
-        printf '\n[%s, timeout %ss]\n' "$name" "$limit"
-        printf '%q ' timeout --kill-after=10 "$limit" "$@"
-        printf '\n'
+        local line
+        line=$(printf '%q ' timeout --kill-after=10 "$limit" "$@")
+        printf '\n[%s, timeout %ss]\n%s\n' "$name" "$limit" "${line% }"
         return 0
     fi
     left=$(remaining)
@@ -105,11 +105,11 @@ main() {
     run_step gpu-info 20 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
     run_step environment 60 "$PY" benchmarks/gpu_smoke.py --versions
     run_step cupy-smoke 120 "$PY" benchmarks/gpu_smoke.py
-    run_step cupy-tests 240 "${PYTEST[@]}" "${PARALLEL[@]}" tests -k "(cupy or gpu or test_backend) and not test_gpu_loop" \
-        --junitxml="$OUT/cupy_tests.xml"
     run_step gpu-loop 120 "${PYTEST[@]}" tests/train/test_gpu_loop.py --junitxml="$OUT/gpu_loop.xml"
     run_step bench-train-step 150 "$PY" benchmarks/bench_train_step.py --device gpu --warmup 5 --repeats 20 \
         --no-memory --no-compile --json "$OUT/bench_train_step.json"
+    run_step cupy-tests 240 "${PYTEST[@]}" "${PARALLEL[@]}" tests -k "(cupy or gpu or test_backend) and not test_gpu_loop" \
+        --junitxml="$OUT/cupy_tests.xml"
     if (( DRY_RUN )) || (( $(remaining) >= 80 )); then
         run_step bench-ops 75 "$PY" benchmarks/bench_ops.py --quick --backends cupy,torch
     else
@@ -128,7 +128,7 @@ report() {
     for name in gpu-info environment cupy-smoke; do
         [[ -f "${LOGS}/${name}.log" ]] && { echo; echo "## ${name}"; echo '```'; tail -n 12 "${LOGS}/${name}.log"; echo '```'; }
     done
-    for name in cupy-tests gpu-loop; do
+    for name in gpu-loop cupy-tests; do
         [[ -f "${LOGS}/${name}.log" ]] || continue
         echo; echo "## ${name}"; echo '```'
         grep -E "^(FAILED|ERROR|SKIPPED) " "${LOGS}/${name}.log" | head -n 40

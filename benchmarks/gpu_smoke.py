@@ -33,7 +33,8 @@ def versions() -> None:
     except ImportError:
         print("torch: not installed")
     else:
-        print(f"torch {torch.__version__} | CUDA {torch.version.cuda} | available {torch.cuda.is_available()}")
+        print(f"torch {torch.__version__} | CUDA {torch.version.cuda} | "
+              f"available {torch.cuda.is_available()}")
 
 
 def smoke() -> None:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sescratch.train.cli",
     "sescratch.summary",
     "sescratch.analysis.cli",
+    "sescratch.interop.cli",
 )
 
 

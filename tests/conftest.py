@@ -43,18 +43,29 @@ _left_out: list[str] = []
 
 def pytest_ignore_collect(collection_path: Path, config):
     """Without hypothesis, leave out the test modules that import it (instead of erroring)."""
-    if settings is not None or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+    path = collection_path
+    if settings is not None or path.suffix != ".py" or not path.name.startswith("test_"):
         return None
-    if _IMPORTS_HYPOTHESIS.search(collection_path.read_text(encoding="utf-8")):
-        _left_out.append(collection_path.name)
+    if _IMPORTS_HYPOTHESIS.search(path.read_text(encoding="utf-8")):
+        _left_out.append(path.name)
         return True
     return None
 
 
+def pytest_addoption(parser, pluginmanager):
+    """Without nbmake, accept the options pyproject's ``addopts`` passes to it (and run no notebook)."""
+    if not pluginmanager.has_plugin("nbmake"):
+        parser.addoption("--nbmake", action="store_true", help="(nbmake is not installed: ignored)")
+        parser.addoption("--nbmake-timeout", default=None, help="(nbmake is not installed: ignored)")
+
+
 def pytest_report_header(config):
+    lines = []
     if settings is None:
-        return "hypothesis is not installed: the test modules that import it are not collected"
-    return None
+        lines.append("hypothesis is not installed: the test modules that import it are not collected")
+    if not config.pluginmanager.has_plugin("nbmake"):
+        lines.append("nbmake is not installed: the tutorial notebooks are not run")
+    return lines or None
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -29,3 +29,17 @@ def test_only_write_modes(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'w' or 'wb', got 'a'"):
         with atomic_open(tmp_path / "x", "a"):
             pass
+
+
+def test_atomic_files_get_the_mode_open_would_give(tmp_path):
+    import os
+    import stat
+
+    from sescratch.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "metrics.jsonl", "{}\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600

@@ -1,7 +1,9 @@
 """The role of excitation (paper §6.4, Fig. 6 and Fig. 7) for a trained model.
 
 For every SE block ``SE_{stage}_{block}`` the excitation ``s`` (N, C) of each test image is
-collected from :attr:`sescratch.nn.SEBlock.excitation` after an eval-mode forward pass. Then:
+collected from :attr:`sescratch.nn.SEBlock.excitation` after an eval-mode forward pass (the test
+set of a checkpoint, or with ``--images DIR --model NAME --weights PATH`` your own images, one
+sub-folder per class, with the release's preprocessing: Fig. 6 for any ImageNet classes). Then:
 
 * per chosen class k: ``mean_k[c] = mean over the images of class k of s[:, c]`` (Fig. 6 lines);
 * ``all_classes[c] = mean over every class k of mean_k[c]`` (the mean over all classes, the
@@ -166,11 +168,25 @@ def _class_index(text: str, classes: list[str]) -> int:
 
 
 def run_excitations(args) -> int:
-    model, x, y, classes, transform, config = load_for_analysis(
-        args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, download=args.download,
-        backend_name=args.backend)
+    if args.images:  # the user's own images (one sub-folder per class) and ImageNet weights
+        from sescratch.interop.cli import load_images_for_analysis
+
+        model, x, y, classes = load_images_for_analysis(args)
+        transform, model_name, source = None, args.model, {"images": str(args.images), "weights": args.weights}
+        default_out = Path("runs") / f"excitations-{args.model}"
+    elif args.checkpoint:
+        model, x, y, classes, transform, config = load_for_analysis(
+            args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, download=args.download,
+            backend_name=args.backend)
+        model_name, default_out = config.model, Path(args.checkpoint).parent / "excitations"
+        source = {"checkpoint": str(args.checkpoint), "dataset": args.dataset or config.dataset}
+    else:
+        raise UsageError("give --checkpoint CKPT (a trained SE model and its test set), or --images DIR "
+                         "--model NAME --weights PATH (your images, one sub-folder per class)")
     if args.classes:
         chosen = [_class_index(c.strip(), classes) for c in args.classes.split(",") if c.strip()]
+    elif args.images:
+        chosen = list(range(len(classes)))
     else:
         chosen = sorted({int(i) for i in np.linspace(0, len(classes) - 1, min(4, len(classes)))})
     dist = _class_index(args.distribution_class, classes) if args.distribution_class else None
@@ -191,11 +207,11 @@ def run_excitations(args) -> int:
     excitations = collect_excitations(model, x, transform, blocks=blocks, batch_size=args.batch_size,
                                       device=device)
     stats = excitation_statistics(excitations, y, classes, chosen, dist, args.channels)
-    stats.update(checkpoint=str(args.checkpoint), model=config.model, dataset=args.dataset or config.dataset)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "excitations"
+    stats.update(model=model_name, **source)
+    out = Path(args.out) if args.out else default_out
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "excitations.json", json.dumps(stats, indent=1))
-    plot_excitations(stats, out / "excitations.png", f"{config.model}: mean excitation per channel")
+    plot_excitations(stats, out / "excitations.png", f"{model_name}: mean excitation per channel")
     plot_distribution(stats, out / "excitations_distribution.png")
     for name, b in stats["blocks"].items():
         print(f"{name}: {len(b['channels'])} channels, mean excitation {b['mean_excitation']:.3f}, "
@@ -209,7 +225,13 @@ def add_excitations_command(subparsers) -> None:
 
     p = subparsers.add_parser("excitations", help="the paper's Fig. 6/7: excitations per class and block",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="best.npz / last.npz of an SE model")
+    p.add_argument("--checkpoint", help="best.npz / last.npz of an SE model (its test set is used)")
+    p.add_argument("--images", metavar="DIR", help="your images instead, one sub-folder per class "
+                   "(DIR/goldfish/*.jpg ...); needs --model and --weights")
+    p.add_argument("--model", help="with --images: the model of the weights, e.g. se_resnet50")
+    p.add_argument("--weights", metavar="PATH", help="with --images: .npz / .safetensors / .pth weights")
+    p.add_argument("--crop", type=int, default=224, help="with --images: centre crop (default 224)")
+    p.add_argument("--resize", type=int, help="with --images: shorter side first (default crop * 256 / 224)")
     p.add_argument("--classes", help="comma-separated class names or indices (default: 4 spread classes)")
     p.add_argument("--distribution-class", help="class of the Fig. 7 quartiles (default: the first chosen)")
     p.add_argument("--blocks", help="'paper' (default), 'all', or names such as SE_2_3,SE_4_1")
@@ -220,5 +242,6 @@ def add_excitations_command(subparsers) -> None:
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--backend", choices=BACKENDS, default="numba")
-    p.add_argument("--out", help="output directory (default: CHECKPOINT_DIR/excitations)")
+    p.add_argument("--out", help="output directory (default: CHECKPOINT_DIR/excitations, "
+                   "runs/excitations-MODEL with --images)")
     p.set_defaults(func=run_excitations)

@@ -41,7 +41,10 @@ __all__ = ["Budget", "BUDGETS", "Row", "EXPERIMENTS", "VARIANT_TABLES", "experim
            "cell_config", "cell_key", "run_cell", "run_experiment"]
 
 # Fields of TrainConfig that do not change a run's numbers: left out of a cell's hash.
-NOT_HASHED = ("out_dir", "resume", "progress", "data_dir", "download", "eval_batch_size", "backend")
+# Fields that cannot change a cell's result (where it runs, how it reports, how often it saves);
+# every other field of TrainConfig is part of the cell's hash.
+NOT_HASHED = ("out_dir", "resume", "progress", "data_dir", "download", "eval_batch_size", "backend",
+              "overwrite", "save_every", "comm_timeout", "distributed", "sync_bn")
 
 
 @dataclass(frozen=True)

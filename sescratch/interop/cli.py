@@ -14,7 +14,8 @@ import sys
 from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
 
-__all__ = ["add_commands", "run_predict", "run_export", "model_from_args"]
+__all__ = ["add_commands", "run_predict", "run_export", "model_from_args", "load_images_for_analysis",
+           "weights_for_training", "load_training_weights", "run_eval_weights"]
 
 _BACKENDS = ("numba", "numpy", "cupy")
 
@@ -65,10 +66,92 @@ def model_from_args(args, name: str, *, default_classes: int = 1000):
 
     if name not in models.list_models():
         raise UsageError(f"unknown model {name!r}; valid names: {', '.join(models.list_models())}")
-    options = parse_key_values(args.model_option or [], "--model-option")
+    options = parse_key_values(getattr(args, "model_option", None) or [], "--model-option")
+    num_classes = getattr(args, "num_classes", None)
     if args.weights:
-        return load_pretrained(name, args.weights, num_classes=args.num_classes, **options)
-    return models.create(name, num_classes=args.num_classes or default_classes, **options), None
+        return load_pretrained(name, args.weights, num_classes=num_classes, **options)
+    return models.create(name, num_classes=num_classes or default_classes, **options), None
+
+
+def weights_for_training(config, path):
+    """``sescratch train --weights PATH``: ``(config, prepared)``, the config carrying the
+    architecture options of the file's zoo (so a resumed run rebuilds the same network)."""
+    import dataclasses
+
+    from sescratch.interop.loading import prepare_weights
+
+    if config.resume:
+        raise UsageError("--weights starts a run from a weights file; --resume continues a run from OUT/last.npz")
+    state, report = prepare_weights(config.model, path, config.model_options)
+    config = dataclasses.replace(config, model_options={**config.model_options, **report.options})
+    return config.validate(), (state, report)
+
+
+def load_training_weights(trainer, prepared, *, init_missing: bool) -> None:
+    """Copy the prepared weights into ``trainer.model`` (before the first step) and print the report."""
+    from sescratch.interop.loading import load_state
+
+    state, report = prepared
+    load_state(trainer.model, state, naming=report.naming, init_missing=init_missing, report=report,
+               source=report.path)
+    print(report, flush=True)
+
+
+def run_eval_weights(args) -> int:
+    """``sescratch eval --weights PATH --model NAME --dataset NAME``: a weights file on a test set,
+    normalised with the training split's channel statistics (as a training run of it would)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from sescratch import backend
+    from sescratch.data import Transform, load_dataset
+    from sescratch.train.evaluation import evaluate
+    from sescratch.train.metrics import plot_confusion
+
+    if not (args.model and args.dataset):
+        raise UsageError("eval --weights needs --model NAME and --dataset NAME (a checkpoint stores both; "
+                         "a weights file does not)")
+    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
+    model, report = model_from_args(args, args.model)
+    print(report, file=sys.stderr)
+    if model.last_linear.out_features != data.num_classes:
+        raise UsageError(f"{args.weights} has {model.last_linear.out_features} classes, "
+                         f"{args.dataset} {data.num_classes}")
+    mean, std = (list(map(float, v)) for v in data.channel_stats())
+    device = "gpu" if args.backend == "cupy" else "cpu"
+    result = evaluate(model.to(device), data.x_test, data.y_test, Transform(mean, std),
+                      num_classes=data.num_classes, batch_size=args.batch_size, device=device)
+    print(f"{args.model} ({args.weights}) on {args.dataset} test ({result.count} images)")
+    print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
+    print(f"  top-5 error {100 * result.top5_error:.2f}%")
+    print(f"  loss        {result.loss:.4f}")
+    print("  per-class accuracy:")
+    for cls, acc in zip(data.classes, result.per_class_accuracy()):
+        print(f"    {cls:>16s}  {'n/a' if np.isnan(acc) else f'{100 * acc:6.2f}%'}")
+    out = Path(args.out) if args.out else Path(args.weights).parent
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_confusion(result.confusion, data.classes, out / f"confusion_{args.dataset}.png",
+                         title=f"{args.model} on {args.dataset}: top-1 error {100 * result.top1_error:.2f}%")
+    print(f"  confusion matrix: {png}")
+    return 0
+
+
+def load_images_for_analysis(args):
+    """``(model, x, labels, classes)`` for ``sescratch excitations --images DIR --model M --weights W``."""
+    from sescratch import backend
+    from sescratch.interop.predict import load_image_folder
+
+    if not (args.model and args.weights):
+        raise UsageError("--images needs --model NAME and --weights PATH (e.g. ImageNet weights of se_resnet50)")
+    x, labels, classes, _ = load_image_folder(args.images, crop=args.crop, resize=args.resize)
+    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    model, report = model_from_args(args, args.model)
+    print(report)
+    if not model.se_blocks():
+        raise UsageError(f"{args.model} has no SE blocks to analyse")
+    return model.to("gpu" if args.backend == "cupy" else "cpu"), x, labels, classes
 
 
 def run_predict(args) -> int:

@@ -18,7 +18,7 @@ from sescratch.interop.naming import (NAMINGS, architecture_options, detect_nami
                                       to_sescratch)
 from sescratch.interop.weights import WeightsError, read_weights
 
-__all__ = ["LoadReport", "load_pretrained", "load_state"]
+__all__ = ["LoadReport", "load_pretrained", "prepare_weights", "load_state"]
 
 _OPTIONAL = (".num_batches_tracked",)  # counters the release's files predate; ours start at 0
 _CLASSIFIER = "last_linear."
@@ -53,24 +53,34 @@ def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | No
     """
     from sescratch import models
 
+    ours, report = prepare_weights(name, path, options)
+    num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
+    in_channels = in_channels or _rows(ours, "layer0.conv1.weight", 1, path, "in_channels")
+    model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
+                          **{**options, **report.options})
+    load_state(model, ours, naming=report.naming, init_missing=init_missing, report=report, source=str(path))
+    return model, report
+
+
+def prepare_weights(name: str, path: str | os.PathLike, options: dict | None = None):
+    """``(state in our names, report)`` for building ``name`` from ``path``: the file read, its
+    naming detected, ``report.options`` the architecture options it implies (checked against
+    ``options``). The model is then built with those options and filled by :func:`load_state`."""
+    from sescratch import models
+
+    options = options or {}
     state = read_weights(path)
     try:
         naming = detect_naming(state)
     except ValueError as exc:
         raise WeightsError(f"weights {path}: {exc}") from None
-    ours = to_sescratch(state, naming)
-    arch = {k: v for k, v in architecture_options(naming).items() if k in models.default_options(name)}
+    accepted = models.default_options(name)
+    arch = {k: v for k, v in architecture_options(naming).items() if k in accepted}
     for key, value in arch.items():
         if key in options and options[key] != value:
             raise WeightsError(f"weights {path} ({NAMINGS[naming]}) need {key}={value!r}, "
                                f"but {key}={options[key]!r} was asked for")
-    num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
-    in_channels = in_channels or _rows(ours, "layer0.conv1.weight", 1, path, "in_channels")
-    model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
-                          **{**options, **arch})
-    report = LoadReport(str(path), naming, arch)
-    load_state(model, ours, naming=naming, init_missing=init_missing, report=report, source=str(path))
-    return model, report
+    return to_sescratch(state, naming), LoadReport(str(path), naming, arch)
 
 
 def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: bool = False,
@@ -83,6 +93,7 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
     another number of classes); it is listed with the new keys.
     """
     target = model.state_dict()
+    state = {k: _counter(v, target[k]) if k in target and k.endswith(_OPTIONAL) else v for k, v in state.items()}
     missing = [k for k in target if k not in state and not k.endswith(_OPTIONAL)]
     unexpected = [k for k in state if k not in target]
     mismatched = [k for k in target if k in state and tuple(np.shape(state[k])) != tuple(target[k].shape)]
@@ -99,8 +110,9 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
             f"{file_key(k, naming)} is {file_shape(k, np.shape(state[k]), naming)} in the file, "
             f"{file_shape(k, target[k].shape, naming)} in the model" for k in mismatched))
     if problems:
-        hint = " (--init-missing / init_missing=True initialises missing keys afresh)" if missing and \
-            not (unexpected or mismatched) else ""
+        fixable = not unexpected and all(k.startswith(_CLASSIFIER) for k in mismatched)
+        hint = (" (--init-missing / init_missing=True initialises missing keys afresh, and a classifier "
+                "for another number of classes)") if fixable and not init_missing else ""
         name = getattr(model, "model_name", type(model).__name__)
         raise WeightsError(f"weights {source} ({NAMINGS[naming]} naming) do not fit {name}: "
                            + " | ".join(problems) + hint)
@@ -110,6 +122,12 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
     if report is not None:
         report.loaded, report.new_keys = len(copied), list(missing)
     return list(missing)
+
+
+def _counter(value, target):
+    """A batch counter stored as ``(1,)`` (some writers cannot store 0-d arrays) read as the scalar."""
+    value = np.asarray(value)
+    return value.reshape(()) if value.size == 1 and np.ndim(target) == 0 else value
 
 
 def _rows(state, key, axis, path, option) -> int:

@@ -112,7 +112,8 @@ def _convert(module):
     if isinstance(module, snn.Dropout):
         return nn.Dropout(module.p)
     if isinstance(module, snn.MaxPool2d):
-        return nn.MaxPool2d(module.kernel_size, module.stride, module.padding)
+        return nn.MaxPool2d(module.kernel_size, module.stride, module.padding,
+                            ceil_mode=getattr(module, "ceil_mode", False))
     if isinstance(module, snn.ZeroPadShortcut):
         return T["ZeroPadShortcut"](module.in_channels, module.out_channels, module.stride)
     if isinstance(module, snn.SEBlock):

@@ -71,12 +71,9 @@ def convert(module, convert_child):
     from torch import nn
 
     from sescratch import nn as snn
+    from sescratch.models.inception_resnet import InceptionResNetBlock
     from sescratch.models.parts import Branches, Flatten
-    try:  # TEMPORARY until nn.AvgPool2d / nn.ChannelShuffle land (issue 11 ops)
-        from sescratch.models.inception_resnet import InceptionResNetBlock
-        from sescratch.models.shufflenet import ShuffleUnit
-    except ImportError:
-        InceptionResNetBlock = ShuffleUnit = type("Missing", (), {})
+    from sescratch.models.shufflenet import ShuffleUnit
 
     T = _classes()
 
@@ -96,15 +93,9 @@ def convert(module, convert_child):
         children = OrderedDict((n, child(getattr(module, n))) for n in (
             "conv1", "bn1", "relu1", "shuffle", "conv_dw", "bn2", "conv2", "bn3", "se_module", "shortcut"))
         return T["ShuffleUnit"](children, module.stride)
-    pools = {"AvgPool2d": nn.AvgPool2d, "MaxPool2d": nn.MaxPool2d}
-    kind = type(module).__name__
-    if kind == "AvgPool2d" and isinstance(module, snn.Module):
+    if isinstance(module, snn.AvgPool2d):
         return nn.AvgPool2d(module.kernel_size, module.stride, module.padding, ceil_mode=module.ceil_mode,
                             count_include_pad=module.count_include_pad)
-    if kind == "MaxPool2d" and getattr(module, "ceil_mode", False):
-        return pools[kind](module.kernel_size, module.stride, module.padding, ceil_mode=True)
-    if kind == "ChannelShuffle":
+    if isinstance(module, snn.ChannelShuffle):
         return nn.ChannelShuffle(module.groups)
-    if kind == "ReLU6":
-        return nn.ReLU6()
     return None

@@ -55,7 +55,7 @@ def save_weights(state, path: str | os.PathLike) -> Path:
     if hasattr(state, "state_dict"):
         state = state.state_dict()
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in state.items()}
+    arrays = {k: np.array(v, order="C") for k, v in state.items()}  # 0-d stays 0-d
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with atomic_open(path, "wb") as f:

@@ -17,6 +17,11 @@ gate         sigmoid | tanh | relu | hard_sigmoid      SE models
 shortcut     "B" (1x1 conv + BN) | "A" (zero-pad)      CIFAR
 width        channels of the first stage, default 16   CIFAR
 stride_on    "1x1" | "3x3" (default: the release's)    ImageNet bottleneck models
+stem_pool    "ceil" (the release: no padding,          ImageNet ResNets / SENets
+             ceil_mode) | "pad" (padding 1:
+             torchvision, timm)
+se_divisor   None (``C // r``) | int d: SE widths      ImageNet SE ResNets / SENets
+             ``make_divisible(C / r, d)`` (timm: 8)
 dropout      probability in [0, 1) of the dropout      all (default 0; senet154: 0.2,
              before the classifier (0: no layer)       the release's)
 init         True | False (zeros: fast, for counting   all
@@ -28,6 +33,12 @@ Each call initialises from its own generator, ``np.random.default_rng(seed)``: t
 depend on ``name``, the options and ``seed`` only, never on the models built before (``seed=None``
 means :data:`DEFAULT_SEED`). Dropout masks do not come from this generator: a model with
 ``dropout > 0`` needs ``model.set_rng(rng)`` (the run's generator) before it trains.
+
+``create(name, weights=PATH)`` builds the model from a weights file instead (``.npz``,
+``.safetensors``, ``.pth``/``.pt``; ours, the SENet release's, timm's or torchvision's naming):
+``num_classes`` and ``in_channels`` default to the file's, the architecture options the file's
+zoo implies are set (:func:`sescratch.interop.loading.load_pretrained`), ``init_missing=True``
+initialises keys the file lacks (a plain ResNet's weights starting an SE-ResNet).
 """
 from __future__ import annotations
 
@@ -41,7 +52,7 @@ from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
 
-__all__ = ["create", "check_options", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+__all__ = ["create", "check_options", "default_options", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
 
 DEFAULT_SEED = 0
 _COMMON = {"dropout": 0.0, "init": True, "seed": None}
@@ -66,6 +77,11 @@ for _depth in (50, 101):
         {"family": "imagenet", "kind": "resnext", "depth": _depth, "se": True}, {**_SE, "stride_on": None})
 _MODELS["senet154"] = ({"family": "imagenet", "kind": "senet", "depth": 154, "se": True},
                        {**_SE, "stride_on": None, "dropout": 0.2})
+for _spec, _defaults in _MODELS.values():  # the stem pool and SE widths of other zoos (loading their weights)
+    if _spec["family"] == "imagenet":
+        _defaults["stem_pool"] = "ceil"
+        if _spec["se"]:
+            _defaults["se_divisor"] = None
 # the paper's other exemplars (VGG, BN-Inception, Inception-ResNet-v2, MobileNet, ShuffleNet):
 # sescratch.models.exemplars; SE options without ``placement`` (each family fixes where SE goes)
 for _name, (_builder, _cifar, _se, _defaults) in EXEMPLARS.items():
@@ -79,10 +95,35 @@ def list_models() -> list[str]:
     return list(_MODELS)
 
 
-def create(name: str, *, num_classes: int, in_channels: int = 3, **options) -> ResNet:
-    """Build the model ``name`` (see :func:`list_models` and the option table above)."""
+def default_options(name: str) -> dict:
+    """The options ``name`` accepts, with their defaults."""
     if name not in _MODELS:
         raise ValueError(f"create: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+    defaults = _MODELS[name][1]
+    return {**defaults, **{k: v for k, v in _COMMON.items() if k not in defaults}}
+
+
+def create(name: str, *, num_classes: int | None = None, in_channels: int | None = None, weights=None,
+           init_missing: bool = False, **options) -> ResNet:
+    """Build the model ``name`` (see :func:`list_models` and the option table above).
+
+    ``num_classes`` is required unless ``weights`` (a path) gives it; ``in_channels`` defaults to
+    3 (or the file's).
+    """
+    if name not in _MODELS:
+        raise ValueError(f"create: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+    if weights is not None:
+        from sescratch.interop.loading import load_pretrained
+
+        if "init" in options:
+            raise ValueError(f"create({name!r}): option init does not go with weights= (use init_missing)")
+        return load_pretrained(name, weights, num_classes=num_classes, in_channels=in_channels,
+                               init_missing=init_missing, **options)[0]
+    if init_missing:
+        raise ValueError(f"create({name!r}): init_missing=True needs weights=PATH")
+    if num_classes is None:  # a missing required argument, as Python reports it, with the way out
+        raise TypeError(f"create({name!r}): num_classes is required (or weights=PATH to read it from)")
+    in_channels = 3 if in_channels is None else in_channels
     spec, defaults = _MODELS[name]
     defaults = {**defaults, **{k: v for k, v in _COMMON.items() if k not in defaults}}
     unknown = sorted(set(options) - set(defaults))
@@ -120,6 +161,7 @@ _OPTION_RULES = {
     "gate": ("choice", ("sigmoid", "tanh", "relu", "hard_sigmoid")),
     "shortcut": ("choice", ("A", "B")),
     "stride_on": ("choice", (None, "1x1", "3x3")),
+    "stem_pool": ("choice", ("ceil", "pad")),
     "init": ("choice", (True, False)),
 }
 

@@ -18,27 +18,13 @@ model                                      options beyond SE and common ones
 """
 from __future__ import annotations
 
+from sescratch.models.inception import bn_inception
+from sescratch.models.inception_resnet import inception_resnet_v2
 from sescratch.models.mobilenet import mobilenet_v1
+from sescratch.models.shufflenet import shufflenet_v1
 from sescratch.models.vgg import vgg16_bn
 
 __all__ = ["EXEMPLARS"]
-
-
-# TEMPORARY lazy imports, until nn.AvgPool2d / nn.ChannelShuffle (issue 11 ops) land
-def bn_inception(*args, **kwargs):
-    from sescratch.models.inception import bn_inception as build
-    return build(*args, **kwargs)
-
-
-def inception_resnet_v2(*args, **kwargs):
-    from sescratch.models.inception_resnet import inception_resnet_v2 as build
-    return build(*args, **kwargs)
-
-
-def shufflenet_v1(*args, **kwargs):
-    from sescratch.models.shufflenet import shufflenet_v1 as build
-    return build(*args, **kwargs)
-
 
 _FAMILIES = {
     # base name: (builder, ImageNet defaults, CIFAR defaults)

@@ -9,8 +9,12 @@ authors' Caffe models):
 - SENet-154: a three-conv stem (3x3 convs 3->64 stride 2, 64->64, 64->128), 64-group
   bottlenecks of widths ``2 planes`` and ``4 planes``, shortcut convs of kernel 3 (padding 1)
   after the first stage, dropout 0.2 before the classifier (inactive in eval).
-- Stem max pool 3x3 stride 2: padding 1 here (the release uses ``ceil_mode=True``; same output
-  size for 224x224 inputs). Final pooling is global (the release's 7x7 average at 224x224).
+- Stem max pool 3x3 stride 2 without padding, rounding the output size up (``ceil_mode``,
+  Caffe's pooling, as the release: ``stem_pool="ceil"``, the default). torchvision and timm pad
+  by 1 instead (``stem_pool="pad"``): the same size at even inputs, but other windows, so other
+  numbers. Final pooling is global (the release's 7x7 average at 224x224).
+- ``se_divisor=d`` rounds every SE width to timm's ``make_divisible(C / r, d)`` (timm's
+  ``seresnet*``: ``d = 8``, so 64 channels get 8 hidden units, not 4); default: ``C // r``.
 - SE blocks: reduction 16, biases in both FCs. ``se_resnet18/34`` put SE after the second 3x3 of
   torchvision's BasicBlock (the release has no such models).
 """
@@ -20,8 +24,9 @@ from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn.blocks import BasicBlock, Bottleneck, ResNeXtBottleneck
 from sescratch.nn.dropout import Dropout
 from sescratch.nn.layers import BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential
+from sescratch.nn.se import SEBlock
 
-__all__ = ["imagenet_resnet", "STAGE_BLOCKS"]
+__all__ = ["imagenet_resnet", "STAGE_BLOCKS", "STEM_POOLS", "se_width"]
 
 STAGE_BLOCKS = {
     18: (2, 2, 2, 2),
@@ -31,9 +36,10 @@ STAGE_BLOCKS = {
     152: (3, 8, 36, 3),
     154: (3, 8, 36, 3),
 }
+STEM_POOLS = ("ceil", "pad")
 
 
-def _stem(in_channels, three_conv: bool) -> tuple[Sequential, int]:
+def _stem(in_channels, three_conv: bool, pool: str = "ceil") -> tuple[Sequential, int]:
     if three_conv:
         parts = {
             "conv1": Conv2d(in_channels, 64, 3, stride=2, padding=1, bias=False), "bn1": BatchNorm2d(64),
@@ -48,19 +54,36 @@ def _stem(in_channels, three_conv: bool) -> tuple[Sequential, int]:
             "relu1": ReLU(),
         }
         channels = 64
-    parts["pool"] = MaxPool2d(3, stride=2, padding=1)
+    if pool == "ceil":  # the release (Caffe): windows from the top-left corner, a partial last one
+        parts["pool"] = MaxPool2d(3, stride=2, ceil_mode=True)
+    else:  # torchvision / timm
+        parts["pool"] = MaxPool2d(3, stride=2, padding=1)
     return Sequential(parts), channels
 
 
+def se_width(channels: int, reduction: int, divisor: int | None) -> int:
+    """SE hidden width: ``max(C // r, 1)``, or timm's ``make_divisible(C / r, divisor)``."""
+    if divisor is None:
+        return max(channels // reduction, 1)
+    return max(divisor, int(channels / reduction + divisor / 2) // divisor * divisor)
+
+
 def imagenet_resnet(name, kind, depth, *, num_classes, in_channels=3, se=None, placement="standard",
-                    stride_on=None, dropout=0.0) -> ResNet:
+                    stride_on=None, dropout=0.0, stem_pool="ceil", se_divisor=None) -> ResNet:
     """Build one ImageNet network.
 
     ``kind``: ``"basic"`` (ResNet-18/34), ``"bottleneck"`` (ResNet-50/101/152), ``"resnext"``
     (32x4d) or ``"senet"`` (SENet-154). ``se`` is ``None`` or the SEBlock options.
     ``stride_on`` defaults to the release's choice for the kind.
     ``dropout > 0`` puts a :class:`Dropout` layer (named ``dropout``) before the classifier.
+    ``stem_pool``: ``"ceil"`` (the release) or ``"pad"`` (torchvision, timm); ``se_divisor``: see
+    :func:`se_width`.
     """
+    if stem_pool not in STEM_POOLS:
+        raise ValueError(f"{name}: option stem_pool must be one of {STEM_POOLS}, got {stem_pool!r}")
+    if se_divisor is not None and (isinstance(se_divisor, bool) or not isinstance(se_divisor, int)
+                                   or se_divisor < 1):
+        raise ValueError(f"{name}: option se_divisor must be None or a positive int, got {se_divisor!r}")
     block_kwargs = {"se": se, "placement": placement}
     downsample_kernels = (1, 1, 1, 1)
     if kind == "basic":
@@ -77,7 +100,7 @@ def imagenet_resnet(name, kind, depth, *, num_classes, in_channels=3, se=None, p
         downsample_kernels = (1, 3, 3, 3)
     else:
         raise ValueError(f"imagenet_resnet: unknown kind {kind!r}")
-    stem, channels = _stem(in_channels, three_conv=(kind == "senet"))
+    stem, channels = _stem(in_channels, three_conv=(kind == "senet"), pool=stem_pool)
     layers = {"layer0": stem}
     for i, n in enumerate(STAGE_BLOCKS[depth]):
         stage, channels = make_stage(
@@ -85,6 +108,8 @@ def imagenet_resnet(name, kind, depth, *, num_classes, in_channels=3, se=None, p
             downsample_kernel=downsample_kernels[i], **block_kwargs,
         )
         layers[f"layer{i + 1}"] = stage
+        if se is not None and se_divisor is not None:
+            _round_se_widths(stage, se_divisor)
     layers["avg_pool"] = GlobalAvgPool()
     if dropout:
         layers["dropout"] = Dropout(dropout)
@@ -100,3 +125,13 @@ class _SENetBottleneck(Bottleneck):
                  placement="standard"):
         super().__init__(in_channels, planes, stride, width=2 * planes, width_3x3=4 * planes, groups=64,
                          stride_on=stride_on, downsample=downsample, se=se, placement=placement)
+
+
+def _round_se_widths(stage, divisor: int) -> None:
+    """Rebuild each block's SE block at :func:`se_width` (same channels, squeeze, gate and bias)."""
+    for block in stage:
+        se = block.se_module
+        hidden = se_width(se.channels, se.reduction, divisor)
+        if hidden != se.hidden:
+            block.se_module = SEBlock(se.channels, se.reduction, bias=se.fc1.bias is not None,
+                                      squeeze=se.squeeze, gate=se.gate, hidden=hidden)

@@ -22,9 +22,12 @@ from sescratch.nn.layers import (
     Linear,
     MaxPool2d,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
 )
+from sescratch.nn.pooling import AvgPool2d
+from sescratch.nn.shuffle import ChannelShuffle
 from sescratch.nn.module import Module, Parameter, Record, ShapeError
 from sescratch.nn.se import GATES, SQUEEZES, SEBlock
 from sescratch.nn.variants import VARIANTS, residual_block
@@ -39,9 +42,12 @@ __all__ = [
     "BatchNorm2d",
     "Linear",
     "ReLU",
+    "ReLU6",
     "Sigmoid",
     "GlobalAvgPool",
     "MaxPool2d",
+    "AvgPool2d",
+    "ChannelShuffle",
     "Dropout",
     "Identity",
     "Sequential",

@@ -22,6 +22,7 @@ __all__ = [
     "BatchNorm2d",
     "Linear",
     "ReLU",
+    "ReLU6",
     "Sigmoid",
     "GlobalAvgPool",
     "MaxPool2d",
@@ -35,7 +36,7 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def _trace_window(layer: str, kind: str, shape, kernel, stride, padding):
+def _trace_window(layer: str, kind: str, shape, kernel, stride, padding, ceil_mode=False):
     """Output (OH, OW) of a sliding window; the input must cover the kernel and the stride."""
     _, H, W = shape
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
@@ -49,7 +50,8 @@ def _trace_window(layer: str, kind: str, shape, kernel, stride, padding):
             f"layer '{layer}' ({kind}, stride {SH}x{SW}) expects a spatial size of at least "
             f"{SH}x{SW} to downsample, got {H}x{W}"
         )
-    return conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+    return (conv_output_size(H, KH, SH, PH, ceil_mode=ceil_mode),
+            conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode))
 
 
 def _check_channels(layer: str, kind: str, shape, channels: int) -> None:
@@ -211,6 +213,12 @@ class ReLU(_Elementwise):
     _forward, _backward = staticmethod(ops.relu_forward), staticmethod(ops.relu_backward)
 
 
+class ReLU6(_Elementwise):
+    """``min(max(x, 0), 6)`` (the clipped ReLU of the MobileNet ports)."""
+
+    _forward, _backward = staticmethod(ops.relu6_forward), staticmethod(ops.relu6_backward)
+
+
 class Sigmoid(_Elementwise):
     """``1 / (1 + exp(-x))``."""
 
@@ -248,30 +256,35 @@ class GlobalAvgPool(Module):
 
 
 class MaxPool2d(Module):
-    """Max over ``kernel_size`` windows (stride defaults to the kernel size), padding with -inf."""
+    """Max over ``kernel_size`` windows (stride defaults to the kernel size), padding with -inf;
+    ``ceil_mode`` rounds the output size up (PyTorch's rule, :func:`sescratch.ops.max_pool2d_forward`)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
         super().__init__()
         self.kernel_size = _pair(kernel_size)
         self.stride = _pair(stride) if stride is not None else self.kernel_size
         self.padding = _pair(padding)
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
-        y, self._cache = ops.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding)
+        y, self._cache = ops.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
+                                                ceil_mode=self.ceil_mode)
         return y
 
     def backward(self, dy):
         return ops.max_pool2d_backward(dy, self._cache)
 
     def trace(self, shape, name, records=None):
-        OH, OW = _trace_window(name, "MaxPool2d", shape, self.kernel_size, self.stride, self.padding)
+        OH, OW = _trace_window(name, "MaxPool2d", shape, self.kernel_size, self.stride, self.padding,
+                               self.ceil_mode)
         out = (shape[0], OH, OW)
         if records is not None:
             records.append(Record(name, "MaxPool2d", out, 0, 0, part="pool"))
         return out
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+                + (", ceil_mode=True" if self.ceil_mode else ""))
 
 
 class Sequential(Module):

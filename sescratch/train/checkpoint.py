@@ -32,7 +32,7 @@ import numpy as np
 from sescratch.errors import DataError
 from sescratch.io import atomic_open
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION", "META_KEYS"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "read_meta", "FORMAT_VERSION", "META_KEYS"]
 
 FORMAT_VERSION = 1
 # meta key -> the JSON types it may have
@@ -120,6 +120,19 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise DataError(f"checkpoint {path}: corrupt JSON entry ({exc})") from None
     _check_contents(path, model, optim, parsed)
     return Checkpoint(model, optim, parsed["rng_state"], parsed["config"], parsed["meta"])
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """Only the ``meta`` entry of a checkpoint (cheap: the weights are not read)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"][()]))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"checkpoint {path}: corrupt or not a sescratch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
+        raise DataError(f"checkpoint {path}: meta is not a sescratch checkpoint's")
+    return meta
 
 
 def _check_contents(path: Path, model: dict, optim: dict, parsed: dict) -> None:

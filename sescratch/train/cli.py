@@ -76,6 +76,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, help=f"default {d.seed}")
     p.add_argument("--out", help=f"output directory (default {d.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    p.add_argument("--weights", metavar="PATH", help="start from these weights (.npz, .safetensors, .pth/.pt; "
+                   "sescratch, SENet release, timm or torchvision naming)")
+    p.add_argument("--init-missing", action="store_true",
+                   help="with --weights: keys the file lacks (e.g. the SE blocks, starting an SE-ResNet from "
+                        "a ResNet) and a classifier for another number of classes keep their initialisation")
     p.add_argument("--overwrite", action="store_const", const=True,
                    help="start afresh over an earlier run in OUT (its files are removed)")
     p.add_argument("--save-every", type=int, metavar="N",
@@ -94,7 +99,12 @@ def add_commands(subparsers) -> None:
 
     e = subparsers.add_parser("eval", help="evaluate a checkpoint: top-1/top-5 error, per-class "
                               "accuracy, confusion-matrix PNG")
-    e.add_argument("--checkpoint", required=True, help="a last.npz / best.npz written by train")
+    e.add_argument("--checkpoint", help="a last.npz / best.npz written by train")
+    e.add_argument("--weights", metavar="PATH", help="instead of --checkpoint: a weights file "
+                   "(.npz, .safetensors, .pth/.pt), with --model and --dataset")
+    e.add_argument("--model", help="with --weights: the model of the weights")
+    e.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="with --weights: other model option, e.g. width=8 (repeatable)")
     e.add_argument("--dataset", help="dataset to evaluate on (default: the one trained on)")
     e.add_argument("--data-dir", help="directory searched first for dataset files")
     e.add_argument("--no-download", dest="download", action="store_false",
@@ -124,7 +134,7 @@ def config_from_args(args) -> "TrainConfig":
         if value is not None and value not in names:
             raise UsageError(f"unknown {kind} {value!r}; valid names: {', '.join(names)}")
     given = {FIELD_OF.get(k, k): v for k, v in vars(args).items()
-             if v is not None and k not in ("func", "command", "model_option", "resume")}
+             if v is not None and k not in ("func", "command", "model_option", "resume", "weights", "init_missing")}
     if args.model_option:
         given["model_options"] = parse_key_values(args.model_option, "--model-option")
     if "model" in given and "out_dir" not in given:
@@ -155,14 +165,26 @@ def run_train(args) -> int:
         print("\n".join(names))
         return 0
     config = config_from_args(args)
-    from sescratch.train.distributed import launched_size, quiet_unless_root  # issue 14 (H9)
+    weights = None
+    if args.weights:  # the file's zoo fixes architecture options (e.g. torchvision: stride on the 3x3)
+        from sescratch.interop.cli import weights_for_training
+
+        config, weights = weights_for_training(config, args.weights)
+    elif args.init_missing:
+        raise UsageError("--init-missing goes with --weights PATH")
+    from sescratch.train.distributed import failing_together, launched_size, quiet_unless_root  # issue 14
 
     if config.distributed:  # only rank 0 prints
         quiet_unless_root(config.comm_timeout)
     elif launched_size() > 1:
         raise UsageError(f"started by mpirun as one of {launched_size()} processes: add --distributed "
                          "(otherwise every process would train the same run on its own)")
-    trainer = Trainer(config, callbacks=(print_epoch,))
+    with failing_together(config.distributed):  # issue 14: an error on one rank ends every rank
+        trainer = Trainer(config, callbacks=(print_epoch,))
+    if weights is not None:
+        from sescratch.interop.cli import load_training_weights
+
+        load_training_weights(trainer, weights, init_missing=args.init_missing)
     for note in trainer.notes:
         print(note, file=sys.stderr, flush=True)
     data = trainer.data
@@ -171,7 +193,8 @@ def run_train(args) -> int:
           f"{config.epochs} epochs -> {trainer.out_dir}"
           + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""), flush=True)
     try:
-        result = trainer.fit()
+        with failing_together(config.distributed):  # issue 14
+            result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C
         print("aborted without saving", flush=True)
         return 130
@@ -190,6 +213,12 @@ def run_eval(args) -> int:
     from sescratch.train.evaluation import evaluate, load_for_evaluation
     from sescratch.train.metrics import plot_confusion
 
+    if args.weights:
+        from sescratch.interop.cli import run_eval_weights
+
+        return run_eval_weights(args)
+    if not args.checkpoint:
+        raise UsageError("eval needs --checkpoint CKPT, or --weights PATH --model NAME --dataset NAME")
     ckpt_path = Path(args.checkpoint)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")

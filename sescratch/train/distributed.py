@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 import zlib
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -309,6 +310,26 @@ def data_parallel(config) -> DataParallel | None:
     if config.backend == "cupy" and comm.size > 1:
         comm.nccl = NcclAllreduce(comm)
     return DataParallel(comm, sync_bn=config.sync_bn)
+
+
+@contextmanager
+def failing_together(enabled: bool = True, prog: str = "sescratch train"):
+    """An exception on one rank ends every rank at once: print it, then ``MPI_Abort``.
+
+    Without this, the failing rank would block in ``MPI_Finalize`` at exit while the others
+    wait in their next collective until ``--comm-timeout``. One process (or ``enabled``
+    false): the exception propagates unchanged.
+    """
+    try:
+        yield
+    except (Exception, KeyboardInterrupt) as exc:
+        comm = Communicator.world() if enabled else None
+        if comm is None or comm.size == 1:
+            raise
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 2 if isinstance(exc, UsageError) else 1
+        print(f"{prog}: error on rank {comm.rank}/{comm.size}: {exc or type(exc).__name__}",
+              file=sys.stderr, flush=True)
+        comm.comm.Abort(code)
 
 
 def launched_size() -> int:

@@ -1,7 +1,8 @@
 """Classification metrics and the files a training run writes about itself.
 
 * :func:`topk_correct` — how many rows have the label among the k largest logits (the paper's
-  top-1 and top-5 error are ``1 - correct / N``).
+  top-1 and top-5 error are ``1 - correct / N``); :func:`topk_hits`, the same count left on the
+  logits' device; :class:`EpochTally`, an epoch's loss and counts, read from a GPU in batches.
 * :func:`confusion_matrix`, :func:`per_class_accuracy`.
 * :class:`MetricsLog` — one JSON object per epoch in ``metrics.jsonl`` and the same rows in
   ``metrics.csv``, both rewritten whole from the history (so a resumed run never duplicates rows).
@@ -12,15 +13,18 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from sescratch.backend import get_array_module, to_numpy
 from sescratch.io import atomic_open, atomic_write_text
 from sescratch.plotting import figure
 
-__all__ = ["topk_correct", "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
+__all__ = ["topk_correct", "topk_hits", "EpochTally",
+           "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
            "plot_confusion"]
 
 
@@ -29,12 +33,75 @@ def topk_correct(logits: np.ndarray, labels: np.ndarray, k: int) -> int:
 
     Ties are broken towards the lower class index, as ``np.argsort`` is stable.
     """
+    return int(topk_hits(logits, labels, k))
+
+
+def topk_hits(logits, labels, k: int):
+    """:func:`topk_correct` as a 0-d integer array on the logits' device (NumPy or CuPy).
+
+    Nothing is copied to the host, so on a GPU nothing waits; ``labels`` may be on the host.
+    """
+    xp = get_array_module(logits)
+    labels = xp.asarray(labels)  # N  (an asynchronous copy to a GPU)
     k = min(k, logits.shape[1])
-    label_logit = logits[np.arange(len(labels)), labels][:, None]  # N,1
+    label_logit = logits[xp.arange(len(labels)), labels][:, None]  # N,1
     higher = (logits > label_logit).sum(axis=1)  # N  classes strictly above the label
-    ties_before = ((logits == label_logit) & (np.arange(logits.shape[1]) < labels[:, None])).sum(axis=1)
-    finite = np.isfinite(logits).all(axis=1)  # N  a row with NaN/inf never counts as correct
-    return int((((higher + ties_before) < k) & finite).sum())
+    ties_before = ((logits == label_logit) & (xp.arange(logits.shape[1]) < labels[:, None])).sum(axis=1)
+    finite = xp.isfinite(logits).all(axis=1)  # N  a row with NaN/inf never counts as correct
+    return (((higher + ties_before) < k) & finite).sum()
+
+
+class EpochTally:
+    """An epoch's running loss sum and top-1 / top-5 counts, read from the device every few batches.
+
+    :meth:`add` only queues work on the arrays' device (on a GPU nothing waits for it);
+    :meth:`flush` copies the pending losses to the host at once (one synchronisation) and adds
+    them to ``partial`` (the trainer's ``loss_sum``, ``top1``, ``top5``, ``seen``) in batch order
+    in float64: the very sums of adding each ``float(loss) * len(labels)`` as it came.
+    ``every``: how many batches make :attr:`due` true (1 on the CPU, where reading costs nothing).
+    """
+
+    def __init__(self, partial: dict, every: int = 1):
+        self.partial, self.every = partial, int(every)
+        self._losses: list = []
+        self._sizes: list[int] = []
+        self._top1 = self._top5 = 0
+
+    def add(self, loss, logits, labels) -> None:
+        """One batch: its mean loss (a float or a 0-d array), logits (N, K) and labels (N,)."""
+        self._losses.append(loss)
+        self._sizes.append(len(labels))
+        self._top1 = self._top1 + topk_hits(logits, labels, 1)
+        self._top5 = self._top5 + topk_hits(logits, labels, 5)
+
+    @property
+    def pending(self) -> int:
+        return len(self._losses)
+
+    @property
+    def due(self) -> bool:
+        return self.pending >= self.every
+
+    def flush(self) -> tuple[int, float] | None:
+        """Add the pending batches to ``partial``; ``(i, loss)`` for the first one whose loss is not
+        finite (``i`` counted from the oldest pending batch, 0-based), else None."""
+        if not self._losses:
+            return None
+        losses = self._losses
+        if not all(isinstance(v, float) for v in losses):
+            xp = get_array_module(*losses)
+            losses = to_numpy(xp.stack([xp.asarray(v) for v in losses])).tolist()  # one copy
+        p = self.partial
+        for i, (loss, n) in enumerate(zip(losses, self._sizes)):
+            loss = float(loss)
+            if not math.isfinite(loss):
+                return i, loss
+            p["loss_sum"] += loss * n
+        p["top1"] += int(self._top1)
+        p["top5"] += int(self._top5)
+        p["seen"] += sum(self._sizes)
+        self._losses, self._sizes, self._top1, self._top5 = [], [], 0, 0
+        return None
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -88,7 +155,8 @@ def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    with atomic_open(path, "wb", suffix=".png") as f:  # a kill mid-save leaves the old figure
+        fig.savefig(f, dpi=100, format="png")
     return path
 
 
@@ -109,5 +177,6 @@ def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: 
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    with atomic_open(path, "wb", suffix=".png") as f:  # a kill mid-save leaves the old figure
+        fig.savefig(f, dpi=100, format="png")
     return path

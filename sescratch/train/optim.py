@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from sescratch.backend import get_array_module, to_numpy
+from sescratch.ops.sgd import sgd_update
 
 __all__ = ["SGD"]
 
@@ -66,21 +67,19 @@ class SGD:
             p.grad[...] = 0
 
     def step(self) -> None:
-        """Update every parameter in place from its ``.grad``."""
+        """Update every parameter in place from its ``.grad``.
+
+        One :func:`sescratch.ops.sgd_update` per parameter: the formula above, run by one fused
+        kernel under Numba or on a GPU (one launch instead of 6 to 9), by NumPy under ``"numpy"``;
+        all three round alike, bit for bit.
+        """
         for i, p in enumerate(self.params):
-            d = p.grad
-            wd = self.decay_of(p)
-            if wd != 0:
-                d = d + wd * p.data  # L2 term
-            if self.momentum != 0:
-                buf = self.momentum_buffers[i]
-                if buf is None:
-                    buf = self.momentum_buffers[i] = d.copy()
-                else:
-                    buf *= self.momentum
-                    buf += (1.0 - self.dampening) * d
-                d = d + self.momentum * buf if self.nesterov else buf
-            p.data -= self.lr * d
+            first = self.momentum != 0 and self.momentum_buffers[i] is None
+            if first:  # sgd_update sets it to the first step's d
+                self.momentum_buffers[i] = get_array_module(p.data).empty_like(p.data)
+            sgd_update(p.data, p.grad, self.momentum_buffers[i], lr=self.lr, momentum=self.momentum,
+                       dampening=self.dampening, weight_decay=self.decay_of(p),
+                       nesterov=self.nesterov, first=first)
         self.steps += 1
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -15,7 +15,12 @@ writes left behind (:func:`clean_temporaries`) and repairs ``best.npz`` (:func:`
 * ``best.npz`` is a copy of ``last.npz`` made right after ``last.npz`` is written at the end of
   an epoch that improved the test error, and ``last.npz`` records that epoch as the best. A
   kill between the two writes is therefore recognised (``last.npz`` is the best epoch, ``best.npz``
-  is older or missing) and repaired by copying ``last.npz`` again.
+  is older or missing) and repaired by copying ``last.npz`` again. The metrics files, written
+  last, are rewritten from ``last.npz``'s history on resume when they lag behind.
+* A failed write (a full disk) raises :class:`CheckpointWriteError` (:func:`writing`), naming the
+  file and keeping its previous version.
+
+Without ``fcntl`` (Windows) there is no lock; everything else holds.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from sescratch.errors import SescratchError, UsageError
+from sescratch.errors import DataError, SescratchError, UsageError
 from sescratch.io import atomic_open
 
 try:
@@ -176,20 +181,23 @@ def repair_best(out_dir: Path) -> str | None:
 
     Returns a sentence describing the repair, or None when nothing needed repairing.
     """
-    from sescratch.train.checkpoint import load_checkpoint
+    from sescratch.train.checkpoint import read_meta
 
     last_path, best_path = out_dir / "last.npz", out_dir / "best.npz"
     if not last_path.exists():
         return None
-    meta = load_checkpoint(last_path).meta
+    meta = read_meta(last_path)
     best = meta.get("best")
-    if not best or best["epoch"] != meta["epoch"] or meta.get("partial") is not None:
+    if not isinstance(best, dict) or best.get("epoch") != meta["epoch"] or meta.get("partial") is not None:
         return None  # last.npz is not the best epoch's state: best.npz was written after it
-    held = load_checkpoint(best_path).epoch if best_path.exists() else None
+    try:
+        held = read_meta(best_path)["epoch"] if best_path.exists() else None
+    except DataError:
+        held = "unreadable"
     if held == best["epoch"]:
         return None
     copy_checkpoint(last_path, best_path)
-    was = "was missing" if held is None else f"held epoch {held}"
+    was = {None: "was missing", "unreadable": "was unreadable"}.get(held, f"held epoch {held}")
     return f"repaired {best_path}: it {was}, the run's best is epoch {best['epoch']} (from {last_path})"
 
 

@@ -55,12 +55,15 @@ from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
 from sescratch.train import distributed, rundir
 from sescratch.train.rundir import CheckpointWriteError
-from sescratch.train.metrics import MetricsLog, plot_curves, topk_correct
+from sescratch.train.metrics import EpochTally, MetricsLog, plot_curves
 from sescratch.train.optim import SGD
 from sescratch.train.schedules import make_schedule
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "CheckpointWriteError", "fit", "print_epoch"]
 
+
+
+GPU_READ_EVERY = 16  # batches between reads of the loss and counts from a GPU (one sync each)
 
 
 class TrainingDiverged(SescratchError):
@@ -237,6 +240,8 @@ class Trainer:
                                 shard=None if self.dist is None else (self.dist.rank, self.dist.size))
         n_iter, n_train = len(batches), len(self.data.y_train)
         p = self.partial or {"loss_sum": 0.0, "top1": 0, "top5": 0, "seen": 0, "time_s": 0.0}
+        # on a GPU the loss and counts stay there and are read every GPU_READ_EVERY batches
+        tally = EpochTally(p, every=1 if self.device == "cpu" or self.dist is not None else GPU_READ_EVERY)
         stream = iter(batches)
         for _ in range(self.iteration):  # replay the draws of batches done before a resume
             next(stream)
@@ -246,15 +251,16 @@ class Trainer:
         for xb, yb in stream:
             t = self.epoch + (self.iteration / n_iter if cfg.schedule_unit == "iteration" else 0)
             self.optimizer.lr = self.schedule(t)
-            xb, yb_dev = to_device(xb, self.device), to_device(yb, self.device)
+            xb = to_device(xb, self.device)  # the labels stay on the host: the loss checks them there
             model.set_rng(self.dropout_rng())
             logits = model(xb)  # N,K
-            loss, dlogits = softmax_cross_entropy(logits, yb_dev, label_smoothing=cfg.label_smoothing)
-            loss = float(loss)
-            if not math.isfinite(loss) and self.dist is None:  # distributed: decided by all, below
-                bar.close()
-                self._diverged(f"loss became {loss} at epoch {self.epoch + 1}, batch "
-                               f"{self.iteration + 1} (lr {self.optimizer.lr:.4g})")
+            loss, dlogits = softmax_cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if tally.every == 1:  # on the CPU (and distributed) the loss is read at once
+                loss = float(loss)
+                if not math.isfinite(loss) and self.dist is None:  # distributed: decided by all, below
+                    bar.close()
+                    self._diverged(f"loss became {loss} at epoch {self.epoch + 1}, batch "
+                                   f"{self.iteration + 1} (lr {self.optimizer.lr:.4g})")
             if self.dist is not None:  # issue 14 (H9): an uneven shard's weight (1 when even)
                 dlogits = self.dist.weigh(dlogits, len(yb), self.iteration, n_train, cfg.batch_size)
             model.zero_grad()
@@ -267,31 +273,44 @@ class Trainer:
                     self._diverged(f"the loss became NaN or infinite on a rank at epoch {self.epoch + 1}, "
                                    f"batch {self.iteration + 1} (lr {self.optimizer.lr:.4g})")
             self.optimizer.step()
-            logits_np = to_numpy(logits)
-            p["loss_sum"] += loss * len(yb)
-            p["top1"] += topk_correct(logits_np, yb, 1)
-            p["top5"] += topk_correct(logits_np, yb, 5)
-            p["seen"] += len(yb)
+            tally.add(loss, logits, yb)
             self.iteration += 1
+            if tally.due:
+                self._read_tally(tally, bar)
             p["time_s"] = time.perf_counter() - t0
             if cfg.save_every and self.iteration % cfg.save_every == 0 and self.iteration < n_iter:
+                self._read_tally(tally, bar)
                 self.partial = p
                 self.save("last.npz", start_state)
                 self.partial = None
             bar.update(1)
-            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
-                            acc=f"{p['top1'] / p['seen']:.3f}",
-                            img_s=f"{p['seen'] / max(p['time_s'], 1e-9):.0f}")
+            if p["seen"]:  # as of the last read of the tally
+                bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}",
+                                acc=f"{p['top1'] / p['seen']:.3f}",
+                                img_s=f"{p['seen'] / max(p['time_s'], 1e-9):.0f}")
             if self._stop_requested() and self.iteration < n_iter:
+                self._read_tally(tally, bar)
                 bar.close()
                 self.partial = p
                 path = self.save("last.npz", start_state)
                 print(f"\ninterrupted: saved {path} (epoch {self.epoch + 1}, batch "
                       f"{self.iteration}/{n_iter}); continue with --resume")
                 return False
+        self._read_tally(tally, bar)
+        p["time_s"] = time.perf_counter() - t0  # after the last read: the GPU's work is done
         bar.close()
         self._end_epoch(p, n_iter)
         return True
+
+    def _read_tally(self, tally: EpochTally, bar) -> None:
+        """Add the pending batches' losses and counts to the epoch's; stop if a loss was not finite."""
+        pending = tally.pending
+        bad = tally.flush()
+        if bad is not None:
+            i, loss = bad
+            bar.close()
+            self._diverged(f"loss became {loss} at epoch {self.epoch + 1}, batch "
+                           f"{self.iteration - pending + i + 1} (lr {self.optimizer.lr:.4g})")
 
     def _end_epoch(self, p: dict, n_iter: int) -> None:
         if self.dist is not None:  # issue 14 (H9): the epoch's counts over all ranks, BN buffers averaged

@@ -32,7 +32,7 @@ def test_safetensors_written_by_the_numpy_api_needs_no_torch(tmp_path, monkeypat
     safetensors_numpy = pytest.importorskip("safetensors.numpy")
     _, state = small_state()
     path = tmp_path / "w.safetensors"
-    safetensors_numpy.save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+    safetensors_numpy.save_file({k: np.array(v, order="C") for k, v in state.items()}, str(path))
     import sys
 
     monkeypatch.setitem(sys.modules, "torch", None)  # importing torch now fails

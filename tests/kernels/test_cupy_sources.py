@@ -46,16 +46,16 @@ def test_every_cupy_entry_is_a_function_of_its_name_in_the_family():
         assert value in _defined_functions(imported[value]), f"{imported[value]}.py defines no {value}()"
 
 
-def test_the_cupy_kernel_strings_parse_as_python_and_name_their_kernels():
+def test_every_cupy_kernel_has_a_unique_sescratch_name():
     """Each ElementwiseKernel/ReductionKernel call has a literal, unique ``sescratch_`` name."""
     names = []
     for path in sorted(FAMILY.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
                     "ElementwiseKernel", "ReductionKernel", "RawKernel"):
-                assert node.func.attr != "RawKernel", f"{path.name}: a RawKernel (not checked by CuPy's types)"
-                literal = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-                names.append((path.name, literal[-1]))
+                assert node.func.attr != "RawKernel", f"{path.name}: a RawKernel (CuPy checks no types)"
+                strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                names.append((path.name, strings[-1]))  # the kernel's name comes last
     assert names, "no CuPy kernels found"
     for module, name in names:
         assert name.startswith("sescratch_"), (module, name)

@@ -4,7 +4,8 @@ Numba (and CuPy, which skips without a GPU), float64 to 1e-10 and float32 to 1e-
 relative), on hypothesis-drawn shapes: 3-wide kernels at stride 1 and 2 (the fused fast paths
 of the Numba kernels) and any other width, stride, padding and channel multiplier (their
 general paths), 1x1 planes and padding larger than the kernel included; plus the MobileNet
-shape of the last stage (4x4 planes, where borders are half the plane).
+shapes of the last stages (4x4 planes, where borders are half the plane) and planes large
+enough to be processed a few images at a time.
 """
 import numpy as np
 import pytest
@@ -63,3 +64,12 @@ def test_depthwise_kernels_equal_the_reference(family, dtype, fast, data):
 @pytest.mark.parametrize("H, stride", [(4, 1), (8, 2), (7, 2)])
 def test_depthwise_kernels_at_mobilenet_shapes(family, dtype, H, stride):
     check(family, dtype, (8, 32, H, H), (32, 1, 3, 3), (stride, stride), (1, 1), True, H)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("stride, multiplier", [(1, 1), (2, 2)])
+def test_depthwise_kernels_over_several_tall_planes(family, stride, multiplier):
+    """60x60 planes: the Numba kernels stack 4 images per tall plane, so a batch of 6 takes a
+    full and a short pass (the short one must not read the stale end of the full one)."""
+    check(family, np.float64, (6, 2, 60, 60), (2 * multiplier, 1, 3, 3), (stride, stride), (1, 1),
+          True, stride)

@@ -26,13 +26,13 @@ TOL = 5e-4
 # name: (narrow options, input shape, grouping): ``None`` checks every tensor on its own; ``2``
 # moves the tensors of one module (first two parts of their names: ``inception_3a.branch_3x3``)
 # along one joint direction, unit norm per tensor, so the 240-tensor Inception nets need ~45
-# checks instead of 240 (each tensor still takes part)
+# checks instead of 240 and ShuffleNet one per unit (each tensor still takes part)
 SMALL = {
     "vgg16_bn_cifar": ({"width": 2}, (2, 3, 16, 16), None),
     "bn_inception_cifar": ({}, (2, 3, 16, 16), 2),
     "inception_resnet_v2_cifar": ({}, (2, 3, 16, 16), 2),
     "mobilenet_v1_cifar": ({"width_multiplier": 0.125}, (2, 3, 16, 16), None),
-    "shufflenet_v1_g3_cifar": ({}, (2, 3, 8, 8), None),
+    "shufflenet_v1_g3_cifar": ({}, (4, 3, 8, 8), 2),
 }
 NAMES = [n for base in SMALL for n in (base, f"se_{base}")]
 

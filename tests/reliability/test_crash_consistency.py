@@ -22,7 +22,7 @@ def test_kill_between_last_and_best_is_repaired_on_resume(tmp_path, straight_run
     evaluated = run_cli("eval", "--checkpoint", out / "best.npz", "--backend", "numpy")
     assert evaluated.returncode == 0, evaluated.stderr  # eval repairs best.npz first
     assert "repaired" in evaluated.stderr and load_checkpoint(out / "best.npz").epoch == 1
-    (out / "best.npz").unlink()
+    (out / "best.npz").write_bytes(b"damaged")  # unreadable: repaired as well
     resumed = run_cli("train", "--out", out, "--resume", "--epochs", "1", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert "repaired" in resumed.stderr and "best.npz" in resumed.stderr

@@ -1,4 +1,5 @@
 """Hostile files: pickle bombs in dataset batches, tampered checkpoints, odd arrays at the ops."""
+import copy
 import json
 import pickle
 import time
@@ -82,7 +83,7 @@ def good_checkpoint(tmp_path_factory):
 
 def tampered(ckpt, **changes):
     parts = dict(model_state=dict(ckpt.model_state), optim_state=dict(ckpt.optim_state),
-                 rng_state=ckpt.rng_state, config=dict(ckpt.config), meta=dict(ckpt.meta))
+                 **copy.deepcopy(dict(rng_state=ckpt.rng_state, config=ckpt.config, meta=ckpt.meta)))
     for key, change in changes.items():
         change(parts[key])
     return parts

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sescratch import models
 from sescratch.cli import build_parser, main
 from sescratch.errors import UsageError
-from sescratch.train import TrainConfig, fit, make_schedule
+from sescratch.train import TrainConfig, make_schedule
 from sescratch.train.cli import config_from_args
 from sescratch.train.config import model_options
 from tests.reliability.conftest import TINY

@@ -24,14 +24,14 @@ _GEOMETRY = ("int32 C, int32 M, int32 H, int32 W, int32 KH, int32 KW, int32 SH, 
              "int32 PH, int32 PW, int32 OH, int32 OW")
 
 _forward = cp.ElementwiseKernel(
-    "raw T x, raw T w, raw T b, bool has_bias, " + _GEOMETRY,
+    "raw T x, raw T w, raw T b, " + _GEOMETRY,
     "T y",
     """
     const int ow = i % OW, oh = (i / OW) % OH;
     const ptrdiff_t nk = i / ((ptrdiff_t)OW * OH);     // n * K + k
     const int K = C * M, k = nk % K;
     const ptrdiff_t plane = (nk / K * C + k / M) * (ptrdiff_t)H * W;
-    T s = has_bias ? b[k] : (T)0;
+    T s = b[k];
     for (int kh = 0; kh < KH; ++kh) {
         const int ih = oh * SH - PH + kh;
         if (ih < 0 || ih >= H) continue;
@@ -109,8 +109,8 @@ def depthwise_conv2d_forward(x, w, b, stride, padding):
     x, w = cp.ascontiguousarray(x), cp.ascontiguousarray(w)
     N, K, OH, OW, geometry = _geometry(x, w, stride, padding)
     y = cp.empty((N, K, OH, OW), dtype=x.dtype)
-    bias = w if b is None else cp.ascontiguousarray(b)  # any array of dtype T when unused
-    _forward(x, w, bias, b is not None, *geometry, y)
+    bias = cp.zeros(K, dtype=x.dtype) if b is None else cp.ascontiguousarray(b)
+    _forward(x, w, bias, *geometry, y)
     return y
 
 

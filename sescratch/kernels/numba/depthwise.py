@@ -1,4 +1,4 @@
-"""Depthwise convolution kernels (Numba, CPU): ``groups == C``, plane by plane.
+"""Depthwise convolution kernels (Numba, CPU): ``groups == C``, a channel of the batch at a time.
 
 Kernels ``depthwise_conv2d_forward`` and ``depthwise_conv2d_backward``, same arguments and
 results as ``sescratch.ops.depthwise_conv2d_forward_reference`` / ``..._backward_reference``:
@@ -9,21 +9,25 @@ results as ``sescratch.ops.depthwise_conv2d_forward_reference`` / ``..._backward
 x (N, C, H, W), w (K, 1, KH, KW) with K = M C (output channel ``k = c M + m`` reads input
 channel ``c``), y (N, K, OH, OW).
 
-Each task of the ``prange`` owns a run of consecutive planes and small buffers of one plane. It
-copies each input plane into a zero-bordered buffer once, so no loop checks bounds, however
-small the planes (4x4 at the end of a CIFAR MobileNet, where the borders are half the plane).
-The loops run over *flat* planes: the padded plane has ``Hp = H + 2 PH`` rows of ``Wp``
-(``W + 2 PW`` rounded up to a multiple of SW), an output plane is held at row stride
-``G = SH Wp / SW`` (``j = oh G + ow``; the entries between its rows are unused in the forward
-and zero in the backward), and tap (kh, kw) of output ``j`` then reads ``pad[kh Wp + kw + SW j]``.
-So each kernel row is one long loop over the plane (not one short loop per output row) and each
-dw entry one dot product per plane. For the 3-wide kernels of MobileNet and ShuffleNet the three
-taps of a kernel row are fused into one pass (``KW == 3``); other widths loop over the taps.
+Each task of the ``prange`` owns a run of channels and buffers holding one channel of the whole
+batch, the images' planes stacked into one *tall* zero-bordered plane. Each input plane is
+copied into it once, so no loop checks bounds, and every loop runs over the whole batch at once,
+however small the planes (4x4 at the end of a CIFAR MobileNet: per-plane loops would be 16
+iterations long, and half the plane border). The loops run over *flat* planes: the tall padded
+plane has rows of ``Wp`` (``W + 2 PW`` rounded up to a multiple of SW), ``Hq`` rows per image
+(``H + 2 PH`` rounded up to a multiple of SH); the output is held at row stride
+``G = SH Wp / SW`` with ``Rq = Hq / SH`` rows per image (``j = (n Rq + oh) G + ow``). Tap
+(kh, kw) of output ``j`` then reads ``pad[kh Wp + kw + SW j]``: each kernel row is one long loop
+and each dw entry one dot product. The outputs between the rows and between the images (windows
+straddling two images) are computed and dropped in the forward; in the backward the output
+gradient is zero there, so they add nothing. For the 3-wide kernels of MobileNet and ShuffleNet
+the three taps of a kernel row are fused into one pass (``KW == 3``); other widths loop over the
+taps.
 
-The forward writes output plane (n, k) alone; the backward writes input plane (n, c) of dx
-(through a padded buffer, cropped back) and the per-image partial sums ``dw_part[n, k]`` and
-``db_part[n, k]``, reduced over the batch afterwards: no two tasks write the same memory, no
-atomics. Sums accumulate in the dtype of the arrays, as PyTorch's float32 kernels do.
+The forward writes output channel k of every image alone; the backward writes input channel c
+of dx (through the tall padded buffer, cropped back) and dw, db of its M output channels: no two
+tasks write the same memory, no atomics, no reduction over the batch afterwards. Sums accumulate
+in the dtype of the arrays, as PyTorch's float32 kernels do.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from sescratch.ops.window import conv_output_size
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
 _FAST = {"reassoc", "contract"}  # reorder sums (vectorised reductions); NaN and inf kept
+_TALL = 16384  # elements of a tall plane (64 KiB in float32, within L2): images stacked per pass
 
 
 @njit(cache=True, inline="always")
@@ -66,22 +71,28 @@ def _y1(yflat, line, wv, S, L):
 
 @njit(cache=True, inline="always")
 def _flat_geometry(N, H, W, KH, SH, SW, PH, PW, OH, OW):
-    """The tall flat layout (module docstring): rows ``Wp``, rows per image ``Hq`` (input) and
-    ``Rq`` (output), output row stride ``G``, flat extent ``L`` of the batch's output."""
+    """The tall flat layout (module docstring): row length ``Wp``, rows per image ``Hq`` (input)
+    and ``Rq`` (output), output row stride ``G``, and ``B``, the images per tall plane."""
     Wp = -(-(W + 2 * PW) // SW) * SW
     Hq = -(-(H + 2 * PH) // SH) * SH
-    G, Rq = SH * Wp // SW, Hq // SH
-    return Wp, Hq, G, Rq, ((N - 1) * Rq + OH - 1) * G + OW
+    B = max(1, min(N, _TALL // (Hq * Wp)))
+    return Wp, Hq, SH * Wp // SW, Hq // SH, B
 
 
 @njit(cache=True, inline="always")
-def _load_batch(pad, x3, c, C, Hq, Wp, PH, PW):
-    """Image n's plane of channel c into rows ``n Hq + PH ...`` of the zero-bordered tall ``pad``,
-    row by row through 1-D views (every index provably >= 0, see the note above ``_y3``)."""
-    N, H, W = x3.shape[0] // C, x3.shape[1], x3.shape[2]
-    for n in range(N):
+def _extent(b, Rq, G, OH, OW):
+    """Flat extent of the outputs of ``b`` stacked images."""
+    return ((b - 1) * Rq + OH - 1) * G + OW
+
+
+@njit(cache=True, inline="always")
+def _load_batch(pad, x3, c, C, n0, b, Hq, Wp, PH, PW):
+    """Planes of channel c of images ``n0 ... n0 + b - 1`` into rows ``i Hq + PH ...`` of the
+    zero-bordered tall ``pad``, row by row through 1-D views (indices provably >= 0)."""
+    H, W = x3.shape[1], x3.shape[2]
+    for i in range(b):
         for h in range(H):
-            dst, src = pad[(n * Hq + PH + h) * Wp + PW:], x3[n * C + c, h]
+            dst, src = pad[(i * Hq + PH + h) * Wp + PW:], x3[(n0 + i) * C + c, h]
             for w in range(W):
                 dst[w] = src[w]
 
@@ -92,37 +103,37 @@ def _forward(x3, w3, bias, M, SH, SW, PH, PW, tasks, y3):
     K, KH, KW = w3.shape
     NK, OH, OW = y3.shape
     C, N = K // M, NK // K
-    Wp, Hq, G, Rq, L = _flat_geometry(N, H, W, KH, SH, SW, PH, PW, OH, OW)
+    Wp, Hq, G, Rq, B = _flat_geometry(N, H, W, KH, SH, SW, PH, PW, OH, OW)
     for task in prange(tasks):
         start, stop = _span(task, tasks, K)
-        pad = np.zeros(N * Hq * Wp, dtype=x3.dtype)  # channel c of every image, zero-bordered
-        yflat = np.empty(L, dtype=x3.dtype)  # channel k of every image, at row stride G
-        loaded = -1
-        for k in range(start, stop):  # output channel k, all images at once
+        pad = np.zeros(B * Hq * Wp, dtype=x3.dtype)  # channel c of B images, zero-bordered
+        yflat = np.empty(_extent(B, Rq, G, OH, OW), dtype=x3.dtype)  # channel k, row stride G
+        for k in range(start, stop):  # output channel k of every image
             c = k // M  # its input channel
-            if c != loaded:
-                _load_batch(pad, x3, c, C, Hq, Wp, PH, PW)
-                loaded = c
-            for j in range(L):
-                yflat[j] = bias[k]
-            for kh in range(KH):
-                line = pad[kh * Wp:]
-                if KW == 3:
-                    w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
-                    if SW == 1:
-                        _y3(yflat, line, w0, w1, w2, 1, L)
-                    elif SW == 2:
-                        _y3(yflat, line, w0, w1, w2, 2, L)
+            for n0 in range(0, N, B):
+                b = min(B, N - n0)
+                L = _extent(b, Rq, G, OH, OW)
+                _load_batch(pad, x3, c, C, n0, b, Hq, Wp, PH, PW)
+                for j in range(L):
+                    yflat[j] = bias[k]
+                for kh in range(KH):
+                    line = pad[kh * Wp:]
+                    if KW == 3:
+                        w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
+                        if SW == 1:
+                            _y3(yflat, line, w0, w1, w2, 1, L)
+                        elif SW == 2:
+                            _y3(yflat, line, w0, w1, w2, 2, L)
+                        else:
+                            _y3(yflat, line, w0, w1, w2, SW, L)
                     else:
-                        _y3(yflat, line, w0, w1, w2, SW, L)
-                else:
-                    for kw in range(KW):
-                        _y1(yflat, line[kw:], w3[k, kh, kw], SW, L)
-            for n in range(N):  # the windows straddling two images are dropped
-                for oh in range(OH):
-                    dst, src = y3[n * K + k, oh], yflat[(n * Rq + oh) * G:]
-                    for ow in range(OW):
-                        dst[ow] = src[ow]
+                        for kw in range(KW):
+                            _y1(yflat, line[kw:], w3[k, kh, kw], SW, L)
+                for i in range(b):  # the windows straddling two images are dropped
+                    for oh in range(OH):
+                        dst, src = y3[(n0 + i) * K + k, oh], yflat[(i * Rq + oh) * G:]
+                        for ow in range(OW):
+                            dst[ow] = src[ow]
 
 
 @njit(cache=True, inline="always")
@@ -169,59 +180,68 @@ def _tap(g, line, dline, wv, S, L, zero):
 @njit(parallel=True, cache=True, fastmath=_FAST)
 def _backward(dy3, x3, w3, M, SH, SW, PH, PW, tasks, dx3, dw, db):
     """dx, dw and db in the tall flat layout of the module docstring, one input channel (and its
-    M output channels) at a time. dw: three dot products per kernel row (``_dw3``) over the whole
-    batch; dx: for stride 1 and 2 a gather (``_dx3_*``: one store per pixel) reading ``g``
-    through zero margins of ``E`` on both sides; else a scatter per tap. Between the images,
-    ``g`` is zero, so the windows straddling two images add nothing."""
+    M output channels) at a time. dw: three dot products per kernel row (``_dw3``), summed over
+    the tall planes of the batch; dx: for stride 1 and 2 a gather (``_dx3_*``: one store per
+    pixel) reading ``g`` through zero margins of ``E`` on both sides; else a scatter per tap.
+    Between the rows and the images ``g`` is zero, so the windows there add nothing."""
     NC, H, W = x3.shape
     K, KH, KW = w3.shape
     NK, OH, OW = dy3.shape
     C, N = K // M, NK // K
-    Wp, Hq, G, Rq, L = _flat_geometry(N, H, W, KH, SH, SW, PH, PW, OH, OW)
+    Wp, Hq, G, Rq, B = _flat_geometry(N, H, W, KH, SH, SW, PH, PW, OH, OW)
     E = 2  # zero margin of g on each side, for the gathers of _dx3_* (which assume 2)
     fast = KW == 3 and SW <= 2
     zero = np.zeros(1, dtype=x3.dtype)[0]
     for task in prange(tasks):
         start, stop = _span(task, tasks, C)
-        pad = np.zeros(N * Hq * Wp + E, dtype=x3.dtype)  # channel c of every image, bordered
+        pad = np.zeros(B * Hq * Wp + E, dtype=x3.dtype)  # channel c of B images, bordered
         dpad = np.empty_like(pad)  # its gradient, borders included (+ E for _dx3_stride2)
-        gbuf = np.zeros(E + L + E, dtype=x3.dtype)  # dy of channel k at row stride G; gaps 0
-        g = gbuf[E: E + L]
+        gbuf = np.zeros(E + _extent(B, Rq, G, OH, OW) + E, dtype=x3.dtype)  # dy, row stride G
+        g = gbuf[E:]
         for c in range(start, stop):  # input channel c: its dx, and dw/db of its M outputs
-            _load_batch(pad, x3, c, C, Hq, Wp, PH, PW)
-            for i in range(dpad.shape[0]):
-                dpad[i] = 0
             for m in range(M):
-                k = c * M + m
-                total = zero
-                for n in range(N):
-                    for oh in range(OH):
-                        dst, src = g[(n * Rq + oh) * G:], dy3[n * K + k, oh]
-                        for ow in range(OW):
-                            dst[ow] = src[ow]
-                            total += src[ow]
-                db[k] = total
-                for kh in range(KH):
-                    row = kh * Wp
-                    if fast:
-                        w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
-                        line, dline = pad[row:], dpad[row:]  # views: indices provably >= 0
-                        if SW == 1:
-                            a = _dw3(g, line, 1, L, zero)
-                            _dx3_stride1(dline, gbuf, w0, w1, w2, L)
+                db[c * M + m] = zero
+                dw[c * M + m] = zero
+            for n0 in range(0, N, B):
+                b = min(B, N - n0)
+                L = _extent(b, Rq, G, OH, OW)
+                _load_batch(pad, x3, c, C, n0, b, Hq, Wp, PH, PW)
+                for i in range(dpad.shape[0]):
+                    dpad[i] = 0
+                for m in range(M):
+                    k = c * M + m
+                    total = zero
+                    for i in range(b):
+                        for oh in range(OH):
+                            dst, src = g[(i * Rq + oh) * G:], dy3[(n0 + i) * K + k, oh]
+                            for ow in range(OW):
+                                dst[ow] = src[ow]
+                                total += src[ow]
+                    g[L] = g[L + 1] = zero  # the gathers read 2 past the end (a last, short chunk)
+                    db[k] += total
+                    for kh in range(KH):
+                        row = kh * Wp
+                        if fast:
+                            w0, w1, w2 = w3[k, kh, 0], w3[k, kh, 1], w3[k, kh, 2]
+                            line, dline = pad[row:], dpad[row:]  # views: indices provably >= 0
+                            if SW == 1:
+                                a = _dw3(g, line, 1, L, zero)
+                                _dx3_stride1(dline, gbuf, w0, w1, w2, L)
+                            else:
+                                a = _dw3(g, line, 2, L, zero)
+                                _dx3_stride2(dline, gbuf, w0, w1, w2, L)
+                            dw[k, kh, 0] += a[0]
+                            dw[k, kh, 1] += a[1]
+                            dw[k, kh, 2] += a[2]
                         else:
-                            a = _dw3(g, line, 2, L, zero)
-                            _dx3_stride2(dline, gbuf, w0, w1, w2, L)
-                        dw[k, kh, 0], dw[k, kh, 1], dw[k, kh, 2] = a
-                    else:
-                        for kw in range(KW):
-                            dw[k, kh, kw] = _tap(g, pad[row + kw:], dpad[row + kw:],
-                                                 w3[k, kh, kw], SW, L, zero)
-            for n in range(N):  # the padding's share of the gradient is dropped
-                for h in range(H):
-                    dst, src = dx3[n * C + c, h], dpad[(n * Hq + PH + h) * Wp + PW:]
-                    for w in range(W):
-                        dst[w] = src[w]
+                            for kw in range(KW):
+                                dw[k, kh, kw] += _tap(g, pad[row + kw:], dpad[row + kw:],
+                                                      w3[k, kh, kw], SW, L, zero)
+                for i in range(b):  # the padding's share of the gradient is dropped
+                    for h in range(H):
+                        dst, src = dx3[(n0 + i) * C + c, h], dpad[(i * Hq + PH + h) * Wp + PW:]
+                        for w in range(W):
+                            dst[w] = src[w]
 
 
 def _sizes(x, w, stride, padding):
