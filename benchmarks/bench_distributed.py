@@ -151,7 +151,7 @@ def model_steps(step_1: float, nbytes: float, bn_layers: int, bn_channels: float
 def plot(models: dict, path: Path) -> None:
     from sescratch.plotting import figure
 
-    fig, axes = figure(1, 2, figsize=(10, 3.8))
+    fig, axes = figure(1, 2, figsize=(10, 4.4))
     for (label, entry), style in zip(models.items(), ("-", "--", ":", "-.")):
         for link, color in zip(LINKS, ("tab:blue", "tab:red")):
             m = entry["model"][link]
@@ -165,8 +165,8 @@ def plot(models: dict, path: Path) -> None:
     for ax in axes:
         ax.set_xticks(MACHINES, [str(n) for n in MACHINES])
         ax.grid(True, alpha=0.3)
-    axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="lower left")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=4)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path, dpi=110)
 
 

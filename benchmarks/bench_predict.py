@@ -8,8 +8,8 @@ Both sides run the same weights (random, with BN statistics) in float32 and eval
 PyTorch's is the independent definition of the SENet release in ``tests/interop/release_senet.py``
 (``torch.inference_mode``, its default threads). The parent process writes the weights once, in
 the release's naming; each side builds its model from that file in its own process, so the peak
-resident memory (``ru_maxrss``) is its own, and "model + one image" subtracts the peak before the
-model was built. Prints the median latency over the repeats after one warm-up, the ratio
+resident memory (``ru_maxrss``) is its own; the "+N MiB" is how far building the model and the
+forwards raised it above the peak reached by the imports. Prints the median latency over the repeats after one warm-up, the ratio
 ours / torch, and the agreement of the logits.
 """
 import json
@@ -84,7 +84,7 @@ def main(name: str = "se_resnet50", repeats: int = 10) -> None:
     print(f"{name}, one 3x224x224 image, float32, CPU ({os.cpu_count()} cores), {repeats} repeats")
     for r in (ours, theirs):
         print(f"  {r['side']:5s}  median {1000 * r['median_s']:8.1f} ms  (first {1000 * r['first_s']:.0f} ms)  "
-              f"peak RSS {r['peak_mib']:.0f} MiB  (model + one image {r['model_mib']:.0f} MiB)")
+              f"peak RSS {r['peak_mib']:.0f} MiB  (+{r['model_mib']:.0f} MiB over the peak after imports)")
     print(f"  ratio ours / torch: {ours['median_s'] / theirs['median_s']:.2f}x;  logits max rel. difference "
           f"{np.abs(a - b).max() / np.abs(b).max():.1e}")
 

@@ -251,7 +251,8 @@ def to_device(obj: Any, device: str) -> Any:
     if device == "gpu" and not cupy_available():
         raise ValueError(
             "to_device: device 'gpu' requested but CuPy with a GPU is not available "
-            "(install the 'cuda' extra, cupy-cuda12x, on a machine with an NVIDIA GPU)"
+            "(install the extra that matches the CUDA driver, 'cuda12' (cupy-cuda12x) or 'cuda13' "
+            "(cupy-cuda13x), on a machine with an NVIDIA GPU)"
         )
     return _move(obj, device)
 

@@ -1,7 +1,8 @@
 """Helpers the tests share (import as ``from tests.helpers import ...``).
 
 The kernel tests (``tests/kernels``) take their families, tolerances and error measure from
-here, so that every kernel is held to one standard.
+here, so that every kernel is held to one standard; the resume tests (``tests/train``,
+``tests/reliability``) compare checkpoints with :func:`assert_same_checkpoint`.
 """
 import numpy as np
 import pytest
@@ -62,3 +63,21 @@ def family_modules(family):
 
         return backend.family_kernels("cupy"), cupy
     return backend.family_kernels("numba"), np
+
+
+def assert_same_checkpoint(a, b):
+    """Two checkpoint files hold bit-identical weights, optimiser state and generator state, and
+    the same history (timings aside): what an uninterrupted run and a resumed one must share."""
+    from sescratch.train import load_checkpoint
+
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca.model_state.keys() == cb.model_state.keys()
+    for name in ca.model_state:
+        np.testing.assert_array_equal(ca.model_state[name], cb.model_state[name], err_msg=name)
+    assert ca.optim_state.keys() == cb.optim_state.keys()
+    for name in ca.optim_state:
+        np.testing.assert_array_equal(ca.optim_state[name], cb.optim_state[name], err_msg=name)
+    assert ca.rng_state == cb.rng_state
+    timing = ("epoch_time_s", "train_images_per_s", "elapsed_s")
+    rows = [[{k: v for k, v in r.items() if k not in timing} for r in c.meta["history"]] for c in (ca, cb)]
+    assert rows[0] == rows[1]

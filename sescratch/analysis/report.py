@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sescratch.io import atomic_write_text
+from sescratch.io import atomic_open, atomic_write_text
 from sescratch.plotting import figure
 
 __all__ = ["build_report", "write_report", "markdown_table", "plot_report", "plot_curves"]
@@ -141,7 +141,8 @@ def plot_report(report: dict, path: str | os.PathLike) -> Path:
     fig.suptitle(report["title"], fontsize=10)
     fig.tight_layout(rect=(0, 0.06 if columns == 3 else 0.15, 1, 1))
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
+        fig.savefig(f, dpi=90, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -163,7 +164,8 @@ def plot_curves(report: dict, path: str | os.PathLike) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
+        fig.savefig(f, dpi=90, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -175,7 +177,7 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     paths = {"json": out / f"{name}.json", "md": out / f"{name}.md", "png": out / f"{name}.png",
              "curves": out / f"{name}_curves.png"}
     atomic_write_text(paths["json"], json.dumps(report, indent=1))
-    paths["md"].write_text(markdown_table(report))
+    atomic_write_text(paths["md"], markdown_table(report))
     plot_report(report, paths["png"])
     plot_curves(report, paths["curves"])
     return paths

@@ -188,8 +188,7 @@ def run_export(args) -> int:
         print("note: no --weights: exporting a fresh initialisation", file=sys.stderr)
     else:
         print(report, file=sys.stderr)
-    shape = args.input or ((model.in_channels, 32, 32) if model.model_name.startswith(("resnet", "se_resnet"))
-                           and _is_cifar(model) else (model.in_channels, 224, 224))
+    shape = args.input or _default_input(model)
     if len(shape) != 3:
         raise UsageError(f"--input: expected C,H,W, got {','.join(map(str, shape))}")
     try:
@@ -201,5 +200,11 @@ def run_export(args) -> int:
     return 0
 
 
-def _is_cifar(model) -> bool:
-    return not hasattr(model.layer0, "pool")
+def _default_input(model) -> tuple[int, int, int]:
+    """The model's fixed input size if it has one, 224x224 for ImageNet networks, else 32x32."""
+    fixed = getattr(model, "input_size", None)
+    if fixed:
+        return (model.in_channels, *fixed)
+    stem = getattr(model, "layer0", None)
+    imagenet = stem is not None and hasattr(stem, "pool") or "cifar" not in model.model_name and stem is None
+    return (model.in_channels, 224, 224) if imagenet else (model.in_channels, 32, 32)

@@ -55,7 +55,7 @@ def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | No
 
     ours, report = prepare_weights(name, path, options)
     num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
-    in_channels = in_channels or _rows(ours, "layer0.conv1.weight", 1, path, "in_channels")
+    in_channels = in_channels or _in_channels(ours)
     model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
                           **{**options, **report.options})
     load_state(model, ours, naming=report.naming, init_missing=init_missing, report=report, source=str(path))
@@ -128,6 +128,14 @@ def _counter(value, target):
     """A batch counter stored as ``(1,)`` (some writers cannot store 0-d arrays) read as the scalar."""
     value = np.asarray(value)
     return value.reshape(()) if value.size == 1 and np.ndim(target) == 0 else value
+
+
+def _in_channels(state) -> int:
+    """The first convolution's input channels: ``layer0.conv1`` or the file's first 4-D tensor."""
+    first = state.get("layer0.conv1.weight")
+    if first is None:
+        first = next((v for v in state.values() if np.ndim(v) == 4), np.zeros((1, 3, 1, 1)))
+    return int(np.shape(first)[1])
 
 
 def _rows(state, key, axis, path, option) -> int:

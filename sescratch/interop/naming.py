@@ -34,10 +34,18 @@ NAMINGS = {
     "release": "SENet release port (pretrainedmodels: layer0.*, se_module.fc* as 1x1 convs)",
     "torchvision": "torchvision ResNet (conv1, bn1, layerS.B.*, fc)",
     "timm": "timm seresnet (conv1, bn1, layerS.B.se.fc*, fc)",
+    "bninception": "BN-Inception port (pretrainedmodels: inception_3a_1x1, inception_3a_1x1_bn, ...)",
 }
 
 # (our prefix, their prefix) of the torchvision-style namings
 _TORCHVISION_PREFIXES = (("layer0.conv1.", "conv1."), ("layer0.bn1.", "bn1."), ("last_linear.", "fc."))
+# BN-Inception port: flat names, the BN of conv X named X_bn; ours nest the units in modules
+_BNI_STEM = re.compile(r"^(conv1_7x7_s2|conv2_3x3_reduce|conv2_3x3)(_bn)?\.(.+)$")
+_BNI_MODULE = re.compile(r"^inception_(\d[a-e])_(double_3x3_reduce|double_3x3_1|double_3x3_2|3x3_reduce|3x3|1x1|"
+                         r"pool_proj)(_bn)?\.(.+)$")
+_BNI_BRANCH = {"1x1": "branch_1x1", "3x3_reduce": "branch_3x3.reduce", "3x3": "branch_3x3.conv",
+               "double_3x3_reduce": "branch_double_3x3.reduce", "double_3x3_1": "branch_double_3x3.conv1",
+               "double_3x3_2": "branch_double_3x3.conv2", "pool_proj": "branch_pool.proj"}
 _SE_FC_WEIGHT = re.compile(r"\.se_module\.fc[12]\.weight$")
 _TIMM_SE = re.compile(r"^(layer\d+\.\d+)\.se\.(fc[12]\.(weight|bias))$")
 
@@ -50,6 +58,8 @@ def detect_naming(state: dict) -> str:
         if se_fc and all(np.ndim(state[k]) == 4 for k in se_fc):
             return "release"
         return "sescratch"
+    if "conv1_7x7_s2.weight" in keys and "conv1_7x7_s2_bn.weight" in keys:
+        return "bninception"
     if "conv1.0.weight" in keys and "layer1.0.conv1.weight" in keys:
         raise ValueError("timm deep-stem ResNet weights (conv1.0, conv1.1, ...: the '-d'/'-t' variants such as "
                          "seresnet152d, seresnext26d_32x4d) have no sescratch equivalent")
@@ -74,6 +84,14 @@ def to_sescratch(state: dict, naming: str) -> dict[str, np.ndarray]:
 
 
 def _our_key(key: str, naming: str) -> str:
+    if naming == "bninception":
+        m = _BNI_STEM.match(key)
+        if m:
+            return f"{m.group(1)}.{'bn' if m.group(2) else 'conv'}.{m.group(3)}"
+        m = _BNI_MODULE.match(key)
+        if m:
+            return f"inception_{m.group(1)}.{_BNI_BRANCH[m.group(2)]}.{'bn' if m.group(3) else 'conv'}.{m.group(4)}"
+        return key
     if naming in ("torchvision", "timm"):
         for ours, theirs in _TORCHVISION_PREFIXES:
             if key.startswith(theirs):
@@ -86,12 +104,26 @@ def _our_key(key: str, naming: str) -> str:
 
 def file_key(ours: str, naming: str) -> str:
     """The name the file's naming gives to our key ``ours`` (for error messages)."""
+    if naming == "bninception":
+        return _bninception_key(ours)
     if naming not in ("torchvision", "timm"):
         return ours
     for prefix, theirs in _TORCHVISION_PREFIXES:
         if ours.startswith(prefix):
             return theirs + ours[len(prefix):]
     return ours.replace(".se_module.", ".se.")
+
+
+def _bninception_key(ours: str) -> str:
+    parts = ours.split(".")
+    if len(parts) >= 3 and parts[1] in ("conv", "bn") and parts[0].startswith("conv"):
+        return f"{parts[0]}{'_bn' if parts[1] == 'bn' else ''}." + ".".join(parts[2:])
+    for theirs, path in _BNI_BRANCH.items():
+        prefix = f"{parts[0]}.{path}."
+        if parts[0].startswith("inception_") and ours.startswith(prefix):
+            unit, rest = ours[len(prefix):].split(".", 1)
+            return f"{parts[0]}_{theirs}{'_bn' if unit == 'bn' else ''}.{rest}"
+    return ours
 
 
 def file_shape(ours: str, shape, naming: str) -> tuple:

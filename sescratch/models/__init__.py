@@ -3,6 +3,10 @@
 CIFAR family (3 stages, 16/32/64 channels): ``resnet20/32/44/56/110``, ``se_resnet20/32/44/56/110``.
 ImageNet family (the SENet release): ``resnet18/34/50/101/152``, ``se_resnet18/34/50/101/152``,
 ``resnext50_32x4d``, ``se_resnext50_32x4d``, ``se_resnext101_32x4d``, ``senet154``.
+The paper's other exemplars (:mod:`sescratch.models.exemplars`, each plain, ``se_`` and ``_cifar``):
+``vgg16_bn``, ``bn_inception``, ``inception_resnet_v2``, ``mobilenet_v1``, ``shufflenet_v1_g3``
+(their own options: ``width`` (VGG CIFAR), ``width_multiplier`` (MobileNet), ``groups``
+(ShuffleNet); SE options without ``placement``: each family fixes where SE goes).
 
 Options (each model accepts those that apply to it; others raise ``ValueError``):
 

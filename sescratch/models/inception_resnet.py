@@ -15,7 +15,10 @@ timm (a port of the TF-slim checkpoint), under the same names:
 Each ``conv2d_*``/branch conv is conv (no bias) -> BN (eps 0.001, TF's) -> ReLU. An
 Inception-ResNet block concatenates its branches, maps them back to the input width with a
 1x1 conv (with bias, ``conv2d``), scales the result and adds it to the input:
-``y = relu(x + scale * conv2d(concat(branches(x))))``. 55,843,464 parameters at 1000 classes.
+``y = relu(x + scale * conv2d(concat(branches(x))))``. 55,843,464 parameters at 1000 classes and
+13.16 G multiply-accumulates at 299. The paper's column says 11.75 GFLOPs, which this
+architecture does not give at 299 (nor near it: 11.72 G at 295, where the 35x35 grid drops to
+34x34); outputs and MAC counts are checked against Cadene's definition (tests/models).
 
 SE (``se_inception_resnet_v2``): the paper's SE-ResNet rule applied to the Inception-ResNet
 blocks (Fig. 3 with the Inception branch as the residual branch): SE on the residual branch,

@@ -27,7 +27,7 @@ bn_pw, relu_pw[, se_module]``), ``avg_pool``, ``last_linear``. Analysis labels `
 CIFAR (``mobilenet_v1_cifar``): a stride-1 3x3 stem and the same 13 blocks, with the first
 downsampling (block 2) removed: 32 -> 32 -> 16 -> 8 -> 4 (28 -> 28 -> 14 -> 7 -> 4), and width
 multiplier ``width_multiplier`` (MobileNet's alpha, channels ``int(alpha C)``) 0.5 by default:
-0.8 M parameters, 43 M MACs at 32x32.
+823,722 parameters (10 classes), 45 M MACs at 32x32.
 """
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ inside a unit ``conv1, bn1, relu1, shuffle, conv_dw, bn2, conv2, bn3[, se_module
 ``shortcut`` (the average pool) at stride 2), ``avg_pool``, ``last_linear``.
 
 CIFAR (``shufflenet_v1_g3_cifar``): a stride-1 3x3 stem to 24 channels and no max pool, then the
-same three stages and widths: 32 -> 16 -> 8 -> 4 (28 -> 14 -> 7 -> 4); 0.9 M parameters, 46 M MACs
-at 32x32 for 10 classes.
+same three stages and widths: 32 -> 16 -> 8 -> 4 (28 -> 14 -> 7 -> 4); 914,338 parameters, 43 M
+MACs at 32x32 for 10 classes.
 """
 from __future__ import annotations
 

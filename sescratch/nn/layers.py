@@ -28,7 +28,6 @@ __all__ = [
     "MaxPool2d",
     "Identity",
     "Sequential",
-    "conv_output_size",
 ]
 
 

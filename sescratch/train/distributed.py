@@ -16,6 +16,8 @@ exits non-zero. Checkpoints are written by rank 0 only, atomically, so the last 
 A NaN loss on any rank sets a flag in the same allreduce, and every rank stops together. At
 start, :meth:`DataParallel.check_same_run` compares a hash of the configuration and the data on
 all ranks. Without MPI (or with one process) :class:`Communicator` is a single-process stand-in.
+The collectives live in :mod:`sescratch.train.communicator`, the NCCL path in
+:mod:`sescratch.train.nccl`; the derivation of sync BN in ``docs/derivations/sync_batchnorm.md``.
 """
 from __future__ import annotations
 
@@ -31,107 +33,19 @@ from contextlib import contextmanager
 import numpy as np
 
 from sescratch.backend import get_array_module, to_numpy
-from sescratch.errors import SescratchError, UsageError
+from sescratch.errors import UsageError
+from sescratch.train.communicator import DEFAULT_TIMEOUT, Communicator, DistributedError, launched_size
 from sescratch.train.nccl import NcclAllreduce
 
 __all__ = ["Communicator", "DataParallel", "DistributedError", "NcclAllreduce", "DEFAULT_TIMEOUT",
-           "use_sync_batchnorm", "shard_bounds"]
+           "use_sync_batchnorm", "shard_bounds", "data_parallel", "failing_together", "launched_size",
+           "quiet_unless_root", "NoRunLock", "FAULT_ENV"]
 
-DEFAULT_TIMEOUT = 600.0  # seconds a rank waits in one collective before aborting the job
 # Test-only fault injection: "KIND:RANK:STEP" with KIND kill (SIGKILL itself), hang (sleep for
 # ever), nan (report a non-finite loss) or int (SIGINT itself) makes rank RANK fail at its
 # STEP-th gradient allreduce.
 FAULT_ENV = "SESCRATCH_TEST_FAULT"
-_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
-
-
-class DistributedError(SescratchError):
-    """A distributed run cannot start or continue (no MPI, a timed-out collective, ...)."""
-
-
-class Communicator:
-    """``rank``, ``size`` and the few collectives training needs, each bounded by ``timeout``.
-
-    ``comm`` is an ``mpi4py`` communicator, or None for one process (every collective is then
-    the identity). ``nccl`` (a :class:`NcclAllreduce`) reduces CuPy arrays on the GPU.
-    """
-
-    def __init__(self, comm=None, *, timeout: float = DEFAULT_TIMEOUT, nccl=None):
-        self.comm, self.timeout, self.nccl = comm, float(timeout), nccl
-        self.rank = comm.Get_rank() if comm is not None else 0
-        self.size = comm.Get_size() if comm is not None else 1
-        self.calls = 0  # allreduce_sum calls so far: names the collective that timed out
-
-    @classmethod
-    def world(cls, timeout: float = DEFAULT_TIMEOUT) -> "Communicator":
-        """``MPI.COMM_WORLD``; the single-process stand-in when not started by ``mpirun``."""
-        try:
-            from mpi4py import MPI
-        except ImportError:
-            launched = launched_size()
-            if launched > 1:
-                raise DistributedError(f"started as one of {launched} MPI processes, but mpi4py is "
-                                       "not installed: pip install -e '.[mpi]'") from None
-            return cls(None, timeout=timeout)
-        return cls(MPI.COMM_WORLD, timeout=timeout)
-
-    def allreduce_sum(self, flat):
-        """The element-wise sum of ``flat`` (a 1-D array) over all ranks, as a new array."""
-        self.calls += 1
-        if self.size == 1:
-            return flat.copy()
-        if get_array_module(flat) is not np:
-            if self.nccl is not None:
-                return self.nccl.allreduce_sum(flat, deadline=self._deadline(), on_timeout=self.abort)
-            return get_array_module(flat).asarray(self.allreduce_sum(to_numpy(flat)))
-        from mpi4py import MPI
-
-        flat = np.ascontiguousarray(flat)
-        out = np.empty_like(flat)
-        self._wait(self.comm.Iallreduce(flat, out, op=MPI.SUM),
-                   f"allreduce #{self.calls} ({flat.nbytes} bytes)")
-        return out
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            self._wait(self.comm.Ibarrier(), "barrier")
-
-    def allgather(self, obj) -> list:
-        """Every rank's ``obj`` (picklable), in rank order; a barrier first bounds the wait."""
-        if self.size == 1:
-            return [obj]
-        self.barrier()
-        return self.comm.allgather(obj)
-
-    def bcast(self, obj, root: int = 0):
-        """Rank ``root``'s ``obj`` on every rank (picklable); a barrier first bounds the wait."""
-        if self.size == 1:
-            return obj
-        self.barrier()
-        return self.comm.bcast(obj, root=root)
-
-    def _deadline(self) -> float:
-        return time.monotonic() + self.timeout
-
-    def _wait(self, request, what: str) -> None:
-        """Poll ``request`` until done; past the deadline, abort the whole job."""
-        deadline, spins = self._deadline(), 0
-        while not request.Test():
-            spins += 1
-            if spins > 2000:  # ~ a millisecond of spinning, then yield the core
-                time.sleep(0.0005)
-                if time.monotonic() > deadline:
-                    self.abort(f"{what} did not complete within {self.timeout:g} s: another rank "
-                               "has died or hangs")
-
-    def abort(self, message: str, code: int = 1) -> None:
-        """Print ``message`` (naming this rank) to stderr and end every rank of the job."""
-        print(f"sescratch: rank {self.rank}/{self.size}: {message}; aborting the whole job "
-              "(the checkpoints written so far are intact: continue with --resume)",
-              file=sys.stderr, flush=True)
-        if self.comm is None:
-            raise DistributedError(message)
-        self.comm.Abort(code)
+_LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 
 
 def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
@@ -179,8 +93,11 @@ class DataParallel:
                              "or --subset")
 
     def check_same_run(self, config: dict, x_train, y_train) -> None:
-        """Raise :class:`UsageError` on every rank when ranks disagree on configuration or data."""
-        data = f"{x_train.shape}:{zlib.crc32(np.ascontiguousarray(y_train).tobytes())}"
+        """Raise :class:`UsageError` on every rank when ranks disagree on configuration, data
+        (shape and a CRC of the labels) or sescratch version."""
+        from sescratch import __version__
+
+        data = f"{x_train.shape}:{zlib.crc32(np.ascontiguousarray(y_train).tobytes())}:{__version__}"
         text = json.dumps(config, sort_keys=True, default=str) + data
         mine = hashlib.sha256(text.encode()).hexdigest()
         hashes = self.comm.allgather(mine)
@@ -308,6 +225,10 @@ def data_parallel(config) -> DataParallel | None:
         return None
     comm = Communicator.world(timeout=config.comm_timeout)
     if config.backend == "cupy" and comm.size > 1:
+        import cupy
+
+        local = next((int(os.environ[v]) for v in _LOCAL_RANK_VARIABLES if v in os.environ), comm.rank)
+        cupy.cuda.Device(local % cupy.cuda.runtime.getDeviceCount()).use()  # one GPU per rank
         comm.nccl = NcclAllreduce(comm)
     return DataParallel(comm, sync_bn=config.sync_bn)
 
@@ -330,12 +251,6 @@ def failing_together(enabled: bool = True, prog: str = "sescratch train"):
         print(f"{prog}: error on rank {comm.rank}/{comm.size}: {exc or type(exc).__name__}",
               file=sys.stderr, flush=True)
         comm.comm.Abort(code)
-
-
-def launched_size() -> int:
-    """How many processes ``mpirun`` started (from its environment; 1 when not under MPI)."""
-    sizes = [os.environ.get(v, "") for v in _SIZE_VARIABLES]
-    return max([int(v) for v in sizes if v.isdigit()] or [1])
 
 
 def quiet_unless_root(timeout: float = DEFAULT_TIMEOUT) -> int:

@@ -38,8 +38,12 @@ def test_cli_parses_the_distributed_options():
     assert (config.distributed, config.sync_bn, config.dtype, config.comm_timeout) == (True, True, "float64", 30.0)
 
 
-def test_a_single_process_distributed_run_equals_a_plain_run(tmp_path):
+def test_a_single_process_distributed_run_equals_a_plain_run(tmp_path, monkeypatch):
     """Without mpirun, --distributed runs on the one-process stand-in: same numbers, bit for bit."""
+    from sescratch.train.communicator import Communicator
+
+    # the stand-in, even where mpi4py is installed: MPI is not initialised inside pytest
+    monkeypatch.setattr(Communicator, "world", classmethod(lambda cls, timeout=600.0: cls(None)))
     plain = fit(TrainConfig(**TINY, out_dir=str(tmp_path / "plain")))
     alone = fit(TrainConfig(**TINY, distributed=True, sync_bn=True, out_dir=str(tmp_path / "alone")))
     for (name, p), q in zip(plain.model.named_parameters(), alone.model.parameters()):

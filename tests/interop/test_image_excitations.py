@@ -35,6 +35,7 @@ def test_image_folder_classes_are_subfolders(tmp_path):
         load_image_folder(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_excitations_on_images_writes_fig6(tmp_path, capsys):
     root = image_folder(tmp_path / "imgs")
     weights = save_weights(models.create("se_resnet50", num_classes=1000, seed=1), tmp_path / "se50.npz")

@@ -44,7 +44,10 @@ def test_torchvision_resnets_load_and_compute_the_same(tmp_path, name):
     _logits_agree(net, model, shape=(2, 3, 65, 63))  # odd sizes: padded stem pool, not ceil_mode
 
 
-@pytest.mark.parametrize("name, ours", [("resnet18", "se_resnet18"), ("resnet50", "se_resnet50")])
+@pytest.mark.parametrize("name, ours", [
+    ("resnet18", "se_resnet18"),
+    pytest.param("resnet50", "se_resnet50", marks=pytest.mark.slow),
+])
 def test_timm_seresnet_loads_with_rounded_se_widths(tmp_path, name, ours):
     net = randomize(ZooResNet(name, num_classes=1000, se=True), 2)
     state = net.state_dict()
@@ -131,8 +134,9 @@ def test_our_own_npz_loads_back(tmp_path):
     path = save_weights(model, tmp_path / "ours.npz")
     loaded, report = load_pretrained("se_resnext50_32x4d", path)
     assert report.naming == "sescratch" and loaded.last_linear.out_features == 7
+    got = loaded.state_dict()
     for key, value in model.state_dict().items():
-        np.testing.assert_array_equal(loaded.state_dict()[key], value)
+        np.testing.assert_array_equal(got[key], value)
 
 
 def test_file_keys_in_messages_use_the_files_naming():
@@ -140,3 +144,47 @@ def test_file_keys_in_messages_use_the_files_naming():
     assert file_key("last_linear.bias", "timm") == "fc.bias"
     assert file_key("layer3.1.se_module.fc1.weight", "timm") == "layer3.1.se.fc1.weight"
     assert file_key("layer3.1.se_module.fc1.weight", "release") == "layer3.1.se_module.fc1.weight"
+
+
+def test_bn_inception_port_naming_maps_onto_our_modules(tmp_path):
+    """Cadene's ``bninception`` names every conv flat and its BN ``<conv>_bn``; ours nest them."""
+    from sescratch.interop.naming import NAMINGS
+
+    model = models.create("bn_inception", num_classes=1000, seed=2)
+    expected = {
+        "conv1_7x7_s2.weight": "conv1_7x7_s2.conv.weight",
+        "conv1_7x7_s2_bn.running_var": "conv1_7x7_s2.bn.running_var",
+        "conv2_3x3_reduce_bn.bias": "conv2_3x3_reduce.bn.bias",
+        "inception_3a_1x1.weight": "inception_3a.branch_1x1.conv.weight",
+        "inception_3a_3x3_reduce_bn.weight": "inception_3a.branch_3x3.reduce.bn.weight",
+        "inception_3a_3x3.bias": "inception_3a.branch_3x3.conv.conv.bias",
+        "inception_3c_double_3x3_reduce.weight": "inception_3c.branch_double_3x3.reduce.conv.weight",
+        "inception_4e_double_3x3_2_bn.running_mean": "inception_4e.branch_double_3x3.conv2.bn.running_mean",
+        "inception_5b_pool_proj.weight": "inception_5b.branch_pool.proj.conv.weight",
+        "last_linear.bias": "last_linear.bias",
+    }
+    ours = model.state_dict()
+    for theirs, key in expected.items():
+        assert file_key(key, "bninception") == theirs
+    port = {file_key(k, "bninception"): torch.from_numpy(np.array(v)) for k, v in ours.items()
+            if not k.endswith("num_batches_tracked")}  # the port's file, written from 2017 PyTorch
+    assert set(expected) <= set(port)
+    torch.save(port, tmp_path / "bn_inception-52deb4733.pth")
+    loaded, report = load_pretrained("bn_inception", tmp_path / "bn_inception-52deb4733.pth")
+    assert report.naming == "bninception" and "BN-Inception" in NAMINGS[report.naming]
+    got = loaded.state_dict()
+    for key, value in ours.items():
+        if not key.endswith("num_batches_tracked"):
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_inception_resnet_v2_port_names_are_ours(tmp_path):
+    """Cadene's ``inceptionresnetv2`` names (conv2d_1a.conv, mixed_5b.branch0.bn, repeat.0.conv2d,
+    block8, last_linear) are the model's own: the file loads as is."""
+    model = models.create("inception_resnet_v2", num_classes=1000, init=False)
+    keys = set(model.state_dict())
+    for key in ("conv2d_1a.conv.weight", "conv2d_1a.bn.running_mean", "mixed_5b.branch0.conv.weight",
+                "mixed_5b.branch3.1.bn.bias", "repeat.0.branch2.2.conv.weight", "repeat.0.conv2d.bias",
+                "mixed_6a.branch1.2.bn.weight", "repeat_1.19.conv2d.weight", "repeat_2.8.conv2d.weight", "block8.conv2d.weight",
+                "conv2d_7b.bn.running_var", "last_linear.weight"):
+        assert key in keys, key

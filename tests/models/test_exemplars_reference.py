@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from sescratch import models
+from sescratch.summary import summary
 
 torch = pytest.importorskip("torch")
 
@@ -54,6 +55,26 @@ def _copy_in_order(ours, theirs):
             t.copy_(torch.from_numpy(np.ascontiguousarray(a)))
 
 
+def _torch_macs(module, shape):
+    """Conv and FC multiply-accumulates of one example, counted by hooks on the torch layers."""
+    total = [0]
+
+    def hook(layer, inputs, output):
+        if isinstance(layer, torch.nn.Conv2d):
+            kh, kw = layer.kernel_size
+            total[0] += output[0].numel() * layer.in_channels // layer.groups * kh * kw
+        else:
+            total[0] += layer.in_features * layer.out_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        module(torch.zeros((1,) + shape, dtype=torch.float64))
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
 def _compare(ours, theirs, shape, seed):
     x = np.random.default_rng(seed).standard_normal(shape)
     with torch.no_grad():
@@ -70,6 +91,7 @@ def test_bn_inception_is_cadenes():
     assert names[:2] == ["conv1_7x7_s2.weight", "conv1_7x7_s2.bias"]
     _copy_in_order(ours, ref)
     _compare(ours, ref, (1, 3, 224, 224), 3)  # 224: the port's 7x7 global pool, ceil_mode pools
+    assert _torch_macs(ref, (3, 224, 224)) == summary(ours, (3, 224, 224)).backbone_macs == 2_032_600_064
 
 
 @pytest.mark.slow
@@ -81,3 +103,4 @@ def test_inception_resnet_v2_is_cadenes_with_the_same_names():
     ref.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in ours.state_dict().items()})
     ref.avgpool_1a = torch.nn.AdaptiveAvgPool2d(1)  # theirs is 8x8 at 299; ours is global
     _compare(ours, ref, (1, 3, 107, 107), 4)  # the smallest grid every branch fits, at 1/8 the cost
+    assert _torch_macs(ref, (3, 107, 107)) == summary(ours, (3, 107, 107)).backbone_macs

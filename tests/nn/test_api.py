@@ -30,7 +30,9 @@ def test_signatures():
     assert se.parameters["gate"].default == "sigmoid" and se.parameters["hidden"].default is None
     create = inspect.signature(models.create)
     assert create.parameters["num_classes"].kind is inspect.Parameter.KEYWORD_ONLY
-    assert create.parameters["in_channels"].default == 3
+    assert create.parameters["in_channels"].kind is inspect.Parameter.KEYWORD_ONLY
+    # in_channels defaults to 3 (None in the signature: a weights file may give its own)
+    assert models.create("resnet20", num_classes=2).layer0.conv1.weight.shape[1] == 3
     assert callable(models.list_models) and callable(summary.summary) and callable(summary.add_commands)
     assert callable(interop.to_torch) and callable(interop.from_torch)
 

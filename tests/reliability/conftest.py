@@ -4,10 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from sescratch.train import load_checkpoint
+from tests.helpers import assert_same_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 # SE-ResNet-20 of width 2 on 64 synthetic 8x8 images: 4 iterations of 16 per epoch.
@@ -28,17 +28,8 @@ def run_cli(*args, kill_after=None, timeout=120):
 
 
 def assert_same_run(a: Path, b: Path, name="last.npz"):
-    """Two run directories hold bit-identical checkpoints and the same history."""
-    ca, cb = load_checkpoint(a / name), load_checkpoint(b / name)
-    assert ca.model_state.keys() == cb.model_state.keys()
-    for key in ca.model_state:
-        np.testing.assert_array_equal(ca.model_state[key], cb.model_state[key], err_msg=key)
-    for key in ca.optim_state:
-        np.testing.assert_array_equal(ca.optim_state[key], cb.optim_state[key], err_msg=key)
-    assert ca.rng_state == cb.rng_state
-    timing = ("epoch_time_s", "train_images_per_s", "elapsed_s")
-    rows = [[{k: v for k, v in r.items() if k not in timing} for r in c.meta["history"]] for c in (ca, cb)]
-    assert rows[0] == rows[1]
+    """Two run directories hold bit-identical checkpoints ``name`` and the same history."""
+    assert_same_checkpoint(a / name, b / name)
 
 
 def assert_consistent(out: Path):

@@ -28,7 +28,6 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**5, 10**5
                            | st.text(max_size=4),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
                            max_leaves=4)
-COUNTS = {"cli": 0, "model": 0}
 
 
 def outcome(argv):
@@ -60,7 +59,6 @@ def assert_trainable(config: TrainConfig):
 @given(option=st.sampled_from(NUMERIC_OPTIONS), text=values,
        schedule=st.sampled_from(["cosine", "step", "multistep", "constant"]))
 def test_fuzzed_option_values_are_refused_or_trainable(option, text, schedule):
-    COUNTS["cli"] += 1
     kind, result = outcome(["--schedule", schedule, f"{option}={text}"])
     if kind == "usage":
         assert result.startswith(option) and "expected" in result, result  # option, value, range
@@ -72,7 +70,6 @@ def test_fuzzed_option_values_are_refused_or_trainable(option, text, schedule):
 @given(key=st.sampled_from(MODEL_OPTIONS), value=st.one_of(json_values.map(json.dumps), values),
        model=st.sampled_from(["se_resnet20", "resnet20", "se_resnet50"]))
 def test_fuzzed_model_options_are_refused_or_build(key, value, model):
-    COUNTS["model"] += 1
     kind, result = outcome(["--model", model, "--model-option", f"{key}={value}"])
     if kind == "usage":
         assert key in result, result
@@ -137,11 +134,6 @@ def test_resume_with_other_epochs_says_the_schedule_is_stretched(tmp_path, capsy
     captured = capsys.readouterr()
     assert "note: --epochs 1 -> 2: the cosine schedule is stretched over 2 epochs" in captured.err
     assert "from synthetic" in captured.out  # says where the data came from
-
-
-def test_report_counts():
-    """Not a check: prints how many fuzzed inputs the two property tests above exercised."""
-    print(f"\nfuzzed CLI values: {COUNTS['cli']}, fuzzed model options: {COUNTS['model']}")
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -12,7 +12,7 @@ import pytest
 from sescratch.cli import main
 from sescratch.train import Trainer, fit, load_checkpoint
 
-from .test_trainer import assert_same_checkpoint
+from tests.helpers import assert_same_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--model", "se_resnet20", "--model-option", "width=4", "--model-option", "dropout=0.3",

@@ -18,7 +18,7 @@ from sescratch import backend
 from sescratch.cli import main
 from sescratch.train import Trainer, fit, load_checkpoint
 from sescratch.train.evaluation import evaluate, load_for_evaluation
-from tests.train.test_trainer import assert_same_checkpoint
+from tests.helpers import assert_same_checkpoint
 
 pytestmark = pytest.mark.skipif(not backend.cupy_available(), reason="CuPy with a GPU is not available")
 

@@ -12,7 +12,7 @@ import pytest
 
 from sescratch.train import TrainingDiverged, fit, trainer as trainer_module
 from sescratch.train.metrics import EpochTally, topk_correct, topk_hits
-from tests.train.test_trainer import assert_same_checkpoint
+from tests.helpers import assert_same_checkpoint
 
 
 class EveryTwo(EpochTally):

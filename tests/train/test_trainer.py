@@ -12,22 +12,9 @@ import pytest
 
 from sescratch.errors import DataError, UsageError
 from sescratch.train import Trainer, TrainingDiverged, fit, load_checkpoint, save_checkpoint
+from tests.helpers import assert_same_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def assert_same_checkpoint(a, b):
-    ca, cb = load_checkpoint(a), load_checkpoint(b)
-    assert ca.model_state.keys() == cb.model_state.keys()
-    for name in ca.model_state:
-        np.testing.assert_array_equal(ca.model_state[name], cb.model_state[name], err_msg=name)
-    assert ca.optim_state.keys() == cb.optim_state.keys()
-    for name in ca.optim_state:
-        np.testing.assert_array_equal(ca.optim_state[name], cb.optim_state[name], err_msg=name)
-    assert ca.rng_state == cb.rng_state
-    strip = ("epoch_time_s", "train_images_per_s", "elapsed_s")
-    rows = [[{k: v for k, v in r.items() if k not in strip} for r in c.meta["history"]] for c in (ca, cb)]
-    assert rows[0] == rows[1]
 
 
 def test_fit_returns_history_and_writes_files(tiny_config):
