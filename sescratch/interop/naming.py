@@ -12,7 +12,12 @@ naming           recognised by                                   architecture it
 ``timm``         as torchvision plus ``layerS.B.se.fc1.weight``  timm ``seresnet*`` /
                  (1x1 convs)                                     ``seresnext*``: as torchvision, SE
                                                                  widths rounded to multiples of 8
+``bninception``  ``conv1_7x7_s2_bn.*``, ``inception_3a_1x1``     ``bn_inception`` (Cadene's port;
+                 (the port's flat names)                         units nested in ours)
 ================ =============================================== ====================================
+
+Cadene's Inception-ResNet-v2 port (``conv2d_1a.conv``, ``mixed_5b.branch0``, ``repeat.0.conv2d``,
+``block8``, ``last_linear``) uses the names of our ``inception_resnet_v2``: it reads as ``sescratch``.
 
 Renaming to ours: ``conv1``/``bn1`` -> ``layer0.conv1``/``layer0.bn1``, ``fc`` -> ``last_linear``,
 ``se`` -> ``se_module``; SE FC weights stored as 1x1 convolutions ``(out, in, 1, 1)`` become

@@ -66,8 +66,9 @@ def mobilenet_v1(name, *, num_classes, in_channels=3, se=None, cifar=False, widt
                  dropout=0.0) -> Network:
     """Build MobileNet v1 (``se=None``) or SE-MobileNet; ``cifar=True`` for the CIFAR-scale network.
 
-    ``width_multiplier``: alpha (default 1.0; 0.5 for the CIFAR network), any number in (0, 1] ...
-    or above; every width becomes ``max(int(alpha C), 1)``. ``dropout > 0`` puts a dropout before the FC.
+    ``width_multiplier``: alpha (default 1.0; 0.5 for the CIFAR network), any positive number
+    (MobileNet uses 0.25, 0.5, 0.75, 1.0); every width becomes ``max(int(alpha C), 1)``.
+    ``dropout > 0`` puts a dropout before the FC.
     """
     alpha = (0.5 if cifar else 1.0) if width_multiplier is None else width_multiplier
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
