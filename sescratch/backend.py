@@ -40,6 +40,7 @@ __all__ = [
     "family_kernels",
     "get_array_module",
     "get_kernel",
+    "run_placement",
     "to_device",
     "to_numpy",
     "use",
@@ -96,6 +97,18 @@ def cupy_available() -> bool:
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:
         return False
+
+
+def run_placement(name: str) -> tuple[str, str]:
+    """A run's ``--backend`` as ``(CPU kernel family, device)``.
+
+    ``"numba"`` -> ``("numba", "cpu")``, ``"numpy"`` -> ``("numpy", "cpu")``, ``"cupy"`` ->
+    ``("numpy", "gpu")`` (on the GPU the arrays choose the CuPy kernels; the CPU family is unused).
+    """
+    placements = {"numba": ("numba", "cpu"), "numpy": ("numpy", "cpu"), "cupy": ("numpy", "gpu")}
+    if name not in placements:
+        raise ValueError(f"run_placement: expected one of {tuple(placements)}, got {name!r}")
+    return placements[name]
 
 
 def get_array_module(*arrays: Any) -> ModuleType:

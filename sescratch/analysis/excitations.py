@@ -207,7 +207,9 @@ def run_excitations(args) -> int:
     if args.images_per_class:  # the paper's 50 images per class, first ones in test order
         keep = np.concatenate([np.flatnonzero(y == k)[:args.images_per_class] for k in np.unique(y)])
         x, y = x[np.sort(keep)], y[np.sort(keep)]
-    device = "gpu" if args.backend == "cupy" else "cpu"
+    from sescratch.backend import run_placement
+
+    device = run_placement(args.backend)[1]
     excitations = collect_excitations(model, x, transform, blocks=blocks, batch_size=args.batch_size,
                                       device=device)
     stats = excitation_statistics(excitations, y, classes, chosen, dist, args.channels)

@@ -13,12 +13,10 @@ import sys
 
 from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
+from sescratch.train.config import BACKENDS
 
 __all__ = ["add_commands", "run_predict", "run_export", "model_from_args", "load_images_for_analysis",
            "weights_for_training", "load_training_weights", "run_eval_weights"]
-
-_BACKENDS = ("numba", "numpy", "cupy")
-
 
 def _weights_options(p, required: bool) -> None:
     p.add_argument("--model", required=True, help="model name (see `sescratch train --model list`)")
@@ -40,7 +38,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--crop", type=int, default=224, help="centre-crop size (default 224)")
     p.add_argument("--resize", type=int, help="shorter side before cropping (default crop * 256 / 224)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--backend", choices=_BACKENDS, default="numba", help="default numba")
+    p.add_argument("--backend", choices=BACKENDS, default="numba", help="default numba")
     p.set_defaults(func=run_predict)
 
     e = subparsers.add_parser("export", help="export a model to ONNX",
@@ -102,8 +100,6 @@ def run_eval_weights(args) -> int:
     normalised with the training split's channel statistics (as a training run of it would)."""
     from pathlib import Path
 
-    import numpy as np
-
     from sescratch import backend
     from sescratch.data import Transform, load_dataset
     from sescratch.train.evaluation import evaluate
@@ -112,7 +108,8 @@ def run_eval_weights(args) -> int:
     if not (args.model and args.dataset):
         raise UsageError("eval --weights needs --model NAME and --dataset NAME (a checkpoint stores both; "
                          "a weights file does not)")
-    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    family, device = backend.run_placement(args.backend)
+    backend.use(family)
     data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     model, report = model_from_args(args, args.model)
     print(report, file=sys.stderr)
@@ -120,16 +117,10 @@ def run_eval_weights(args) -> int:
         raise UsageError(f"{args.weights} has {model.last_linear.out_features} classes, "
                          f"{args.dataset} {data.num_classes}")
     mean, std = (list(map(float, v)) for v in data.channel_stats())
-    device = "gpu" if args.backend == "cupy" else "cpu"
     result = evaluate(model.to(device), data.x_test, data.y_test, Transform(mean, std),
                       num_classes=data.num_classes, batch_size=args.batch_size, device=device)
     print(f"{args.model} ({args.weights}) on {args.dataset} test ({result.count} images)")
-    print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
-    print(f"  top-5 error {100 * result.top5_error:.2f}%")
-    print(f"  loss        {result.loss:.4f}")
-    print("  per-class accuracy:")
-    for cls, acc in zip(data.classes, result.per_class_accuracy()):
-        print(f"    {cls:>16s}  {'n/a' if np.isnan(acc) else f'{100 * acc:6.2f}%'}")
+    print(result.report(data.classes))
     out = Path(args.out) if args.out else Path(args.weights).parent
     out.mkdir(parents=True, exist_ok=True)
     png = plot_confusion(result.confusion, data.classes, out / f"confusion_{args.dataset}.png",
@@ -146,12 +137,13 @@ def load_images_for_analysis(args):
     if not (args.model and args.weights):
         raise UsageError("--images needs --model NAME and --weights PATH (e.g. ImageNet weights of se_resnet50)")
     x, labels, classes, _ = load_image_folder(args.images, crop=args.crop, resize=args.resize)
-    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    family, device = backend.run_placement(args.backend)
+    backend.use(family)
     model, report = model_from_args(args, args.model)
     print(report)
     if not model.se_blocks():
         raise UsageError(f"{args.model} has no SE blocks to analyse")
-    return model.to("gpu" if args.backend == "cupy" else "cpu"), x, labels, classes
+    return model.to(device), x, labels, classes
 
 
 def run_predict(args) -> int:
@@ -161,9 +153,9 @@ def run_predict(args) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     x = load_images(args.images, crop=args.crop, resize=args.resize)  # every image read before the model
-    backend.use("numpy" if args.backend == "cupy" else args.backend)
+    family, device = backend.run_placement(args.backend)
+    backend.use(family)
     model, report = model_from_args(args, args.model)
-    device = "gpu" if args.backend == "cupy" else "cpu"
     results = predict(model.to(device), x, top=args.top, device=device)
     if args.json:
         json.dump({"model": args.model, "weights": args.weights, "crop": args.crop,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sescratch.backend import to_numpy
+
 __all__ = ["to_onnx", "export_onnx", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 17
@@ -68,7 +70,7 @@ class _Graph:
         return f"{hint or 'out'}:{self._count}"
 
     def const(self, name: str, array) -> str:
-        array = np.asarray(_host(array))
+        array = to_numpy(array)
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(np.float32)
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
@@ -193,5 +195,3 @@ _EMITTERS = {
 }
 
 
-def _host(a):
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a

@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
@@ -235,12 +234,7 @@ def run_eval(args) -> int:
                       batch_size=args.batch_size, device=ev.device)
     print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} "
           f"images, from {data.source or 'memory'})")
-    print(f"  top-1 error {100 * result.top1_error:.2f}%  (accuracy {100 * result.accuracy:.2f}%)")
-    print(f"  top-5 error {100 * result.top5_error:.2f}%")
-    print(f"  loss        {result.loss:.4f}")
-    print("  per-class accuracy:")
-    for cls, acc in zip(data.classes, result.per_class_accuracy()):
-        print(f"    {cls:>16s}  {'n/a' if np.isnan(acc) else f'{100 * acc:6.2f}%'}")
+    print(result.report(data.classes))
     out = Path(args.out) if args.out else ckpt_path.parent
     out.mkdir(parents=True, exist_ok=True)
     png = plot_confusion(result.confusion, data.classes, out / f"confusion_{name}.png",

@@ -36,6 +36,16 @@ class EvalResult:
     def per_class_accuracy(self) -> np.ndarray:
         return per_class_accuracy(self.confusion)
 
+    def report(self, classes) -> str:
+        """The lines ``sescratch eval`` prints: errors, loss and per-class accuracy."""
+        lines = [f"  top-1 error {100 * self.top1_error:.2f}%  (accuracy {100 * self.accuracy:.2f}%)",
+                 f"  top-5 error {100 * self.top5_error:.2f}%",
+                 f"  loss        {self.loss:.4f}",
+                 "  per-class accuracy:"]
+        for cls, acc in zip(classes, self.per_class_accuracy()):
+            lines.append(f"    {cls:>16s}  {'n/a' if np.isnan(acc) else f'{100 * acc:6.2f}%'}")
+        return "\n".join(lines)
+
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, transform, *, num_classes: int,
              batch_size: int = 500, device: str = "cpu") -> EvalResult:
@@ -96,7 +106,9 @@ def load_for_evaluation(checkpoint, *, dataset: str | None = None, data_dir=None
         raise UsageError(f"unknown dataset {dataset!r}; valid names: {', '.join(list_datasets())}")
     ckpt = load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(ckpt.config)
-    backends.use("numpy" if backend == "cupy" else backend)
+    family, device = backends.run_placement(backend)
+    if device == "cpu":
+        backends.use(family)  # the evaluation's CPU kernels (a GPU run leaves the CPU family alone)
     name = dataset or config.dataset
     options = config.dataset_options if name == config.dataset else {}
     data = load_dataset(name, data_dir=data_dir or config.data_dir, download=download, **options)
@@ -112,7 +124,6 @@ def load_for_evaluation(checkpoint, *, dataset: str | None = None, data_dir=None
         model.load_state_dict(ckpt.model_state)
     except ValueError as exc:
         raise UsageError(f"checkpoint {checkpoint}: weights do not fit {config.model}: {exc}") from None
-    device = "gpu" if backend == "cupy" else "cpu"
     model = to_device(model, device)
     transform = Transform(norm["mean"], norm["std"], pad_to=norm["pad_to"])
     return Evaluand(model, data, name, transform, config, ckpt, device)

@@ -90,8 +90,7 @@ class Trainer:
         self.config = config.validate()
         self.callbacks = tuple(callbacks)
         self.out_dir = Path(config.out_dir)
-        self.device = "gpu" if config.backend == "cupy" else "cpu"
-        self.kernels = "numpy" if config.backend == "cupy" else config.backend
+        self.kernels, self.device = backend.run_placement(config.backend)
         with backend.use(self.kernels):  # fails here, early, if the family is unavailable
             pass
         if config.data_dir is not None and not Path(config.data_dir).is_dir():

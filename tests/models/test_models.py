@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from sescratch import backend, cli, models
+from sescratch.models.exemplars import EXEMPLARS
 from sescratch.nn import SEBlock
 from sescratch.summary import summary
 
@@ -16,7 +17,9 @@ EXPECTED_MODELS = [
 
 
 def test_list_models():
-    assert sorted(models.list_models()) == sorted(EXPECTED_MODELS)
+    exemplars = list(EXEMPLARS)  # the paper's other exemplars and their _cifar counterparts (issue 11)
+    assert len(exemplars) == 20 and all(name in exemplars for name in ("se_vgg16_bn", "se_mobilenet_v1_cifar"))
+    assert sorted(models.list_models()) == sorted(EXPECTED_MODELS + exemplars)
 
 
 @pytest.mark.parametrize("name", EXPECTED_MODELS)
