@@ -88,15 +88,16 @@ def sescratch_twin(model, config):
 
 def run(args) -> dict:
     config = TrainConfig(dataset=args.dataset, subset=args.subset, epochs=args.epochs,
-                         out_dir=tempfile.gettempdir(), progress=False)
+                         dtype=args.dtype, out_dir=tempfile.gettempdir(), progress=False)
+    dtype = np.dtype(config.dtype).type
     data = load_dataset(config.dataset)
     if config.subset or args.test_subset:
         data = data.subset(config.subset, args.test_subset, seed=config.seed)
     mean, std = (list(map(float, s)) for s in data.channel_stats())
-    train_tf = Transform(mean, std, augment=config.augment, crop_padding=config.crop_padding)
-    test_tf = Transform(mean, std)
+    train_tf = Transform(mean, std, augment=config.augment, crop_padding=config.crop_padding, dtype=dtype)
+    test_tf = Transform(mean, std, dtype=dtype)
     schedule = make_schedule(config.schedule, config.lr, config.epochs)
-    model = build_model(config, data.num_classes, data.image_shape[0])
+    model = build_model(config, data.num_classes, data.image_shape[0]).astype(dtype)
     impls = {"torch": torch_twin(model, config)} if not args.no_torch else {}
     impls = {"sescratch": sescratch_twin(model, config), **impls}
     times = {name: 0.0 for name in impls}
@@ -122,7 +123,7 @@ def run(args) -> dict:
             pred = np.concatenate([predict(x_test[i:i + 500]) for i in range(0, len(x_test), 500)])
             test[name] = {"s": time.perf_counter() - t0, "accuracy": float((pred == data.y_test).mean())}
     seen = len(data.x_train)
-    result = {"dataset": config.dataset, "train_images": seen, "test_images": len(data.x_test),
+    result = {"dataset": config.dataset, "dtype": config.dtype, "train_images": seen, "test_images": len(data.x_test),
               "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
               "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
@@ -148,6 +149,8 @@ def main(argv=None) -> int:
     parser.add_argument("--test-subset", type=int, default=None, help="test images (stratified)")
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="the schedule's length")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="float64: both runs agree to ~1e-12, step for step (a check of the twin)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -162,7 +165,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"One epoch of the default recipe on {result['dataset']}: {result['train_images']} training "
+    print(f"One epoch of the default recipe on {result['dataset']} ({result['dtype']}): "
+          f"{result['train_images']} training "
           f"images, batch {result['batch_size']} ({result['iterations']} steps), then "
           f"{result['test_images']} test images; {result['cpu']}, {result['cpus']} CPUs, load "
           f"{load_before:.1f} -> {result['load_avg_1m']:.1f}")

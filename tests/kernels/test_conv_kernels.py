@@ -20,7 +20,9 @@ from tests.helpers import relative_error as _rel
 @st.composite
 def problems(draw, winograd):
     groups = 1 if winograd else draw(st.integers(1, 3))
-    C, K = groups * draw(st.integers(1, 4)), groups * draw(st.integers(1, 4))
+    # Winograd takes 3x3, stride 1, one group and at least MIN_WINOGRAD_CHANNELS input channels
+    C = draw(st.integers(6, 9)) if winograd else groups * draw(st.integers(1, 4))
+    K = groups * draw(st.integers(1, 4))
     KH, KW = (3, 3) if winograd else (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     stride = (1, 1) if winograd else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
@@ -88,13 +90,14 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     from sescratch.kernels.numba import conv as nb_conv
 
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 3, 7, 6)).astype(dtype)
-    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    C = nb_conv.MIN_WINOGRAD_CHANNELS if stride == 1 else 3  # stride 1: enough channels for Winograd
+    x = rng.standard_normal((5, C, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, C, 3, 3)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
     if stride == 1:  # OH = 7, OW = 4 with padding (1, 0): 4 x 2 Winograd tiles of 2x2
-        per_image = (4 * 2) * 3 * 4  # tiles * C * K of one image's products
+        per_image = (4 * 2) * C * 4  # tiles * C * K of one image's products
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * per_image)
-        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 2), (2, 4), (4, 5)]
+        assert winograd._chunks(5, 4, 2, C, 4) == [(0, 2), (2, 4), (4, 5)]
     else:  # OH = 4, OW = 2: columns of 3*3*3 rows
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)

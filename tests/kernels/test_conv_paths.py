@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-pytest.importorskip("numba")
 
 from sescratch import backend  # noqa: E402
 from sescratch.kernels.numba import _scratch, conv as nb_conv, im2row, winograd  # noqa: E402
@@ -108,10 +107,14 @@ def test_blas_threads_are_restored():
     counts = lambda n0, n1: [get() for get, _ in _scratch._openblas]  # noqa: E731
     before = counts(0, 0)
     assert _scratch.map_chunks(counts, [(0, 1)]) == [before]
-    if numba.get_num_threads() < 2:
-        pytest.skip("one Numba thread: the chunks run on the calling thread")
-    seen = _scratch.map_chunks(counts, [(0, 1), (1, 2)])
+    seen = _scratch.map_chunks(counts, [(0, 1), (1, 2), (2, 3)])
     assert all(c == [1] * len(before) for c in seen)
+    assert counts(0, 0) == before
+    numba.set_num_threads(1)  # this thread's count: the chunks run here, one after the other
+    try:
+        assert _scratch.map_chunks(counts, [(0, 1), (1, 2)]) == [[1] * len(before)] * 2
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert counts(0, 0) == before
 
 

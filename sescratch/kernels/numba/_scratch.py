@@ -13,10 +13,10 @@ product, and Numba's and OpenBLAS's thread pools never take turns on the same co
 two-core machine, each such turn can wait a whole scheduler time slice).
 
 Where the OpenBLAS that NumPy calls can be found (the PyPI wheels' ``scipy_openblas``, or a
-system ``libopenblas``), :func:`map_chunks` also sets its thread count to 1 while two or more
-threads run chunks (:func:`blas_on_calling_thread`): a chunk's matrix products may then be as
-large as its data, one product per image instead of pieces of at most ``GEMM_SIZE`` (1.2-2x
-faster for the im2col shapes of a CIFAR ResNet); elsewhere the products are cut as before. A
+system ``libopenblas``), :func:`map_chunks` also sets its thread count to 1 while the chunks
+run (:func:`blas_on_calling_thread`): a chunk's matrix products may then be as
+large as its data, one product per image instead of pieces of at most ``GEMM_SIZE`` (faster
+for the im2col shapes of a CIFAR ResNet: docs/benchmarks.md); elsewhere the products are cut as before. A
 lone chunk (one image through a large layer) keeps BLAS's own threads.
 """
 from __future__ import annotations
@@ -160,10 +160,12 @@ def map_chunks(work: Callable[[int, int], object], chunks: list[tuple[int, int]]
     The calling thread works too; an exception in any chunk is raised here. A single chunk (one
     image of a large layer, say) runs on the calling thread with BLAS's threads left as they are.
     """
+    if len(chunks) == 1:
+        return [work(*chunks[0])]
     workers = min(len(chunks), numba.get_num_threads())
-    if workers <= 1:
-        return [work(n0, n1) for n0, n1 in chunks]
     with blas_on_calling_thread():
+        if workers <= 1:  # one Numba thread: the chunks one after the other, BLAS on this thread
+            return [work(n0, n1) for n0, n1 in chunks]
         return _map_chunks(work, chunks, workers)
 
 

@@ -130,8 +130,8 @@ def _to_channel_major(dy, n0, dy_mat, sums):
         sums[k] += total
 
 
-# Below this many input channels (a network's first layer), channels-last im2col beats Winograd:
-# measured 3x faster for C = 1, 1.3x for C = 3, even at C = 4; Winograd wins from C = 8 on.
+# Below this many input channels (a network's first layer), channels-last im2col beats Winograd
+# (its transforms cost more than they save); Winograd wins from about C = 8 on (docs/benchmarks.md).
 MIN_WINOGRAD_CHANNELS = 6
 
 

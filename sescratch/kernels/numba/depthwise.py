@@ -51,9 +51,9 @@ def _span(task, tasks, total):
 
 # The loops over a flat plane. The kernels call them with the stride as a literal 1 or 2 where
 # it is one: inlined, the constant stride lets LLVM vectorise (unit-stride or interleaved loads),
-# which a stride known only at run time prevents (measured: 3x slower). Every index is an offset
+# which a stride known only at run time prevents. Every index is an offset
 # into a view starting at the row it reads, hence provably >= 0: Numba's wraparound of negative
-# indices would add a branch to each access and stop the vectoriser (measured: 3x slower).
+# indices would add a branch to each access and stop the vectoriser.
 @njit(cache=True, inline="always")
 def _y3(yflat, line, w0, w1, w2, S, L):
     """``yflat[j] += w0 line[S j] + w1 line[S j + 1] + w2 line[S j + 2]``: a kernel row of 3 taps."""

@@ -24,8 +24,8 @@ column ``2s + p``; the transposition happens there, in cache). Tile ``tw`` reads
 ``2tw .. 2tw+3``, i.e. pairs ``tw`` and ``tw + 1`` of both halves, so each transform step is one
 long loop over ``q = tw*C + c`` for a whole band of tiles: contiguous, unit-stride, no bounds
 checks, indexed by the loop counter only (an offset computed inside the index makes Numba check
-for negative indices and stops SIMD). That made the transforms 1.3-3x faster than per-tile
-loops over C (Intel Xeon, Sapphire Rapids class; see docs/benchmarks.md). The batch goes through in chunks of a few images, each chunk start to end
+for negative indices and stops SIMD). That makes the transforms faster than per-tile loops over
+C (docs/benchmarks.md). The batch goes through in chunks of a few images, each chunk start to end
 on one thread (:func:`sescratch.kernels.numba._scratch.map_chunks`): its tiles are still in cache
 when the products read them, and its products are small enough to be single-threaded in BLAS.
 """
