@@ -11,9 +11,22 @@ both alike. Each step is what ``Trainer`` does (schedule, forward, loss, backwar
 count); the batch preparation is timed once and reported apart. Then the test set is evaluated
 by both (eval mode, batch 500). PyTorch is the yardstick only.
 
+The two runs compute the same thing: with ``--dtype float64`` their losses and weights agree to
+~1e-13 over the first steps and both give the same accuracies after the epoch (``--subset 6000
+--test-subset 1000``: train 0.502 / test 0.688 for both); ``state_max_rel_diff`` is the largest
+relative difference of a weight or BN statistic after the epoch. In float32 they do not stay
+together: rounding differences (of the order of 1e-7 in the first logits) grow through SGD at lr
+0.1 until, after about ten steps, the BN parameters differ by tens of per cent, so the two float32
+runs are two samples of one recipe. Their train accuracies agree; the test accuracy after one
+epoch (eval mode, running statistics of weights still moving fast) does not: on that subset it
+spans 0.57-0.72 for sescratch over initialisation seeds 0-3, and 0.38-0.72 for PyTorch, which even
+changes with its thread count (seed 0: 0.712 on 1 thread, 0.506 on 2). Compare speed in float32
+and agreement in float64, not float32 accuracies.
+
     python benchmarks/bench_epoch.py                  # the full epoch (60,000 images)
     python benchmarks/bench_epoch.py --subset 6000    # a stratified subset of the training set
     python benchmarks/bench_epoch.py --subset 6000 --test-subset 1000
+    python benchmarks/bench_epoch.py --subset 6000 --test-subset 1000 --dtype float64   # agreement
     python benchmarks/bench_epoch.py --json
 """
 from __future__ import annotations
@@ -63,7 +76,7 @@ def torch_twin(model, config):
         with torch.no_grad():
             return net(torch.from_numpy(xb)).argmax(1).numpy()
 
-    return step, predict
+    return step, predict, lambda: {k: v.numpy() for k, v in net.state_dict().items()}
 
 
 def sescratch_twin(model, config):
@@ -83,7 +96,7 @@ def sescratch_twin(model, config):
         model.eval()
         return model(xb).argmax(1)
 
-    return step, predict
+    return step, predict, model.state_dict
 
 
 def run(args) -> dict:
@@ -111,19 +124,20 @@ def run(args) -> dict:
         for it, (xb, yb) in enumerate(batches):
             prep += time.perf_counter() - t_prep
             lr = schedule(it / n_iter)
-            for name, (step, _) in impls.items():
+            for name, (step, _, _) in impls.items():
                 t0 = time.perf_counter()
                 correct[name] += step(xb, yb, lr)
                 times[name] += time.perf_counter() - t0
             t_prep = time.perf_counter()
         x_test = test_tf(data.x_test)
         test = {}
-        for name, (_, predict) in impls.items():
+        for name, (_, predict, _) in impls.items():
             t0 = time.perf_counter()
             pred = np.concatenate([predict(x_test[i:i + 500]) for i in range(0, len(x_test), 500)])
             test[name] = {"s": time.perf_counter() - t0, "accuracy": float((pred == data.y_test).mean())}
     seen = len(data.x_train)
-    result = {"dataset": config.dataset, "dtype": config.dtype, "train_images": seen, "test_images": len(data.x_test),
+    result = {"dataset": config.dataset, "dtype": config.dtype, "train_images": seen,
+              "test_images": len(data.x_test),
               "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
               "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
@@ -132,6 +146,10 @@ def run(args) -> dict:
     if "torch" in impls:
         result["epoch_vs_torch"] = times["sescratch"] / times["torch"]
         result["test_vs_torch"] = test["sescratch"]["s"] / test["torch"]["s"]
+        ours, theirs = impls["sescratch"][2](), impls["torch"][2]()
+        result["state_max_rel_diff"] = max(
+            float(np.abs(v - theirs[k]).max() / max(np.abs(theirs[k]).max(), 1e-30))
+            for k, v in ours.items() if v.dtype.kind == "f")
     return result
 
 
@@ -150,7 +168,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="the schedule's length")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                        help="float64: both runs agree to ~1e-12, step for step (a check of the twin)")
+                        help="float64: the two runs agree (state_max_rel_diff ~1e-11), a check of the twin")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -177,7 +195,8 @@ def main(argv=None) -> int:
     print(f"batch preparation (shared, not in the epoch times): {result['batch_prep_s']:.1f} s")
     if "epoch_vs_torch" in result:
         print(f"epoch_vs_torch {result['epoch_vs_torch']:.3f}x (<= 1.2), "
-              f"test_vs_torch {result['test_vs_torch']:.3f}x")
+              f"test_vs_torch {result['test_vs_torch']:.3f}x, "
+              f"state_max_rel_diff {result['state_max_rel_diff']:.1e}")
     return 0
 
 
