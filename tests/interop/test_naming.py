@@ -16,6 +16,8 @@ from sescratch.interop.weights import WeightsError  # noqa: E402
 from tests.interop.release_senet import randomize  # noqa: E402
 from tests.interop.zoo_resnet import ZooResNet, timm_se_width  # noqa: E402
 
+pytestmark = pytest.mark.slow  # builds and loads ImageNet-size models: CI runs them; the fast loop (-m 'not slow') does not
+
 TOL = 1e-10
 
 

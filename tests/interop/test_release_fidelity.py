@@ -16,6 +16,8 @@ from sescratch.interop.loading import load_pretrained, load_state  # noqa: E402
 from sescratch.interop.naming import detect_naming, to_sescratch  # noqa: E402
 from tests.interop.release_senet import RELEASE, ReleaseSENet, randomize  # noqa: E402
 
+pytestmark = pytest.mark.slow  # ImageNet-size models against the release: CI runs them; the fast loop (-m 'not slow') does not
+
 TOL = 1e-10
 
 

@@ -19,6 +19,8 @@ import pytest
 from sescratch import backend, models
 from sescratch.gradcheck import numerical_gradients
 
+pytestmark = pytest.mark.slow  # whole-model gradient checks and torch parity: CI runs them; the fast loop (-m 'not slow') does not
+
 EPS = (1e-7, 3e-8)
 FLOOR = 1e-4  # times the largest directional derivative of the model
 TOL = 5e-4

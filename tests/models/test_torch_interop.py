@@ -60,6 +60,7 @@ def test_se_resnet20_equals_torch():
     _assert_close(_compare_step(model, (4, 3, 32, 32)))
 
 
+@pytest.mark.slow
 def test_se_resnext50_32x4d_equals_torch():
     model = models.create("se_resnext50_32x4d", num_classes=10, seed=0)
     _assert_close(_compare_step(model, (4, 3, 32, 32)))  # 4 values per channel in layer4 BN
@@ -106,6 +107,7 @@ def test_senet154_stem_pool_and_kernel3_shortcut_equal_torch():
     _assert_close(_compare_step(model, (2, 3, 32, 32), seed=4))
 
 
+@pytest.mark.slow
 def test_sgd_momentum_five_steps_equal_torch():
     model = models.create("se_resnet20", num_classes=10, width=8, seed=3).astype(np.float64)
     reference = to_torch(model)

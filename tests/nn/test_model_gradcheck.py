@@ -15,6 +15,8 @@ from sescratch.gradcheck import gradcheck
 from sescratch.models import cifar_resnet
 from sescratch.nn import Bottleneck, ResNeXtBottleneck, init
 
+pytestmark = pytest.mark.slow  # whole-model gradient checks: CI runs them; the fast loop (-m 'not slow') does not
+
 TOL = 1e-6  # every entry, one at a time (sescratch.gradcheck's default step 1e-6)
 # Along a unit direction the step is shared by all entries of a tensor: 3e-6 keeps every ReLU kink
 # out of reach and the round-off of the loss (~1e-16 |L| / EPS) near 1e-7 of the smallest SE-FC
