@@ -278,9 +278,7 @@ class Trainer:
                 self._read_tally(tally, bar)
             p["time_s"] = time.perf_counter() - t0
             if cfg.save_every and self.iteration % cfg.save_every == 0 and self.iteration < n_iter:
-                self._read_tally(tally, bar)
-                self.partial = p
-                self.save("last.npz", start_state)
+                self._save_mid_epoch(tally, bar, p, start_state)
                 self.partial = None
             bar.update(1)
             if p["seen"]:  # as of the last read of the tally
@@ -288,10 +286,8 @@ class Trainer:
                                 acc=f"{p['top1'] / p['seen']:.3f}",
                                 img_s=f"{p['seen'] / max(p['time_s'], 1e-9):.0f}")
             if self._stop_requested() and self.iteration < n_iter:
-                self._read_tally(tally, bar)
+                path = self._save_mid_epoch(tally, bar, p, start_state)
                 bar.close()
-                self.partial = p
-                path = self.save("last.npz", start_state)
                 print(f"\ninterrupted: saved {path} (epoch {self.epoch + 1}, batch "
                       f"{self.iteration}/{n_iter}); continue with --resume")
                 return False
@@ -300,6 +296,12 @@ class Trainer:
         bar.close()
         self._end_epoch(p, n_iter)
         return True
+
+    def _save_mid_epoch(self, tally: EpochTally, bar, p: dict, start_state: dict) -> Path:
+        """``last.npz`` in the middle of an epoch: the pending tally read, the epoch so far in ``partial``."""
+        self._read_tally(tally, bar)
+        self.partial = p
+        return self.save("last.npz", start_state)
 
     def _read_tally(self, tally: EpochTally, bar) -> None:
         """Add the pending batches' losses and counts to the epoch's; stop if a loss was not finite."""
