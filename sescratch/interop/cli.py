@@ -18,6 +18,15 @@ from sescratch.train.config import BACKENDS
 __all__ = ["add_commands", "run_predict", "run_export", "model_from_args", "load_images_for_analysis",
            "weights_for_training", "load_training_weights", "run_eval_weights"]
 
+def _use_backend(name: str) -> str:
+    """Select the CPU kernel family of ``--backend`` for this command; return its device."""
+    from sescratch import backend
+
+    family, device = backend.run_placement(name)
+    backend.use(family)
+    return device
+
+
 def _weights_options(p, required: bool) -> None:
     p.add_argument("--model", required=True, help="model name (see `sescratch train --model list`)")
     p.add_argument("--weights", required=required, metavar="PATH",
@@ -100,7 +109,6 @@ def run_eval_weights(args) -> int:
     normalised with the training split's channel statistics (as a training run of it would)."""
     from pathlib import Path
 
-    from sescratch import backend
     from sescratch.data import Transform, load_dataset
     from sescratch.train.evaluation import evaluate
     from sescratch.train.metrics import plot_confusion
@@ -108,8 +116,7 @@ def run_eval_weights(args) -> int:
     if not (args.model and args.dataset):
         raise UsageError("eval --weights needs --model NAME and --dataset NAME (a checkpoint stores both; "
                          "a weights file does not)")
-    family, device = backend.run_placement(args.backend)
-    backend.use(family)
+    device = _use_backend(args.backend)
     data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     model, report = model_from_args(args, args.model)
     print(report, file=sys.stderr)
@@ -131,14 +138,12 @@ def run_eval_weights(args) -> int:
 
 def load_images_for_analysis(args):
     """``(model, x, labels, classes)`` for ``sescratch excitations --images DIR --model M --weights W``."""
-    from sescratch import backend
     from sescratch.interop.predict import load_image_folder
 
     if not (args.model and args.weights):
         raise UsageError("--images needs --model NAME and --weights PATH (e.g. ImageNet weights of se_resnet50)")
     x, labels, classes, _ = load_image_folder(args.images, crop=args.crop, resize=args.resize)
-    family, device = backend.run_placement(args.backend)
-    backend.use(family)
+    device = _use_backend(args.backend)
     model, report = model_from_args(args, args.model)
     print(report)
     if not model.se_blocks():
@@ -147,14 +152,12 @@ def load_images_for_analysis(args):
 
 
 def run_predict(args) -> int:
-    from sescratch import backend
     from sescratch.interop.predict import load_images, predict
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
     x = load_images(args.images, crop=args.crop, resize=args.resize)  # every image read before the model
-    family, device = backend.run_placement(args.backend)
-    backend.use(family)
+    device = _use_backend(args.backend)
     model, report = model_from_args(args, args.model)
     results = predict(model.to(device), x, top=args.top, device=device)
     if args.json:
