@@ -7,6 +7,11 @@ switch off inline plots in a notebook), and such a figure is freed with its last
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from sescratch.io import atomic_open
+
 
 def figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], squeeze: bool = True):
     """A new off-screen figure and its axes, like ``pyplot.subplots`` but not registered with pyplot."""
@@ -15,3 +20,14 @@ def figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], sque
     fig = Figure(figsize=figsize)
     axes = fig.subplots(nrows, ncols, squeeze=squeeze)
     return fig, axes
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int, format: str | None = None) -> Path:
+    """Write ``fig`` to ``path`` whole or not at all (a kill mid-save leaves the old file).
+
+    ``format`` defaults to the path's suffix (``png`` without one); returns the path.
+    """
+    path = Path(path)
+    with atomic_open(path, "wb", suffix=path.suffix) as f:
+        fig.savefig(f, dpi=dpi, format=format or path.suffix.lstrip(".") or "png")
+    return path

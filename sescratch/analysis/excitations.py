@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import UsageError
-from sescratch.io import atomic_open, atomic_write_text
-from sescratch.plotting import figure
+from sescratch.io import atomic_write_text
+from sescratch.plotting import figure, save_figure
 
 __all__ = ["collect_excitations", "excitation_statistics", "default_blocks", "load_for_analysis",
            "plot_excitations", "plot_distribution", "add_excitations_command"]
@@ -139,10 +139,7 @@ def plot_excitations(stats: dict, path, title: str = "") -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "mean excitation per channel (Fig. 6)", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=75, format=path.suffix.lstrip(".") or "png")
-    return path
+    return save_figure(fig, path, dpi=75)
 
 
 def plot_distribution(stats: dict, path, title: str = "") -> Path:
@@ -156,10 +153,7 @@ def plot_distribution(stats: dict, path, title: str = "") -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(title or f"excitations within class {stats['distribution_class']} (Fig. 7)", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=75, format=path.suffix.lstrip(".") or "png")
-    return path
+    return save_figure(fig, path, dpi=75)
 
 
 def _class_index(text: str, classes: list[str]) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sescratch.io import atomic_open, atomic_write_text
-from sescratch.plotting import figure
+from sescratch.io import atomic_write_text
+from sescratch.plotting import figure, save_figure
 
 __all__ = ["build_report", "write_report", "markdown_table", "plot_report", "plot_curves"]
 
@@ -140,10 +140,7 @@ def plot_report(report: dict, path: str | os.PathLike) -> Path:
         fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     fig.suptitle(report["title"], fontsize=10)
     fig.tight_layout(rect=(0, 0.06 if columns == 3 else 0.15, 1, 1))
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=90, format=path.suffix.lstrip(".") or "png")
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_curves(report: dict, path: str | os.PathLike) -> Path:
@@ -163,10 +160,7 @@ def plot_curves(report: dict, path: str | os.PathLike) -> Path:
     if ax.get_lines():
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=path.suffix) as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=90, format=path.suffix.lstrip(".") or "png")
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from sescratch.backend import get_array_module, to_numpy
 from sescratch.io import atomic_open, atomic_write_text
-from sescratch.plotting import figure
+from sescratch.plotting import figure, save_figure
 
 __all__ = ["topk_correct", "topk_hits", "EpochTally",
            "confusion_matrix", "per_class_accuracy", "MetricsLog", "plot_curves",
@@ -154,10 +154,7 @@ def plot_curves(history: list[dict], path: str | os.PathLike, title: str = "") -
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=".png") as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=100, format="png")
-    return path
+    return save_figure(fig, path, dpi=100, format="png")
 
 
 def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: str = "") -> Path:
@@ -176,7 +173,4 @@ def plot_confusion(matrix: np.ndarray, classes, path: str | os.PathLike, title: 
                         color="white" if matrix[i, j] > peak / 2 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb", suffix=".png") as f:  # a kill mid-save leaves the old figure
-        fig.savefig(f, dpi=100, format="png")
-    return path
+    return save_figure(fig, path, dpi=100, format="png")
