@@ -22,6 +22,9 @@ DECLARED = (
     "batchnorm2d_running_update",  # training mode: the running averages, in place
     "relu_forward",
     "relu_backward",
+    "add_relu_forward",  # the end of a residual block, ReLU(a + b)
+    "add_relu_backward",
+    "add_into",  # a fan-out sum of two gradients, in place into the first
     "max_pool2d_forward",
     "max_pool2d_backward",
     "global_avg_pool_forward",

@@ -3,7 +3,10 @@
 The SE-ResNet module computes ``y = ReLU(SE(F(x)) + shortcut(x))`` with the residual branch
 ``F = conv-bn-relu(-conv-bn-relu)-conv-bn`` (two 3x3 convs in :class:`BasicBlock`; 1x1, 3x3, 1x1
 in :class:`Bottleneck`). Without ``se`` it is the plain ResNet unit ``ReLU(F(x) + shortcut(x))``.
-The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx_shortcut``.
+The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx_shortcut``
+(:func:`sescratch.ops.add_into`, into the fresh ``dx_branch``). The sum and the ReLU at the end
+are one op, :func:`sescratch.ops.add_relu_forward`: one pass over the maps, and its backward
+sends one gradient array down both paths.
 
 :meth:`ResidualBlock.forward` and :meth:`~ResidualBlock.backward` are that standard block, line
 for line. The SE placements of the ablation (TPAMI §6.5, Fig. 5, Tables 14 and 15) are separate
@@ -79,17 +82,15 @@ class ResidualBlock(Module):
         u = self._branch_forward(x)  # N,C_out,OH,OW   F(x)
         u = self._se(u)  # SE on the branch output (none in a plain ResNet)
         s = self._shortcut(x)  # N,C_out,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        y, self._relu_cache = ops.relu_forward(total)
+        y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        dtotal = ops.relu_backward(dy, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
         du = self._se_backward(du)
         dx_branch = self._branch_backward(du)
         dx_shortcut = self._shortcut_backward(ds)
-        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):

@@ -28,17 +28,15 @@ class SEPre:
         v = self.se_module(x)  # N,C_in,H,W
         u = self._branch_forward(v)  # N,C_out,OH,OW
         s = self._shortcut(x)  # N,C_out,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        y, self._relu_cache = ops.relu_forward(total)
+        y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        dtotal = ops.relu_backward(dy, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
         dv = self._branch_backward(du)
         dx_branch = self.se_module.backward(dv)
         dx_shortcut = self._shortcut_backward(ds)
-        dx = dx_branch + dx_shortcut  # x fans out into the (SE +) branch and the shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the (SE +) branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):
@@ -55,18 +53,16 @@ class SEPost:
     def forward(self, x):
         u = self._branch_forward(x)  # N,C_out,OH,OW
         s = self._shortcut(x)  # N,C_out,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        h, self._relu_cache = ops.relu_forward(total)
+        h, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         y = self.se_module(h)  # N,C_out,OH,OW
         return y
 
     def backward(self, dy):
         dh = self.se_module.backward(dy)
-        dtotal = ops.relu_backward(dh, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dh, self._add_relu_cache)  # one gradient for both paths
         dx_branch = self._branch_backward(du)
         dx_shortcut = self._shortcut_backward(ds)
-        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):
@@ -84,17 +80,15 @@ class SEIdentity:
         u = self._branch_forward(x)  # N,C_out,OH,OW
         s = self._shortcut(x)  # N,C_out,OH,OW
         s = self.se_module(s)  # N,C_out,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        y, self._relu_cache = ops.relu_forward(total)
+        y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        dtotal = ops.relu_backward(dy, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
         ds = self.se_module.backward(ds)
         dx_shortcut = self._shortcut_backward(ds)
         dx_branch = self._branch_backward(du)
-        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the (SE +) shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the (SE +) shortcut
         return dx
 
     def trace(self, shape, name, records=None):
@@ -117,19 +111,17 @@ class BasicSEAfter3x3:
         h = self.se_module(h)  # N,P,OH,OW
         u = self.bn2(self.conv2(h))  # N,P,OH,OW
         s = self._shortcut(x)  # N,P,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        y, self._relu_cache = ops.relu_forward(total)
+        y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        dtotal = ops.relu_backward(dy, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
         dh = self.conv2.backward(self.bn2.backward(du))
         dh = self.se_module.backward(dh)
         dh = ops.relu_backward(dh, self._relu1_cache)
         dx_branch = self.conv1.backward(self.bn1.backward(dh))
         dx_shortcut = self._shortcut_backward(ds)
-        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):
@@ -155,13 +147,11 @@ class BottleneckSEAfter3x3:
         h = self.se_module(h)  # N,width_3x3,OH,OW
         u = self.bn3(self.conv3(h))  # N,C_out,OH,OW
         s = self._shortcut(x)  # N,C_out,OH,OW
-        total, self._add_cache = ops.add_forward(u, s)
-        y, self._relu_cache = ops.relu_forward(total)
+        y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        dtotal = ops.relu_backward(dy, self._relu_cache)
-        du, ds = ops.add_backward(dtotal, self._add_cache)
+        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
         dh = self.conv3.backward(self.bn3.backward(du))
         dh = self.se_module.backward(dh)
         dh = ops.relu_backward(dh, self._relu2_cache)
@@ -169,7 +159,7 @@ class BottleneckSEAfter3x3:
         dh = ops.relu_backward(dh, self._relu1_cache)
         dx_branch = self.conv1.backward(self.bn1.backward(dh))
         dx_shortcut = self._shortcut_backward(ds)
-        dx = dx_branch + dx_shortcut  # x fans out into the residual branch and the shortcut
+        dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the shortcut
         return dx
 
     def trace(self, shape, name, records=None):

@@ -68,7 +68,17 @@ from sescratch.ops.pool import (
 )
 from sescratch.ops.loss import log_softmax, softmax_cross_entropy
 from sescratch.ops.sgd import sgd_update, sgd_update_reference
-from sescratch.ops.residual import add_backward, add_forward
+from sescratch.ops.residual import (
+    AddReluCache,
+    add_backward,
+    add_forward,
+    add_into,
+    add_into_reference,
+    add_relu_backward,
+    add_relu_backward_reference,
+    add_relu_forward,
+    add_relu_forward_reference,
+)
 from sescratch.ops.concat import ConcatCache, concat_backward, concat_forward
 from sescratch.ops.channel_shuffle import (
     ChannelShuffleCache,
@@ -134,6 +144,13 @@ __all__ = [
     "sgd_update_reference",
     "add_forward",
     "add_backward",
+    "AddReluCache",
+    "add_relu_forward",
+    "add_relu_backward",
+    "add_into",
+    "add_relu_forward_reference",
+    "add_relu_backward_reference",
+    "add_into_reference",
     "ConcatCache",
     "concat_forward",
     "concat_backward",

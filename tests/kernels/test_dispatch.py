@@ -83,6 +83,15 @@ def _relu(r):
     ops.relu_backward(r(*y.shape), cache)
 
 
+def _add_relu(r):
+    y, cache = ops.add_relu_forward(r(2, 3, 4, 4), r(2, 3, 4, 4))
+    ops.add_relu_backward(r(*y.shape), cache)
+
+
+def _add_into(r):
+    ops.add_into(r(2, 3, 4, 4), r(2, 3, 4, 4))
+
+
 def _max_pool(r):
     y, cache = ops.max_pool2d_forward(r(2, 3, 5, 5), 3, stride=2, padding=1)
     ops.max_pool2d_backward(r(*y.shape), cache)
@@ -115,6 +124,9 @@ USES = {
     "batchnorm2d_running_update": lambda r: _batchnorm(r, True),
     "relu_forward": _relu,
     "relu_backward": _relu,
+    "add_relu_forward": _add_relu,
+    "add_relu_backward": _add_relu,
+    "add_into": _add_into,
     "max_pool2d_forward": _max_pool,
     "max_pool2d_backward": _max_pool,
     "global_avg_pool_forward": _squeeze,
@@ -175,6 +187,8 @@ def _reference_calls(r):
     ops.batchnorm2d_eval_forward_reference(x, r(3), r(3))
     ops.batchnorm2d_running_update_reference(r(3), r(3), mean, var, 0.1, 50)
     ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
+    ops.add_relu_backward_reference(r(*x.shape), ops.add_relu_forward_reference(x, r(*x.shape)))
+    ops.add_into_reference(r(*x.shape), x)
     y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
     ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)
     ops.global_avg_pool_backward_reference(ops.global_avg_pool_forward_reference(x), 5, 5)

@@ -174,6 +174,44 @@ def test_relu_keeps_nan_like_maximum(family):
     np.testing.assert_array_equal(y, np.maximum(x, 0))
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_add_relu_and_backward(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    (a, a64), (b, b64), (dy, dy64) = (draw(rng, shape, dtype) for _ in range(3))
+    y = np.maximum(a64 + b64, 0)
+    y_k = K["add_relu_forward"](xp.asarray(a), xp.asarray(b))
+    assert_close(y_k, y, dtype, what="add_relu")
+    # exactly NumPy's float32/float64 result: one rounding of the sum, then the max
+    np.testing.assert_array_equal(to_numpy(y_k), np.maximum(a + b, 0))
+    dt = K["add_relu_backward"](xp.asarray(dy), y_k)
+    np.testing.assert_array_equal(to_numpy(dt), np.where(to_numpy(y_k) > 0, dy, 0))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
+def test_add_into_accumulates_in_place(family, dtype, shape, seed):
+    K, xp = kernels(family)
+    rng = np.random.default_rng(seed)
+    (t, _), (g, _) = draw(rng, shape, dtype), draw(rng, shape, dtype)
+    expected = t + g
+    total = xp.asarray(t.copy())
+    out = K["add_into"](total, xp.asarray(g))
+    assert out is total
+    np.testing.assert_array_equal(to_numpy(total), expected)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_add_relu_keeps_nan_like_maximum(family):
+    K, xp = kernels(family)
+    a = np.array([np.nan, -1.0, 0.0, 2.0, -np.inf, np.inf]).reshape(1, 1, 2, 3)
+    y = to_numpy(K["add_relu_forward"](xp.asarray(a), xp.asarray(np.zeros_like(a))))
+    np.testing.assert_array_equal(y, np.maximum(a, 0))
+
+
 # -------------------------------------------------------------------------------------- max pool
 def max_pool_formula(x, KH, KW, SH, SW, PH, PW):
     """Pad with -inf, take each window's first maximum (``argmax`` of the flattened window)."""

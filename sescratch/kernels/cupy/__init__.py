@@ -1,7 +1,13 @@
 """CuPy GPU kernels: the table ``KERNELS`` that ``sescratch.backend`` dispatches to."""
 from sescratch.kernels.cupy.conv import conv2d_backward, conv2d_forward
 from sescratch.kernels.cupy.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
-from sescratch.kernels.cupy.elementwise import relu_backward, relu_forward
+from sescratch.kernels.cupy.elementwise import (
+    add_into,
+    add_relu_backward,
+    add_relu_forward,
+    relu_backward,
+    relu_forward,
+)
 from sescratch.kernels.cupy.norm import (
     batchnorm2d_backward,
     batchnorm2d_eval_forward,
@@ -29,6 +35,9 @@ KERNELS = {
     "batchnorm2d_running_update": batchnorm2d_running_update,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
+    "add_relu_forward": add_relu_forward,
+    "add_relu_backward": add_relu_backward,
+    "add_into": add_into,
     "max_pool2d_forward": max_pool2d_forward,
     "max_pool2d_backward": max_pool2d_backward,
     "global_avg_pool_forward": global_avg_pool_forward,

@@ -1,4 +1,4 @@
-"""Elementwise kernels (CuPy, GPU): ReLU and its backward.
+"""Elementwise kernels (CuPy, GPU): ReLU, the residual sum's ReLU(a + b), the fan-out sum.
 
 Same semantics as :mod:`sescratch.kernels.numba.elementwise` (``maximum``: NaN propagates).
 """
@@ -14,6 +14,12 @@ _relu_backward = cp.ElementwiseKernel(
     "T dy, T y", "T dx", "dx = y > (T)0 ? dy : (T)0", "sescratch_relu_backward"
 )
 
+_add_relu = cp.ElementwiseKernel(
+    "T a, T b", "T y", "T v = a + b; y = v <= (T)0 ? (T)0 : v", "sescratch_add_relu"
+)
+
+_add_into = cp.ElementwiseKernel("T g", "T total", "total += g", "sescratch_add_into")
+
 
 def relu_forward(x):
     """``y = maximum(x, 0)``."""
@@ -24,3 +30,19 @@ def relu_backward(dy, y):
     """``dx = dy where y > 0, else 0``."""
     return _relu_backward(dy, y)
 
+
+
+def add_relu_forward(a, b):
+    """``y = maximum(a + b, 0)``."""
+    return _add_relu(a, b)
+
+
+def add_relu_backward(dy, y):
+    """``d(a + b) = dy where y > 0, else 0``."""
+    return _relu_backward(dy, y)
+
+
+def add_into(total, g):
+    """``total += g`` in place; returns total."""
+    _add_into(g, total)
+    return total

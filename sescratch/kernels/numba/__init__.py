@@ -19,7 +19,13 @@ from sescratch.kernels.numba.depthwise import (  # noqa: E402
     depthwise_conv2d_backward,
     depthwise_conv2d_forward,
 )
-from sescratch.kernels.numba.elementwise import relu_backward, relu_forward  # noqa: E402
+from sescratch.kernels.numba.elementwise import (  # noqa: E402
+    add_into,
+    add_relu_backward,
+    add_relu_forward,
+    relu_backward,
+    relu_forward,
+)
 from sescratch.kernels.numba.norm import (  # noqa: E402
     batchnorm2d_backward,
     batchnorm2d_eval_forward,
@@ -47,6 +53,9 @@ KERNELS = {
     "batchnorm2d_running_update": batchnorm2d_running_update,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
+    "add_relu_forward": add_relu_forward,
+    "add_relu_backward": add_relu_backward,
+    "add_into": add_into,
     "max_pool2d_forward": max_pool2d_forward,
     "max_pool2d_backward": max_pool2d_backward,
     "global_avg_pool_forward": global_avg_pool_forward,

@@ -1,8 +1,9 @@
-"""Elementwise kernels (Numba, CPU): ReLU and its backward.
+"""Elementwise kernels (Numba, CPU): ReLU, the residual sum's ReLU(a + b), the fan-out sum.
 
 Semantics match NumPy exactly: ``relu_forward(x) = maximum(x, 0)`` (NaN propagates),
-``relu_backward(dy, y) = dy where y > 0 else 0``. The loops run over the flattened arrays in
-parallel, one pass each and no temporary.
+``relu_backward(dy, y) = dy where y > 0 else 0``, ``add_relu_forward(a, b) = maximum(a + b, 0)``
+(one rounding of the sum, as NumPy's), ``add_into(total, g)``: ``total += g``. The loops run over
+the flattened arrays in parallel, one pass each and no temporary.
 """
 from __future__ import annotations
 
@@ -40,3 +41,34 @@ def relu_backward(dy, y):
     _relu_backward(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 
+
+
+@njit(parallel=True, cache=True)
+def _add_relu(a1, b1, y1):
+    for i in prange(a1.shape[0]):
+        v = a1[i] + b1[i]
+        y1[i] = 0 if v <= 0 else v
+
+
+@njit(parallel=True, cache=True)
+def _add_into(t1, g1):
+    for i in prange(t1.shape[0]):
+        t1[i] += g1[i]
+
+
+def add_relu_forward(a, b):
+    """``y = maximum(a + b, 0)``, same shape and dtype as a."""
+    y = np.empty(a.shape, dtype=a.dtype)
+    _add_relu(_flat(a), _flat(b), y.reshape(-1))
+    return y
+
+
+def add_relu_backward(dy, y):
+    """``d(a + b) = dy where y > 0, else 0``: the ReLU's backward (the sum passes it on unchanged)."""
+    return relu_backward(dy, y)
+
+
+def add_into(total, g):
+    """``total += g`` in place (total C-contiguous); returns total."""
+    _add_into(total.reshape(-1), _flat(g))
+    return total

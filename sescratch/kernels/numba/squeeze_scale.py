@@ -57,17 +57,11 @@ def _scale_backward_planes(dy2, u2, s1, du2, ds1):
         ds1[p] = acc
 
 
-def _flat_planes(a):
-    """(N*C, H*W) C-contiguous view of an NCHW array."""
-    a3 = _planes(a)
-    return a3.reshape(a3.shape[0] * a3.shape[1], a3.shape[2])
-
-
 def global_avg_pool_forward(x):
     """``z[n, c] = mean over (h, w) of x[n, c]``; x (N, C, H, W) -> z (N, C), dtype of x."""
     N, C = x.shape[:2]
     z = np.empty(N * C, dtype=np.float64)
-    _plane_means(_flat_planes(x), z)
+    _plane_means(_planes(x), z)
     return z.astype(x.dtype).reshape(N, C)
 
 
@@ -85,7 +79,7 @@ def se_scale_forward(u, s):
     N, C, H, W = u.shape
     y = np.empty(u.shape, dtype=u.dtype)
     s1 = np.ascontiguousarray(s, dtype=u.dtype).reshape(N * C)
-    _scale_planes(_flat_planes(u), s1, y.reshape(N * C, H * W))
+    _scale_planes(_planes(u), s1, y.reshape(N * C, H * W))
     return y
 
 
@@ -95,5 +89,5 @@ def se_scale_backward(dy, u, s):
     du = np.empty(u.shape, dtype=u.dtype)
     ds = np.empty(N * C, dtype=np.float64)
     s1 = np.ascontiguousarray(s, dtype=u.dtype).reshape(N * C)
-    _scale_backward_planes(_flat_planes(dy), _flat_planes(u), s1, du.reshape(N * C, H * W), ds)
+    _scale_backward_planes(_planes(dy), _planes(u), s1, du.reshape(N * C, H * W), ds)
     return du, ds.astype(u.dtype).reshape(N, C)
