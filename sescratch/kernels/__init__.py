@@ -29,6 +29,7 @@ DECLARED = (
     "max_pool2d_backward",
     "global_avg_pool_forward",
     "global_avg_pool_backward",
+    "global_avg_pool_backward_into",  # added in place to another path's gradient (the SE fan-out)
     "se_scale_forward",
     "se_scale_backward",
     "sgd_update",  # one optimiser step of one parameter, in place (sescratch.ops.sgd)

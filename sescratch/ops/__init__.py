@@ -35,6 +35,7 @@ from sescratch.ops.activation import (
 )
 from sescratch.ops.squeeze import (
     global_avg_pool_backward,
+    global_avg_pool_backward_into_reference,
     global_avg_pool_backward_reference,
     global_avg_pool_forward,
     global_avg_pool_forward_reference,
@@ -117,6 +118,7 @@ __all__ = [
     "global_max_pool_backward",
     "global_avg_pool_forward_reference",
     "global_avg_pool_backward_reference",
+    "global_avg_pool_backward_into_reference",
     "se_scale_forward",
     "se_scale_backward",
     "se_scale_forward_reference",

@@ -19,7 +19,7 @@ Forward, one line per equation::
 The backward reads the same lines bottom-up, each the backward of the op that made it. ``u``
 feeds two places, the squeeze and the scale, so its gradient is the sum of both paths:
 ``du = du_scale + du_squeeze`` (a backward that forgets the squeeze path fails the gradient
-check), added into the fresh ``du_scale`` (:func:`sescratch.ops.add_into`). Extra parameters per block (Eq. 5, biases aside): ``2 C^2 / r``.
+check), the squeeze's backward adding its share into the fresh ``du_scale`` (``into=``). Extra parameters per block (Eq. 5, biases aside): ``2 C^2 / r``.
 Long form: ``docs/derivations/se_block.md``.
 
 References
@@ -43,7 +43,6 @@ from sescratch.ops.activation import (
     tanh_forward,
 )
 from sescratch.ops.linear import linear_backward, linear_forward
-from sescratch.ops.residual import add_into
 from sescratch.ops.se_scale import se_scale_backward, se_scale_forward
 from sescratch.ops.squeeze import (
     global_avg_pool_backward,
@@ -159,6 +158,7 @@ def se_block_backward(dy, cache: SEBlockCache):
     da, dw2, db2 = linear_backward(de, cache.fc2_cache)  # N,C_r, (C, C_r), (C,)
     dh = relu_backward(da, cache.relu_cache)  # N,C_r
     dz, dw1, db1 = linear_backward(dh, cache.fc1_cache)  # N,C, (C_r, C), (C_r,)
-    du_squeeze = squeeze_backward(dz, cache.squeeze_cache)  # N,C,H,W
-    du = add_into(du_scale, du_squeeze)  # u fans out into the scale and the squeeze: du_scale + du_squeeze
+    # u fans out into the scale and the squeeze: du = du_scale + du_squeeze, the squeeze's
+    # gradient added into du_scale in place (one pass; no du_squeeze array is made)
+    du = squeeze_backward(dz, cache.squeeze_cache, into=du_scale)  # N,C,H,W
     return du, dw1, db1, dw2, db2

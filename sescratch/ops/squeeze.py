@@ -24,6 +24,7 @@ from sescratch.ops._checks import check_float_array, check_shape
 __all__ = [
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
     "global_avg_pool_forward_reference", "global_avg_pool_backward_reference",
+    "global_avg_pool_backward_into_reference",
     "GlobalMaxPoolCache", "global_max_pool_forward", "global_max_pool_backward",
 ]
 
@@ -48,6 +49,23 @@ def global_avg_pool_backward_reference(dz, H, W):
     dx = get_array_module(dz).empty((N, C, H, W), dtype=dz.dtype)  # N,C,H,W
     dx[...] = dz[:, :, None, None] / (H * W)  # N,C,1,1 broadcast to N,C,H,W
     return dx
+
+
+def global_avg_pool_backward_into_reference(dz, into):
+    """``into[n, c, i, j] += dz[n, c] / (H W)`` in place in ``xp``; returns ``into``."""
+    H, W = into.shape[2:]
+    into += dz[:, :, None, None] / (H * W)  # N,C,1,1 broadcast over N,C,H,W
+    return into
+
+
+def _check_into(op, into, shape, dtype):
+    """``into``: the gradient of another path, to add this one to in place (the fan-out sum)."""
+    check_float_array(op, "into", into, ndim=4)
+    check_shape(op, "into", into, shape, "the shape of the forward input")
+    if into.dtype != dtype:
+        raise ValueError(f"{op}: argument 'into' must have the dtype of dz ({dtype}), got {into.dtype}")
+    if not into.flags.c_contiguous or not getattr(into.flags, "writeable", True):  # CuPy: always writeable
+        raise ValueError(f"{op}: argument 'into' must be a C-contiguous, writeable array (a fresh gradient)")
 
 
 def global_max_pool_forward(x):
@@ -75,17 +93,19 @@ def global_max_pool_forward(x):
     return z, GlobalMaxPoolCache((N, C, H, W), argmax)
 
 
-def global_max_pool_backward(dz, cache: GlobalMaxPoolCache):
+def global_max_pool_backward(dz, cache: GlobalMaxPoolCache, *, into=None):
     """Gradient of global max pooling.
 
     Parameters
     ----------
     dz : array, shape (N, C)
     cache : GlobalMaxPoolCache
+    into : array, shape (N, C, H, W), optional
+        Another path's gradient of ``x`` (a fresh array): this one is added to it in place.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W)
+    dx : array, shape (N, C, H, W) (``into``, when given, now holding the sum)
 
     Derivation
     ----------
@@ -97,15 +117,20 @@ def global_max_pool_backward(dz, cache: GlobalMaxPoolCache):
     check_float_array("global_max_pool_backward", "dz", dz, ndim=2)
     check_shape("global_max_pool_backward", "dz", dz, (N, C), "the shape of z")
     xp = get_array_module(dz)
-    dx = xp.zeros((N, C, H * W), dtype=dz.dtype)  # N,C,HW
     n = xp.arange(N)[:, None]  # N,1
     c = xp.arange(C)[None, :]  # 1,C
+    if into is not None:
+        _check_into("global_max_pool_backward", into, (N, C, H, W), dz.dtype)
+        into.reshape(N, C, H * W)[n, c, cache.argmax] += dz  # one position per plane: no repeats
+        return into
+    dx = xp.zeros((N, C, H * W), dtype=dz.dtype)  # N,C,HW
     dx[n, c, cache.argmax] = dz  # N,C scattered into N,C,HW
     return dx.reshape(N, C, H, W)  # N,C,H,W
 
 
 # Dispatch: the average squeeze runs a declared kernel or the reference; the max squeeze has none.
-_KERNELS = declare_kernels("global_avg_pool_forward", "global_avg_pool_backward")
+_KERNELS = declare_kernels("global_avg_pool_forward", "global_avg_pool_backward",
+                           "global_avg_pool_backward_into")
 
 
 def global_avg_pool_forward(x):
@@ -127,17 +152,21 @@ def global_avg_pool_forward(x):
     return forward(x), GlobalAvgPoolCache(tuple(x.shape))  # N,C
 
 
-def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache):
+def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache, *, into=None):
     """Gradient of global average pooling.
 
     Parameters
     ----------
     dz : array, shape (N, C)
     cache : GlobalAvgPoolCache
+    into : array, shape (N, C, H, W), optional
+        Another path's gradient of ``x`` (a fresh array the caller owns): this gradient is
+        added to it in place, one pass over memory instead of filling a new array and summing
+        the two (the SE block's fan-out ``du = du_scale + du_squeeze``).
 
     Returns
     -------
-    dx : array, shape (N, C, H, W), a new (writable) array
+    dx : array, shape (N, C, H, W), a new (writable) array; or ``into``, now holding the sum
 
     Derivation
     ----------
@@ -149,6 +178,11 @@ def global_avg_pool_backward(dz, cache: GlobalAvgPoolCache):
     check_float_array("global_avg_pool_backward", "dz", dz, ndim=2)
     check_shape("global_avg_pool_backward", "dz", dz, (N, C), "the shape of z")
     dz = get_array_module(dz).ascontiguousarray(dz)
+    if into is not None:
+        _check_into("global_avg_pool_backward", into, (N, C, H, W), dz.dtype)
+        kernel = _KERNELS.get("global_avg_pool_backward_into", dz, into)
+        accumulate = global_avg_pool_backward_into_reference if kernel is None else kernel
+        return accumulate(dz, into)  # N,C,H,W
     kernel = _KERNELS.get("global_avg_pool_backward", dz)
     backward = global_avg_pool_backward_reference if kernel is None else kernel
     return backward(dz, H, W)  # N,C,H,W

@@ -102,6 +102,11 @@ def _squeeze(r):
     ops.global_avg_pool_backward(r(*z.shape), cache)
 
 
+def _squeeze_into(r):
+    z, cache = ops.global_avg_pool_forward(r(2, 3, 4, 4))
+    ops.global_avg_pool_backward(r(*z.shape), cache, into=r(2, 3, 4, 4))
+
+
 def _se_scale(r):
     y, cache = ops.se_scale_forward(r(2, 3, 4, 4), r(2, 3))
     ops.se_scale_backward(r(*y.shape), cache)
@@ -131,6 +136,7 @@ USES = {
     "max_pool2d_backward": _max_pool,
     "global_avg_pool_forward": _squeeze,
     "global_avg_pool_backward": _squeeze,
+    "global_avg_pool_backward_into": _squeeze_into,
     "se_scale_forward": _se_scale,
     "se_scale_backward": _se_scale,
     "sgd_update": _sgd,
@@ -192,6 +198,7 @@ def _reference_calls(r):
     y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
     ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)
     ops.global_avg_pool_backward_reference(ops.global_avg_pool_forward_reference(x), 5, 5)
+    ops.global_avg_pool_backward_into_reference(r(2, 3), r(*x.shape))
     s = r(2, 3)
     ops.se_scale_backward_reference(r(*x.shape), x, s)
     ops.se_scale_forward_reference(x, s)

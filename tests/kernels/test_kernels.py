@@ -128,6 +128,21 @@ def test_global_avg_pool_backward(family, dtype, shape, seed):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=nchw, seed=seeds)
+def test_global_avg_pool_backward_into(family, dtype, shape, seed):
+    """Bit for bit ``into + fill(dz / (H W))``: the SE block's fan-out sum, made in place."""
+    K, xp = kernels(family)
+    N, C, H, W = shape
+    rng = np.random.default_rng(seed)
+    (dz, _), (g, _) = draw(rng, (N, C), dtype), draw(rng, shape, dtype)
+    expected = g + (dz / dz.dtype.type(H * W))[:, :, None, None]
+    into = xp.asarray(g.copy())
+    assert K["global_avg_pool_backward_into"](xp.asarray(dz), into) is into
+    np.testing.assert_array_equal(to_numpy(into), expected)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(shape=nchw, seed=seeds)
 def test_se_scale(family, dtype, shape, seed):
     K, xp = kernels(family)
     rng = np.random.default_rng(seed)

@@ -82,6 +82,26 @@ def test_squeeze_keeps_float32_and_returns_writable_gradient(xp, forward):
 
 
 @pytest.mark.parametrize("kind", ["avg", "max"])
+def test_squeeze_backward_into_adds_to_another_gradient_in_place(xp, kind):
+    """``into=g``: the fan-out sum ``g + dx`` without a third array, equal to the two steps."""
+    forward = global_avg_pool_forward if kind == "avg" else global_max_pool_forward
+    backward = global_avg_pool_backward if kind == "avg" else global_max_pool_backward
+    rng = np.random.default_rng(3)
+    x, dz, g = distinct_values(rng, (2, 3, 4, 5)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3, 4, 5))
+    _, cache = forward(xp.asarray(x))
+    expected = g + to_numpy(backward(xp.asarray(dz), cache))
+    into = xp.asarray(g.copy())
+    assert backward(xp.asarray(dz), cache, into=into) is into
+    np.testing.assert_allclose(to_numpy(into), expected, rtol=0, atol=1e-15)
+    bad = {"shape": (np.ones((2, 3, 4, 4)), r"argument 'into' expected shape \(2, 3, 4, 5\)"),
+           "dtype": (np.ones((2, 3, 4, 5), dtype=np.float32), "argument 'into' must have the dtype of dz"),
+           "layout": (np.ones((2, 3, 5, 4)).transpose(0, 1, 3, 2), "argument 'into' must be a C-contiguous, writeable")}
+    for value, message in bad.values():
+        with pytest.raises(ValueError, match=f"global_{kind}_pool_backward: {message}"):
+            backward(np.asarray(dz), forward(np.asarray(x))[1], into=value)
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
 def test_squeeze_bad_input(kind):
     forward = global_avg_pool_forward if kind == "avg" else global_max_pool_forward
     backward = global_avg_pool_backward if kind == "avg" else global_max_pool_backward

@@ -17,6 +17,7 @@ from sescratch.kernels.cupy.norm_running import batchnorm2d_running_update
 from sescratch.kernels.cupy.pool import max_pool2d_backward, max_pool2d_forward
 from sescratch.kernels.cupy.squeeze_scale import (
     global_avg_pool_backward,
+    global_avg_pool_backward_into,
     global_avg_pool_forward,
     se_scale_backward,
     se_scale_forward,
@@ -42,6 +43,7 @@ KERNELS = {
     "max_pool2d_backward": max_pool2d_backward,
     "global_avg_pool_forward": global_avg_pool_forward,
     "global_avg_pool_backward": global_avg_pool_backward,
+    "global_avg_pool_backward_into": global_avg_pool_backward_into,
     "se_scale_forward": se_scale_forward,
     "se_scale_backward": se_scale_backward,
     "sgd_update": sgd_update,

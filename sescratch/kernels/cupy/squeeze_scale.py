@@ -32,6 +32,13 @@ def global_avg_pool_backward(dz, H, W):
     return dx
 
 
+def global_avg_pool_backward_into(dz, into):
+    """``into[n, c, h, w] += dz[n, c] / (H*W)`` in place; returns into."""
+    N, C, H, W = into.shape
+    into += (dz / (H * W)).reshape(N, C, 1, 1)
+    return into
+
+
 def se_scale_forward(u, s):
     """``y = u * s[:, :, None, None]``."""
     return u * s.astype(u.dtype, copy=False)[:, :, None, None]

@@ -35,6 +35,7 @@ from sescratch.kernels.numba.norm_running import batchnorm2d_running_update  # n
 from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.squeeze_scale import (  # noqa: E402
     global_avg_pool_backward,
+    global_avg_pool_backward_into,
     global_avg_pool_forward,
     se_scale_backward,
     se_scale_forward,
@@ -60,6 +61,7 @@ KERNELS = {
     "max_pool2d_backward": max_pool2d_backward,
     "global_avg_pool_forward": global_avg_pool_forward,
     "global_avg_pool_backward": global_avg_pool_backward,
+    "global_avg_pool_backward_into": global_avg_pool_backward_into,
     "se_scale_forward": se_scale_forward,
     "se_scale_backward": se_scale_backward,
     "sgd_update": sgd_update,

@@ -1,7 +1,7 @@
 """Squeeze and scale kernels (Numba, CPU): the two ends of an SE block that touch (N, C, H, W).
 
 * squeeze: ``z[n, c] = mean_hw u[n, c]`` (global average pooling, paper Eq. 2) and its backward
-  ``du[n, c, h, w] = dz[n, c] / (H*W)``;
+  ``du[n, c, h, w] = dz[n, c] / (H*W)``, or that added in place to another gradient (``_into``);
 * scale: ``y[n, c] = u[n, c] * s[n, c]`` (F_scale, paper Eq. 4) and its backward
   ``du = dy * s``, ``ds[n, c] = sum_hw dy * u`` — one pass over dy and u for both.
 
@@ -33,6 +33,15 @@ def _fill_planes(values, HW, dx2):
         v = values[p]
         for i in range(HW):
             dx2[p, i] = v
+
+
+@njit(parallel=True, cache=True)
+def _add_to_planes(values, dx2):
+    P, HW = dx2.shape
+    for p in prange(P):
+        v = values[p]
+        for i in range(HW):
+            dx2[p, i] += v
 
 
 @njit(parallel=True, cache=True)
@@ -72,6 +81,14 @@ def global_avg_pool_backward(dz, H, W):
     values = np.ascontiguousarray(dz).reshape(N * C) / dz.dtype.type(H * W)  # N*C
     _fill_planes(values, H * W, dx.reshape(N * C, H * W))
     return dx
+
+
+def global_avg_pool_backward_into(dz, into):
+    """``into[n, c, h, w] += dz[n, c] / (H*W)`` in place (into C-contiguous); returns into."""
+    N, C, H, W = into.shape
+    values = np.ascontiguousarray(dz).reshape(N * C) / dz.dtype.type(H * W)  # N*C
+    _add_to_planes(values, _planes(into))
+    return into
 
 
 def se_scale_forward(u, s):
