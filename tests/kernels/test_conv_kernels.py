@@ -81,15 +81,33 @@ def test_numba_im2col_and_col2im_equal_the_slicing_versions(data):
     np.testing.assert_allclose(dx, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_chunks_are_shared_evenly_by_the_threads(monkeypatch, threads):
+    """A chunk count the threads share evenly where the batch allows, no chunk over budget."""
+    from sescratch.kernels.numba import _scratch
+
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: threads)
+    for N, per_image, budget in [(64, 50176, 524287), (128, 65536, 524287), (5, 1, 2), (3, 1, 1), (7, 1, 100)]:
+        chunks = _scratch.image_chunks(N, per_image, budget)
+        step = max(1, min(N, budget // per_image))
+        assert chunks[0][0] == 0 and chunks[-1][1] == N
+        assert all(a < b and b == c for (a, b), (c, _) in zip(chunks, chunks[1:] + [(N, N)]))
+        assert max(b - a for a, b in chunks) <= step
+        assert len(chunks) == 1 or len(chunks) % threads == 0 or len(chunks) == N
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 2)
+    assert len(_scratch.image_chunks(64, 50176, 524287)) == 8  # 7 chunks of 10 images would idle a thread
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride", [1, 2], ids=["winograd", "im2col"])
 def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
-    """A batch cut into chunks of 2 images (the last one partial), and im2col's products cut into
-    blocks of columns, give the reference result."""
+    """A batch of 5 cut into 3 chunks of at most 2 images (sizes 1, 2, 2), and im2col's products
+    cut into blocks of columns, give the reference result."""
     from sescratch.kernels.numba import _scratch, winograd
     from sescratch.kernels.numba import conv as nb_conv
 
     rng = np.random.default_rng(4)
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)  # chunks as budgeted, unbalanced
     C = nb_conv.MIN_WINOGRAD_CHANNELS if stride == 1 else 3  # stride 1: enough channels for Winograd
     x = rng.standard_normal((5, C, 7, 6)).astype(dtype)
     w = rng.standard_normal((4, C, 3, 3)).astype(dtype)
@@ -97,11 +115,11 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     if stride == 1:  # OH = 7, OW = 4 with padding (1, 0): 4 x 2 Winograd tiles of 2x2
         per_image = (4 * 2) * C * 4  # tiles * C * K of one image's products
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * per_image)
-        assert winograd._chunks(5, 4, 2, C, 4) == [(0, 2), (2, 4), (4, 5)]
+        assert winograd._chunks(5, 4, 2, C, 4) == [(0, 1), (1, 3), (3, 5)]
     else:  # OH = 4, OW = 2: columns of 3*3*3 rows
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)
-        assert nb_conv._chunks(x, w, 4, 2) == [(0, 2), (2, 4), (4, 5)]
+        assert nb_conv._chunks(x, w, 4, 2) == [(0, 1), (1, 3), (3, 5)]
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 3 * 4 * 27)  # products of 3 columns at a time
         assert _scratch.column_blocks(16, 4, 27) == [(0, 16)]  # < MIN_BLOCK_COLUMNS: not cut
         monkeypatch.setattr(_scratch, "MIN_BLOCK_COLUMNS", 1)

@@ -121,7 +121,8 @@ def test_blas_threads_are_restored():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("path", ["winograd", "one_group"])
 def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
-    """A batch of 5 cut into chunks of 2, 2 and 1 images gives the reference result."""
+    """A batch of 5 cut into 3 chunks of 1, 2 and 2 images gives the reference result."""
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)  # the budget's 3 chunks, not 4
     rng = np.random.default_rng(5)
     x = rng.standard_normal((5, 3, 7, 6)).astype(dtype)
     w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
@@ -132,14 +133,14 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
     y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
     if path == "winograd":
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * (4 * 2) * 3 * 4)  # 2 images' products
-        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 2), (2, 4), (4, 5)]
+        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 1), (1, 3), (3, 5)]
         y = winograd.winograd_forward(x, w, b, padding)
         grads = winograd.winograd_backward(dy, x, w, padding, True)
     else:
         if not _scratch.blas_controllable():
             pytest.skip("no OpenBLAS to keep on the calling thread")
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * 27 * OH * OW * x.itemsize)  # 2 images' rows
-        assert nb_conv._chunks(x, w, OH, OW) == [(0, 2), (2, 4), (4, 5)]
+        assert nb_conv._chunks(x, w, OH, OW) == [(0, 1), (1, 3), (3, 5)]
         y = im2row.im2row_forward(x, w, b, (1, 1), padding, OH, OW, nb_conv._chunks(x, w, OH, OW))
         grads = im2row.im2row_backward(dy, x, w, (1, 1), padding, True, OH, OW, nb_conv._chunks(x, w, OH, OW))
     for got, want in zip((y, *grads), (y_ref, *grads_ref)):

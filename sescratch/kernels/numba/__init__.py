@@ -1,18 +1,46 @@
 """Numba CPU kernels: the table ``KERNELS`` that ``sescratch.backend`` dispatches to.
 
 Threading: unless the user chose a layer (``NUMBA_THREADING_LAYER``), the parallel kernels run
-on Numba's ``workqueue`` layer. The OpenMP layer's worker threads busy-wait between kernels,
-which on a machine with few cores shared with other processes takes the cores the next kernel
-needs (set ``NUMBA_THREADING_LAYER=omp`` to compare on a given machine). The conv kernels
-are not ``parallel=True``: they split the batch over their own Python threads (``_scratch.py``),
-so only the main thread ever launches a parallel kernel, as the workqueue layer requires.
+on Numba's OpenMP layer with short spins (``GOMP_SPINCOUNT=1000``, set only while that layer's
+GNU OpenMP runtime loads, so PyTorch's own copy is left alone), or on the ``workqueue`` layer
+where no OpenMP runtime loads. A training step launches a few hundred small parallel kernels
+(batch norm, ReLU, the residual sums, the SE scale): on the 2-core Intel Xeon of 2026-12-01 a
+launch costs 8 us on OpenMP with short spins, 80 us with ``OMP_WAIT_POLICY=PASSIVE`` and 130 us on
+``workqueue``. OpenMP's default long spins (300,000 rounds) would keep a core busy after every
+kernel, taking it from the conv kernels that follow on a machine with few cores (on a busy
+machine, up to 10x slower steps: ``docs/results.md``); a user's own ``GOMP_SPINCOUNT`` or
+``OMP_WAIT_POLICY`` is kept. The conv kernels are not ``parallel=True``: they split the batch
+over their own Python threads (``_scratch.py``), so only the main thread ever launches a parallel
+kernel, as the workqueue layer requires.
 """
 import os
 
 import numba
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+SPIN_COUNT = "1000"  # GNU OpenMP's spin before a worker sleeps, in rounds of its wait loop
+
+
+def _start_threads() -> None:
+    """Pick and start Numba's thread pool now, with OpenMP's spins set as the docstring says."""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]  # tbb: not installed here
+    numba.config.THREADING_LAYER = "default"
+    mine = not ({"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ))
+    if mine:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT  # read once, when libgomp loads
+    try:
+        from numba.np.ufunc import parallel
+
+        parallel._launch_threads()  # loads the layer (and its libgomp) now, not at the first kernel
+    except (ImportError, AttributeError):  # another Numba: its layer starts at the first kernel
+        pass
+    finally:
+        if mine:
+            del os.environ["GOMP_SPINCOUNT"]
+
+
+_start_threads()
 
 from sescratch.kernels.numba.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from sescratch.kernels.numba.depthwise import (  # noqa: E402

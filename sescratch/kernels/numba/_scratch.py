@@ -56,11 +56,18 @@ def buffer(slot: str, shape: tuple, dtype) -> np.ndarray:
 
 
 def image_chunks(N: int, per_image: int, budget: int | None = None) -> list[tuple[int, int]]:
-    """Ranges ``[n0, n1)`` covering ``range(N)``, each ``budget // per_image`` images (at least 1);
-    ``budget`` defaults to CHUNK_BYTES."""
+    """Ranges ``[n0, n1)`` covering ``range(N)``, each at most ``budget // per_image`` images (at
+    least 1; ``budget`` defaults to CHUNK_BYTES), in a number of chunks that the threads of
+    :func:`map_chunks` share evenly where the batch allows (7 chunks on 2 threads would leave one
+    thread idle for a seventh of the layer: 8 smaller ones instead)."""
     budget = CHUNK_BYTES if budget is None else budget
     step = max(1, min(N, budget // max(1, per_image)))
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+    workers = numba.get_num_threads()
+    count = -(-N // step)  # chunks of `step` images
+    if count > 1 and count % workers:
+        count = min(N, count + workers - count % workers)
+    bounds = [i * N // count for i in range(count + 1)]  # sizes differ by at most 1, none above step
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 MIN_BLOCK_COLUMNS = 8  # narrower pieces would be matrix-vector products: BLAS can't use them well
