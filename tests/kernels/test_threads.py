@@ -1,0 +1,43 @@
+"""Numba's thread pool as sescratch starts it (sescratch/kernels/numba/__init__.py): the OpenMP
+layer with short spins where it loads, the user's own choices kept, the environment left as found."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code, **env):
+    full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+REPORT = ("import os, numba, numpy as np, sescratch.kernels.numba as k; "
+          "k.KERNELS['relu_forward'](np.zeros((1, 1, 2, 2)));"  # a parallel kernel: the layer is up
+          "print(numba.threading_layer(), os.environ.get('GOMP_SPINCOUNT'), os.environ.get('NUMBA_THREADING_LAYER'))")
+
+
+@pytest.mark.slow
+def test_openmp_with_short_spins_and_the_environment_restored():
+    layer, spin, choice = _run(REPORT).split()
+    assert layer in ("omp", "workqueue")  # workqueue where no OpenMP runtime loads
+    assert spin == "None" and choice == "None"  # GOMP_SPINCOUNT was set only while libgomp loaded
+
+
+@pytest.mark.slow
+def test_the_users_choices_are_kept():
+    assert _run(REPORT, NUMBA_THREADING_LAYER="workqueue").split() == ["workqueue", "None", "workqueue"]
+    layer, spin, _ = _run(REPORT, GOMP_SPINCOUNT="5").split()
+    assert spin == "5"
+
+
+@pytest.mark.slow
+def test_a_parallel_kernel_gives_the_same_result_on_each_layer():
+    code = ("import numpy as np, sescratch.kernels.numba as k; "
+            "x = np.linspace(-1, 1, 6 * 4 * 5 * 5).reshape(6, 4, 5, 5).astype(np.float32); "
+            "print(float(np.abs(k.KERNELS['relu_forward'](x) - np.maximum(x, 0)).max()))")
+    assert _run(code) == "0.0"
+    assert _run(code, NUMBA_THREADING_LAYER="workqueue") == "0.0"
