@@ -9,7 +9,10 @@ batches: one ``BatchIterator`` with the trainer's ``Transform`` feeds both, and 
 interleaved (sescratch, PyTorch, sescratch, ...) so that a change of load on the machine hits
 both alike. Each step is what ``Trainer`` does (schedule, forward, loss, backward, update, top-1
 count); the batch preparation is timed once and reported apart. Then the test set is evaluated
-by both (eval mode, batch 500). PyTorch is the yardstick only.
+by both (eval mode, batch 500, after one untimed batch each: the first call of the eval-mode
+kernels loads them from Numba's cache, a second or so that the warm-first-step figure of
+``bench_train_step.py`` reports). PyTorch is the yardstick only; it is imported before sescratch,
+so that its OpenMP runtime keeps its own settings (``sescratch/kernels/numba/__init__.py``).
 
 The two runs compute the same thing: with ``--dtype float64`` their losses and weights agree to
 ~1e-13 over the first steps and both give the same accuracies after the epoch (``--subset 6000
@@ -42,6 +45,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
+
+try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescratch/kernels/numba/__init__.py)
+    import torch  # noqa: F401
+except ImportError:
+    pass
 
 from sescratch import backend  # noqa: E402
 from sescratch.data import BatchIterator, Transform, load_dataset  # noqa: E402
@@ -132,6 +140,7 @@ def run(args) -> dict:
         x_test = test_tf(data.x_test)
         test = {}
         for name, (_, predict, _) in impls.items():
+            predict(x_test[:500])  # untimed: the eval-mode kernels' first call (Numba's cache load)
             t0 = time.perf_counter()
             pred = np.concatenate([predict(x_test[i:i + 500]) for i in range(0, len(x_test), 500)])
             test[name] = {"s": time.perf_counter() - t0, "accuracy": float((pred == data.y_test).mean())}
@@ -140,6 +149,7 @@ def run(args) -> dict:
               "test_images": len(data.x_test),
               "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
               "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+              "numba_threading_layer": _numba_layer(),
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
                                "train_accuracy": correct[name] / seen, "test_s": test[name]["s"],
                                "test_accuracy": test[name]["accuracy"]} for name in impls}}
@@ -151,6 +161,15 @@ def run(args) -> dict:
             float(np.abs(v - theirs[k]).max() / max(np.abs(theirs[k]).max(), 1e-30))
             for k, v in ours.items() if v.dtype.kind == "f")
     return result
+
+
+def _numba_layer() -> str:
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return numba.config.THREADING_LAYER
 
 
 def _cpu() -> str:
@@ -187,7 +206,8 @@ def main(argv=None) -> int:
           f"{result['train_images']} training "
           f"images, batch {result['batch_size']} ({result['iterations']} steps), then "
           f"{result['test_images']} test images; {result['cpu']}, {result['cpus']} CPUs, load "
-          f"{load_before:.1f} -> {result['load_avg_1m']:.1f}")
+          f"{load_before:.1f} -> {result['load_avg_1m']:.1f}; Numba threading layer "
+          f"{result['numba_threading_layer']}")
     print(f"{'impl':<10} {'epoch s':>8} {'img/s':>7} {'train acc':>9} {'test s':>7} {'test acc':>8}")
     for name, r in result["impls"].items():
         print(f"{name:<10} {r['epoch_s']:8.1f} {r['images_per_s']:7.0f} {r['train_accuracy']:9.3f} "

@@ -28,6 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
+try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescratch/kernels/numba/__init__.py)
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
 from sescratch import backend  # noqa: E402
 from sescratch.ops import conv2d_backward, conv2d_forward  # noqa: E402
 from sescratch import ops  # noqa: E402  (batch norm and SE-block cases)

@@ -40,6 +40,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
+try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescratch/kernels/numba/__init__.py)
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
 from bench_gemm import gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 MODELS = ("se_resnet20", "resnet20")
@@ -309,7 +314,20 @@ def machine():
             info[mod] = __import__(mod).__version__
         except ImportError:
             pass
+    info["numba_threading_layer"] = numba_layer()
     return info
+
+
+def numba_layer() -> str:
+    """The threading layer sescratch's Numba kernels run on (started when they are imported)."""
+    import numba
+
+    import sescratch.kernels.numba  # noqa: F401  (starts the pool: see its docstring)
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # NUMBA_THREADING_LAYER set: the layer starts at the first kernel
+        return numba.config.THREADING_LAYER
 
 
 def main(argv=None):
@@ -434,7 +452,8 @@ def report(result, out):
     m = result["machine"]
     print(f"Training step, batch {result['batch']}, 3x32x32, float32, device {result['device']}; "
           f"{m.get('cpu', '?')}, {m['cpus']} CPUs, load {m['load_avg_1m']:.1f}; "
-          f"median of {result['repeats']} after {result['warmup']} warm-ups", file=out)
+          f"median of {result['repeats']} after {result['warmup']} warm-ups; Numba threading layer "
+          f"{m.get('numba_threading_layer', '?')}", file=out)
     if m["load_avg_1m"] > 0.5 * m["cpus"]:
         print(f"WARNING: load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs: other processes compete; "
               "multi-threaded steps then wait on descheduled threads (rerun idle, or compare with "

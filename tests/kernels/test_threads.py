@@ -1,5 +1,6 @@
-"""Numba's thread pool as sescratch starts it (sescratch/kernels/numba/__init__.py): the OpenMP
-layer with short spins where it loads, the user's own choices kept, the environment left as found."""
+"""Numba's thread pool as sescratch starts it (sescratch/kernels/numba/__init__.py): tbb if
+installed, else OpenMP with short spins, never sharing an OpenMP runtime loaded before it; the
+user's own choices kept; the environment left as found."""
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ REPORT = ("import os, numba, numpy as np, sescratch.kernels.numba as k; "
 @pytest.mark.slow
 def test_openmp_with_short_spins_and_the_environment_restored():
     layer, spin, choice = _run(REPORT).split()
-    assert layer in ("omp", "workqueue")  # workqueue where no OpenMP runtime loads
+    assert layer in ("tbb", "omp", "workqueue")  # tbb if installed; workqueue where no OpenMP loads
     assert spin == "None" and choice == "None"  # GOMP_SPINCOUNT was set only while libgomp loaded
 
 
@@ -41,3 +42,11 @@ def test_a_parallel_kernel_gives_the_same_result_on_each_layer():
             "print(float(np.abs(k.KERNELS['relu_forward'](x) - np.maximum(x, 0)).max()))")
     assert _run(code) == "0.0"
     assert _run(code, NUMBA_THREADING_LAYER="workqueue") == "0.0"
+
+
+@pytest.mark.slow
+def test_an_openmp_runtime_loaded_first_is_not_shared():
+    """PyTorch imported first: its OpenMP runtime has long spins, so not Numba's OpenMP layer."""
+    pytest.importorskip("torch")
+    layer, _, _ = _run("import torch; " + REPORT).split()
+    assert layer in ("tbb", "workqueue")
