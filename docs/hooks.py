@@ -3,7 +3,8 @@
 The tutorials are notebooks at the repository root (``tutorials/NN_name.ipynb``), outside the
 docs directory, so that they run where a learner opens them. These hooks make them pages:
 
-* ``on_config``: append every ``tutorials/NN_*.ipynb`` to the nav section "Tutorials", in
+* ``on_config``: insert every ``tutorials/NN_*.ipynb`` into the nav section "Tutorials" (after its
+  overview page, before the exercises), in
   number order, titled ``NN · <first heading of the notebook>``; append any page of
   ``docs/derivations/`` that the nav does not list yet to "Derivations".
 * ``on_files``: add the notebooks to the site's files as ``tutorials/NN_name.ipynb``, before
@@ -107,8 +108,10 @@ def _nav_paths(items) -> set[str]:
 
 def on_config(config):
     tutorial_items = _section(config.nav, TUTORIALS_SECTION)
-    for number, path in tutorials(config).items():
-        tutorial_items.append({_title(number, path): f"tutorials/{path.name}"})
+    at = 1 if tutorial_items and isinstance(tutorial_items[0], str) else 0  # after the overview page
+    for number, path in tutorials(config).items():  # and before the pages listed after it (Exercises)
+        tutorial_items.insert(at, {_title(number, path): f"tutorials/{path.name}"})
+        at += 1
 
     derivation_items = _section(config.nav, DERIVATIONS_SECTION)
     listed = _nav_paths(derivation_items)

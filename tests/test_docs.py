@@ -28,7 +28,7 @@ DOCS = ROOT / "docs"
 # Pages written by hand for the site (the derivations have their own authors and are checked by
 # the build and the browser test only).
 PAGES = sorted(DOCS.glob("*.md")) + sorted(DOCS.glob("api/*.md"))
-RUNNABLE_PAGES = ["getting-started.md", "architecture.md"]  # their ```python blocks run in order
+RUNNABLE_PAGES = ["getting-started.md", "architecture.md", "pretrained.md"]  # their ```python blocks run in order
 TUTORIAL = re.compile(r"^(\d{2})_[\w-]+\.ipynb$")
 # A path into the repository; placeholders such as tests/ops/test_<op>.py or test_*.py are skipped.
 REPO_PATH = re.compile(r"(?<![\w/.-])((?:tests|benchmarks|sescratch|docs|tutorials|\.ci)/[\w./-]*\w)(?![\w./<>*-])")
@@ -204,8 +204,9 @@ def test_mentioned_commands_exist(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_mentioned_models_exist(page):
     from sescratch.models import list_models
+    from sescratch.train import list_pretrained
 
-    known = set(list_models())
+    known = set(list_models()) | set(list_pretrained())  # checkpoint names look like model names
     mentioned = {m for span in _code_spans(page.read_text(encoding="utf-8"))
                  for m in re.findall(r"\b((?:se_)?res(?:net|next)\w*|senet154)\b", span)}
     assert not mentioned - known, f"{page.name} mentions unknown models: {sorted(mentioned - known)}"

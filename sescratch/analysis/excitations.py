@@ -173,10 +173,14 @@ def run_excitations(args) -> int:
         transform, model_name, source = None, args.model, {"images": str(args.images), "weights": args.weights}
         default_out = Path("runs") / f"excitations-{args.model}"
     elif args.checkpoint:
+        from sescratch.train.pretrained import PREFIX
+
         model, x, y, classes, transform, config = load_for_analysis(
             args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, download=args.download,
             backend_name=args.backend)
-        model_name, default_out = config.model, Path(args.checkpoint).parent / "excitations"
+        shipped = args.checkpoint.startswith(PREFIX)  # pretrained:NAME: a file inside the package
+        default_out = Path("excitations") if shipped else Path(args.checkpoint).parent / "excitations"
+        model_name = config.model
         source = {"checkpoint": str(args.checkpoint), "dataset": args.dataset or config.dataset}
     else:
         raise UsageError("give --checkpoint CKPT (a trained SE model and its test set), or --images DIR "
@@ -225,7 +229,8 @@ def add_excitations_command(subparsers) -> None:
 
     p = subparsers.add_parser("excitations", help="the paper's Fig. 6/7: excitations per class and block",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="best.npz / last.npz of an SE model (its test set is used)")
+    p.add_argument("--checkpoint", help="best.npz / last.npz of an SE model (its test set is used), or "
+                                        "pretrained:se_resnet20_fashion_mnist")
     p.add_argument("--images", metavar="DIR", help="your images instead, one sub-folder per class "
                    "(DIR/goldfish/*.jpg ...); needs --model and --weights")
     p.add_argument("--model", help="with --images: the model of the weights, e.g. se_resnet50")

@@ -15,6 +15,7 @@ One module per job:
 * :mod:`~sescratch.train.evaluation` — top-1 / top-5 error, :func:`load_for_evaluation`;
 * :mod:`~sescratch.train.metrics` — top-k, confusion matrix, ``metrics.jsonl``/``.csv``, curves;
 * :mod:`~sescratch.train.interrupt` — the Ctrl-C guard and the progress bar;
+* :mod:`~sescratch.train.pretrained` — the checkpoints shipped with the package, :func:`load_pretrained`;
 * :mod:`~sescratch.train.cli` — ``sescratch train`` and ``sescratch eval``.
 """
 from sescratch.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -30,6 +31,7 @@ from sescratch.train.metrics import (
     topk_correct,
 )
 from sescratch.train.optim import SGD
+from sescratch.train.pretrained import Pretrained, list_pretrained, load_pretrained, pretrained_path
 from sescratch.train.schedules import (
     Constant,
     Cosine,
@@ -54,6 +56,7 @@ __all__ = [
     "SGD", "Schedule", "Constant", "Step", "MultiStep", "Cosine", "LinearWarmup", "make_schedule",
     "Checkpoint", "save_checkpoint", "load_checkpoint",
     "EvalResult", "evaluate", "Evaluand", "load_for_evaluation",
+    "Pretrained", "list_pretrained", "load_pretrained", "pretrained_path",
     "MetricsLog", "topk_correct", "confusion_matrix", "per_class_accuracy", "plot_curves",
     "plot_confusion", "GracefulInterrupt", "progress_bar",
 ]

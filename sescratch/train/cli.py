@@ -98,7 +98,8 @@ def add_commands(subparsers) -> None:
 
     e = subparsers.add_parser("eval", help="evaluate a checkpoint: top-1/top-5 error, per-class "
                               "accuracy, confusion-matrix PNG")
-    e.add_argument("--checkpoint", help="a last.npz / best.npz written by train")
+    e.add_argument("--checkpoint", help="a last.npz / best.npz written by train, or pretrained:NAME (shipped: "
+                                        "pretrained:se_resnet20_fashion_mnist)")
     e.add_argument("--weights", metavar="PATH", help="instead of --checkpoint: a weights file "
                    "(.npz, .safetensors, .pth/.pt), with --model and --dataset")
     e.add_argument("--model", help="with --weights: the model of the weights")
@@ -110,7 +111,8 @@ def add_commands(subparsers) -> None:
                    help="never download dataset files")
     e.add_argument("--batch-size", type=int, default=500)
     e.add_argument("--backend", choices=BACKENDS, default="numba")
-    e.add_argument("--out", help="where to write confusion_DATASET.png (default: beside the checkpoint)")
+    e.add_argument("--out", help="where to write confusion_DATASET.png (default: beside the checkpoint; "
+                              "for pretrained:NAME the current directory)")
     e.set_defaults(func=run_eval)
 
 
@@ -211,6 +213,7 @@ def run_eval(args) -> int:
     from sescratch.train import rundir
     from sescratch.train.evaluation import evaluate, load_for_evaluation
     from sescratch.train.metrics import plot_confusion
+    from sescratch.train.pretrained import PREFIX, resolve_checkpoint
 
     if args.weights:
         from sescratch.interop.cli import run_eval_weights
@@ -218,7 +221,8 @@ def run_eval(args) -> int:
         return run_eval_weights(args)
     if not args.checkpoint:
         raise UsageError("eval needs --checkpoint CKPT, or --weights PATH --model NAME --dataset NAME")
-    ckpt_path = Path(args.checkpoint)
+    shipped = args.checkpoint.startswith(PREFIX)  # pretrained:NAME, a file inside the package
+    ckpt_path = resolve_checkpoint(args.checkpoint)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     if args.batch_size < 1:
@@ -235,7 +239,7 @@ def run_eval(args) -> int:
     print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} "
           f"images, from {data.source or 'memory'})")
     print(result.report(data.classes))
-    out = Path(args.out) if args.out else ckpt_path.parent
+    out = Path(args.out) if args.out else Path(".") if shipped else ckpt_path.parent
     out.mkdir(parents=True, exist_ok=True)
     png = plot_confusion(result.confusion, data.classes, out / f"confusion_{name}.png",
                          title=f"{config.model} on {name}: top-1 error {100 * result.top1_error:.2f}%")

@@ -93,6 +93,7 @@ def load_for_evaluation(checkpoint, *, dataset: str | None = None, data_dir=None
                         download: bool = True, backend: str = "numba") -> Evaluand:
     """Load a checkpoint's model and the test split to evaluate it on (default: its own dataset).
 
+    ``checkpoint`` is a path or ``pretrained:NAME`` (:mod:`sescratch.train.pretrained`).
     Selects the kernels (``backend`` numba | numpy, or cupy: model on the GPU); the test subset
     and normalisation are the training run's. Raises :class:`UsageError` when the dataset's
     classes or channels, or the weights, do not fit the checkpoint's model.
@@ -101,10 +102,11 @@ def load_for_evaluation(checkpoint, *, dataset: str | None = None, data_dir=None
     from sescratch.data import Transform, list_datasets, load_dataset
     from sescratch.train.checkpoint import load_checkpoint
     from sescratch.train.config import TrainConfig, build_model
+    from sescratch.train.pretrained import resolve_checkpoint
 
     if dataset is not None and dataset not in list_datasets():
         raise UsageError(f"unknown dataset {dataset!r}; valid names: {', '.join(list_datasets())}")
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
     config = TrainConfig.from_dict(ckpt.config)
     family, device = backends.run_placement(backend)
     if device == "cpu":
