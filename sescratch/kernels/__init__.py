@@ -23,7 +23,6 @@ DECLARED = (
     "relu_forward",
     "relu_backward",
     "add_relu_forward",  # the end of a residual block, ReLU(a + b)
-    "add_relu_backward",
     "add_into",  # a fan-out sum of two gradients, in place into the first
     "max_pool2d_forward",
     "max_pool2d_backward",

@@ -76,7 +76,6 @@ from sescratch.ops.residual import (
     add_into,
     add_into_reference,
     add_relu_backward,
-    add_relu_backward_reference,
     add_relu_forward,
     add_relu_forward_reference,
 )
@@ -151,7 +150,6 @@ __all__ = [
     "add_relu_backward",
     "add_into",
     "add_relu_forward_reference",
-    "add_relu_backward_reference",
     "add_into_reference",
     "ConcatCache",
     "concat_forward",

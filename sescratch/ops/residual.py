@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 
 from sescratch.backend import declare_kernels, get_array_module
 from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
+from sescratch.ops.activation import ReluCache, relu_backward
 
 __all__ = ["AddCache", "add_forward", "add_backward", "AddReluCache", "add_relu_forward",
-           "add_relu_backward", "add_into", "add_relu_forward_reference", "add_relu_backward_reference",
-           "add_into_reference"]
+           "add_relu_backward", "add_into", "add_relu_forward_reference", "add_into_reference"]
 
 
 class AddCache(NamedTuple):
@@ -101,11 +101,6 @@ def add_relu_forward_reference(a, b):
     return get_array_module(a).maximum(a + b, 0)  # shape of a
 
 
-def add_relu_backward_reference(dy, y):
-    """``d(a + b) = dy where y > 0, else 0`` in ``xp`` (``y`` is the forward's output)."""
-    return get_array_module(dy).where(y > 0, dy, dy.dtype.type(0))  # shape of y
-
-
 def add_into_reference(total, g):
     """``total += g`` in place in ``xp``; returns ``total``."""
     get_array_module(total).add(total, g, out=total)
@@ -113,7 +108,7 @@ def add_into_reference(total, g):
 
 
 # Dispatch: the public ops check their inputs, then run a declared kernel or the reference.
-_KERNELS = declare_kernels("add_relu_forward", "add_relu_backward", "add_into")
+_KERNELS = declare_kernels("add_relu_forward", "add_into")
 
 
 def add_relu_forward(a, b):
@@ -159,9 +154,7 @@ def add_relu_backward(dy, cache: AddReluCache):
     y = cache.y
     check_float_array("add_relu_backward", "dy", dy)
     check_shape("add_relu_backward", "dy", dy, y.shape, "the shape of y")
-    dy = get_array_module(dy).ascontiguousarray(dy)
-    kernel = _KERNELS.get("add_relu_backward", dy, y) if y.ndim == 4 else None
-    dt = add_relu_backward_reference(dy, y) if kernel is None else kernel(dy, y)  # shape of y
+    dt = relu_backward(dy, ReluCache(y))  # shape of y: the ReLU's backward (and its kernel)
     return dt, dt
 
 

@@ -192,17 +192,16 @@ def test_relu_keeps_nan_like_maximum(family):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=nchw, seed=seeds)
-def test_add_relu_and_backward(family, dtype, shape, seed):
+def test_add_relu_forward(family, dtype, shape, seed):
+    """(Its backward is the ReLU's: ops.add_relu_backward runs the relu_backward kernel.)"""
     K, xp = kernels(family)
     rng = np.random.default_rng(seed)
-    (a, a64), (b, b64), (dy, dy64) = (draw(rng, shape, dtype) for _ in range(3))
+    (a, a64), (b, b64) = (draw(rng, shape, dtype) for _ in range(2))
     y = np.maximum(a64 + b64, 0)
     y_k = K["add_relu_forward"](xp.asarray(a), xp.asarray(b))
     assert_close(y_k, y, dtype, what="add_relu")
     # exactly NumPy's float32/float64 result: one rounding of the sum, then the max
     np.testing.assert_array_equal(to_numpy(y_k), np.maximum(a + b, 0))
-    dt = K["add_relu_backward"](xp.asarray(dy), y_k)
-    np.testing.assert_array_equal(to_numpy(dt), np.where(to_numpy(y_k) > 0, dy, 0))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

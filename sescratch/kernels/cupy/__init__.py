@@ -3,7 +3,6 @@ from sescratch.kernels.cupy.conv import conv2d_backward, conv2d_forward
 from sescratch.kernels.cupy.depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from sescratch.kernels.cupy.elementwise import (
     add_into,
-    add_relu_backward,
     add_relu_forward,
     relu_backward,
     relu_forward,
@@ -37,7 +36,6 @@ KERNELS = {
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,
-    "add_relu_backward": add_relu_backward,
     "add_into": add_into,
     "max_pool2d_forward": max_pool2d_forward,
     "max_pool2d_backward": max_pool2d_backward,

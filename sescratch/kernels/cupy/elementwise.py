@@ -37,11 +37,6 @@ def add_relu_forward(a, b):
     return _add_relu(a, b)
 
 
-def add_relu_backward(dy, y):
-    """``d(a + b) = dy where y > 0, else 0``."""
-    return _relu_backward(dy, y)
-
-
 def add_into(total, g):
     """``total += g`` in place; returns total."""
     _add_into(g, total)

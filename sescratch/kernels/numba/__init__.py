@@ -72,7 +72,6 @@ from sescratch.kernels.numba.depthwise import (  # noqa: E402
 )
 from sescratch.kernels.numba.elementwise import (  # noqa: E402
     add_into,
-    add_relu_backward,
     add_relu_forward,
     relu_backward,
     relu_forward,
@@ -106,7 +105,6 @@ KERNELS = {
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,
-    "add_relu_backward": add_relu_backward,
     "add_into": add_into,
     "max_pool2d_forward": max_pool2d_forward,
     "max_pool2d_backward": max_pool2d_backward,

@@ -63,11 +63,6 @@ def add_relu_forward(a, b):
     return y
 
 
-def add_relu_backward(dy, y):
-    """``d(a + b) = dy where y > 0, else 0``: the ReLU's backward (the sum passes it on unchanged)."""
-    return relu_backward(dy, y)
-
-
 def add_into(total, g):
     """``total += g`` in place (total C-contiguous); returns total."""
     _add_into(total.reshape(-1), _flat(g))
