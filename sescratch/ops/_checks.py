@@ -46,6 +46,12 @@ def check_same_dtype(op: str, **arrays) -> None:
         raise ValueError(f"{op}: arguments must share one dtype, got {listed}")
 
 
+def check_writable_gradient(op: str, name: str, a) -> None:
+    """``a`` is a gradient to add another into in place: C-contiguous and writeable."""
+    if not a.flags.c_contiguous or not getattr(a.flags, "writeable", True):  # CuPy: always writeable
+        raise ValueError(f"{op}: argument '{name}' must be a C-contiguous, writeable array (a fresh gradient)")
+
+
 def pair(op: str, name: str, value, *, minimum: int) -> tuple[int, int]:
     """Normalise an int or an (h, w) pair of ints, each ``>= minimum``."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
+from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape, check_writable_gradient
 from sescratch.ops.activation import ReluCache, relu_backward
 
 __all__ = ["AddCache", "add_forward", "add_backward", "AddReluCache", "add_relu_forward",
@@ -177,8 +177,7 @@ def add_into(total, g):
     op = "add_into"
     _check_pair(op, total, g, names=("total", "g"))
     xp = get_array_module(total)
-    if not total.flags.c_contiguous or not getattr(total.flags, "writeable", True):  # CuPy: always writeable
-        raise ValueError(f"{op}: argument 'total' must be a C-contiguous, writeable array (a fresh gradient)")
+    check_writable_gradient(op, "total", total)
     if xp.may_share_memory(total, g):
         raise ValueError(f"{op}: arguments 'total' and 'g' overlap in memory; 'total' must be a fresh gradient")
     g = xp.ascontiguousarray(g)

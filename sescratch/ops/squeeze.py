@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_shape
+from sescratch.ops._checks import check_float_array, check_shape, check_writable_gradient
 
 __all__ = [
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
@@ -64,8 +64,7 @@ def _check_into(op, into, shape, dtype):
     check_shape(op, "into", into, shape, "the shape of the forward input")
     if into.dtype != dtype:
         raise ValueError(f"{op}: argument 'into' must have the dtype of dz ({dtype}), got {into.dtype}")
-    if not into.flags.c_contiguous or not getattr(into.flags, "writeable", True):  # CuPy: always writeable
-        raise ValueError(f"{op}: argument 'into' must be a C-contiguous, writeable array (a fresh gradient)")
+    check_writable_gradient(op, "into", into)
 
 
 def global_max_pool_forward(x):
