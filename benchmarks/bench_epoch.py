@@ -51,6 +51,7 @@ try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescra
 except ImportError:
     pass
 
+from bench_train_step import numba_layer  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from sescratch import backend  # noqa: E402
 from sescratch.data import BatchIterator, Transform, load_dataset  # noqa: E402
 from sescratch.ops import softmax_cross_entropy  # noqa: E402
@@ -149,7 +150,7 @@ def run(args) -> dict:
               "test_images": len(data.x_test),
               "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
               "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-              "numba_threading_layer": _numba_layer(),
+              "numba_threading_layer": numba_layer(),
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
                                "train_accuracy": correct[name] / seen, "test_s": test[name]["s"],
                                "test_accuracy": test[name]["accuracy"]} for name in impls}}
@@ -161,15 +162,6 @@ def run(args) -> dict:
             float(np.abs(v - theirs[k]).max() / max(np.abs(theirs[k]).max(), 1e-30))
             for k, v in ours.items() if v.dtype.kind == "f")
     return result
-
-
-def _numba_layer() -> str:
-    import numba
-
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        return numba.config.THREADING_LAYER
 
 
 def _cpu() -> str:
