@@ -2,8 +2,9 @@
 
 Numba (and CuPy, which skips without a GPU) against ``backend.use("numpy")`` on hypothesis-drawn
 shapes: float64 to 1e-10 and float32 to 1e-4, normwise relative. Both Numba strategies are
-drawn: Winograd F(2x2, 3x3) (3x3, stride 1, one group) and im2col + GEMM (everything else), and
-the im2col / col2im kernels are also checked alone against the reference's slicing versions.
+drawn: Winograd (3x3, stride 1, one group; F(4x4, 3x3) or F(2x2, 3x3) by the output size) and
+im2col + GEMM (everything else), and the im2col / col2im kernels are also checked alone against
+the reference's slicing versions.
 """
 import numpy as np
 import pytest
@@ -112,10 +113,11 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     x = rng.standard_normal((5, C, 7, 6)).astype(dtype)
     w = rng.standard_normal((4, C, 3, 3)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
-    if stride == 1:  # OH = 7, OW = 4 with padding (1, 0): 4 x 2 Winograd tiles of 2x2
-        per_image = (4 * 2) * C * 4  # tiles * C * K of one image's products
+    if stride == 1:  # OH = 7, OW = 4 with padding (1, 0): 2 x 1 Winograd tiles of 4x4
+        assert winograd.tiling(7, 4) is winograd.winograd_f4
+        per_image = (2 * 1) * C * 4  # tiles * C * K of one image's products
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * per_image)
-        assert winograd._chunks(5, 4, 2, C, 4) == [(0, 1), (1, 3), (3, 5)]
+        assert winograd._chunks(5, 2, 1, C, 4) == [(0, 1), (1, 3), (3, 5)]
     else:  # OH = 4, OW = 2: columns of 3*3*3 rows
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)

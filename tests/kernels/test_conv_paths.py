@@ -35,9 +35,10 @@ def _reference(x, w, b, stride, padding, dy):
         return y, conv_op.conv2d_backward(dy, cache)
 
 
+@pytest.mark.parametrize("tiles", winograd.TILINGS.values(), ids=lambda t: t.__name__.rsplit("_", 1)[-1])
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
-def test_winograd_equals_the_reference_for_any_channel_count(dtype, data):
+def test_winograd_equals_the_reference_for_any_channel_count(tiles, dtype, data):
     x_shape, w_shape, _, padding, _ = data.draw(problems(winograd=True))
     x_shape = (x_shape[0], data.draw(st.integers(1, 9)), *x_shape[2:])
     w_shape = (w_shape[0], x_shape[1], 3, 3)
@@ -48,13 +49,22 @@ def test_winograd_equals_the_reference_for_any_channel_count(dtype, data):
     OH, OW = nb_conv._geometry(x, w, (1, 1), padding)
     dy = rng.standard_normal((x_shape[0], w_shape[0], OH, OW)).astype(dtype)
     y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
-    y = winograd.winograd_forward(x, w, b, padding)
-    grads = winograd.winograd_backward(dy, x, w, padding, bias)
+    y = winograd.winograd_forward(x, w, b, padding, tiles)
+    grads = winograd.winograd_backward(dy, x, w, padding, bias, tiles)
     assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
     for g, g_ref in zip(grads, grads_ref):
         assert (g is None) == (g_ref is None)
         if g is not None:
             assert g.dtype == dtype and _rel(g, g_ref) <= TOL[dtype]
+
+
+def test_winograd_takes_4x4_tiles_unless_they_waste_outputs():
+    """F(4x4, 3x3) for the CIFAR and ImageNet sizes; F(2x2, 3x3) where 4x4 tiles would compute
+    dropped outputs that 2x2 tiles do not (14x14: 16x16 computed)."""
+    f2, f4 = winograd.winograd_f2, winograd.winograd_f4
+    assert [winograd.tiling(s, s) for s in (32, 16, 8, 28, 7, 56)] == [f4] * 6
+    assert [winograd.tiling(s, s) for s in (14, 10, 2)] == [f2] * 3
+    assert winograd.tiling(16, 14) is f2 and winograd.tiling(7, 4) is f4
 
 
 def test_few_input_channels_leave_winograd_for_im2col():
@@ -119,7 +129,7 @@ def test_blas_threads_are_restored():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", ["winograd", "one_group"])
+@pytest.mark.parametrize("path", ["winograd_f2", "winograd_f4", "one_group"])
 def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
     """A batch of 5 cut into 3 chunks of 1, 2 and 2 images gives the reference result."""
     monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)  # the budget's 3 chunks, not 4
@@ -128,14 +138,16 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
     w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
     padding = (1, 0)
-    OH, OW = nb_conv._geometry(x, w, (1, 1), padding)  # 7 x 4: 4 x 2 Winograd tiles
+    OH, OW = nb_conv._geometry(x, w, (1, 1), padding)  # 7 x 4: 4 x 2 tiles of 2x2, 2 x 1 of 4x4
     dy = rng.standard_normal((5, 4, OH, OW)).astype(dtype)
     y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
-    if path == "winograd":
-        monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * (4 * 2) * 3 * 4)  # 2 images' products
-        assert winograd._chunks(5, 4, 2, 3, 4) == [(0, 1), (1, 3), (3, 5)]
-        y = winograd.winograd_forward(x, w, b, padding)
-        grads = winograd.winograd_backward(dy, x, w, padding, True)
+    if path.startswith("winograd"):
+        tiles = getattr(winograd, path)
+        TH, TW = -(-OH // tiles.STEP), -(-OW // tiles.STEP)
+        monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * (TH * TW) * 3 * 4)  # 2 images' products
+        assert winograd._chunks(5, TH, TW, 3, 4) == [(0, 1), (1, 3), (3, 5)]
+        y = winograd.winograd_forward(x, w, b, padding, tiles)
+        grads = winograd.winograd_backward(dy, x, w, padding, True, tiles)
     else:
         if not _scratch.blas_controllable():
             pytest.skip("no OpenBLAS to keep on the calling thread")

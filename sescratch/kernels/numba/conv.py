@@ -10,8 +10,9 @@ arrays in, new arrays out):
 Two strategies:
 
 * 3x3 kernels with stride 1 and one group (every 3x3 conv of a CIFAR ResNet but the two that
-  downsample, and the first) use Winograd F(2x2, 3x3) (:mod:`sescratch.kernels.numba.winograd`):
-  2.25x fewer multiplications, and its transformed tiles are 4x the input instead of im2col's 9x.
+  downsample, and the first) use Winograd F(4x4, 3x3), or F(2x2, 3x3) where 4x4 tiles would
+  waste outputs (:mod:`sescratch.kernels.numba.winograd`): 4x (2.25x) fewer multiplications, and
+  the transformed tiles are 2.25x (4x) the input instead of im2col's 9x.
   With fewer than MIN_WINOGRAD_CHANNELS input channels the tiny products (C = 1 or 3 deep) cost
   more than they save, and im2col runs instead.
 * Everything else uses im2col in the layout BLAS wants: a matrix ``cols`` of shape

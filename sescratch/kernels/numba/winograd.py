@@ -1,306 +1,126 @@
-"""Winograd F(2x2, 3x3) convolution (Numba, CPU): the fast path for 3x3, stride 1, groups 1.
+"""Winograd convolution (Numba, CPU): the fast path for 3x3, stride 1, groups 1.
 
-A 3x3 cross-correlation producing a 2x2 output tile from a 4x4 input tile ``d`` can be written
+A 3x3 cross-correlation producing an m x m output tile from an (m+2) x (m+2) input tile ``d``
+can be written
 
     Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A          (Lavin & Gray, 2016)
 
-with the constant matrices below: 16 multiplications per tile and channel pair instead of 36.
-Over a batch this becomes 16 independent matrix products, one per position ξ of the 4x4 tile:
+with constant matrices A, B, G: (m+2)^2 multiplications per tile and channel pair instead of
+9 m^2. Two tile sizes are implemented, each in its own module of transforms with the same
+functions: F(2x2, 3x3) (:mod:`.winograd_f2`, 16 per 4 outputs: 2.25x fewer than direct) and
+F(4x4, 3x3) (:mod:`.winograd_f4`, 36 per 16 outputs: 4x fewer, slightly more rounding). Over a
+batch the products become P independent matrix products, one per position ξ of the tile
+(P = (m+2)^2):
 
     M[ξ] = V[ξ] @ U[ξ]      V[ξ] : (T, C) transformed tiles,  U[ξ] : (C, K) transformed weights,
 
-T = N * TH * TW tiles (TH = ceil(OH / 2), TW = ceil(OW / 2)). The backward is the transpose of
+T = N * TH * TW tiles (TH = ceil(OH / m), TW = ceil(OW / m)). The backward is the transpose of
 each step, in reverse order: ``dM = A dY A^T`` per tile, ``dU = V^T @ dM`` and ``dV = dM @ U^T``
-(16 products each), ``dw = G^T dU G`` and ``dx = B dV B^T`` added back into the overlapping input
-tiles (neighbouring tiles share 2 rows or columns). Output tiles that stick out of an odd OH/OW
-are computed and dropped (their dy is zero in the backward); the input tile beyond the padded
-image reads zeros. The transforms only add and subtract, so the results equal the direct
+(P products each), ``dw = G^T dU G`` and ``dx = B dV B^T`` added back into the overlapping input
+tiles (neighbouring tiles share 2 rows or columns). Output tiles that stick out of OH/OW are
+computed and dropped (their dy is zero in the backward); the input tile beyond the padded image
+reads zeros. The transforms only add, subtract and scale, so the results equal the direct
 convolution up to rounding (tested against the NumPy reference, float64 <= 1e-10).
 
+Which tile: :func:`tiling` takes F(4x4) unless its tiles waste outputs that F(2x2)'s do not
+(a 14x14 output: 16x16 computed with 4x4 tiles, 14x14 with 2x2 ones); docs/benchmarks.md has the
+measurements behind it.
+
 Layout. V and M keep channels last (t, c), and the products are (T x C) @ (C x K), the shape
-BLAS prefers. Each kernel handles whole images; an image is first copied into a zero-padded
-channels-last scratch whose even and odd columns are stored apart (``L[p, i, s*C + c]`` holds
-column ``2s + p``; the transposition happens there, in cache). Tile ``tw`` reads the columns
-``2tw .. 2tw+3``, i.e. pairs ``tw`` and ``tw + 1`` of both halves, so each transform step is one
-long loop over ``q = tw*C + c`` for a whole band of tiles: contiguous, unit-stride, no bounds
-checks, indexed by the loop counter only (an offset computed inside the index makes Numba check
-for negative indices and stops SIMD). That makes the transforms faster than per-tile loops over
-C (docs/benchmarks.md). The batch goes through in chunks of a few images, each chunk start to end
-on one thread (:func:`sescratch.kernels.numba._scratch.map_chunks`): its tiles are still in cache
+BLAS prefers. Each kernel handles whole images, one band of tiles at a time (the transform
+modules say how). The batch goes through in chunks of a few images, each chunk start to end on
+one thread (:func:`sescratch.kernels.numba._scratch.map_chunks`): its tiles are still in cache
 when the products read them, and its products are small enough to be single-threaded in BLAS.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from sescratch.kernels.numba import _scratch
+from sescratch.kernels.numba import _scratch, winograd_f2, winograd_f4
 from sescratch.kernels.numba._scratch import buffer, image_chunks, map_chunks
 from sescratch.ops.window import conv_output_size
 
-# G (4x3) maps a 3-tap filter to the 4 Winograd points; B^T and A^T act in _bt and _at below.
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+TILINGS = {2: winograd_f2, 4: winograd_f4}  # outputs per tile side -> its transforms
 
 
-@njit(inline="always")
-def _bt(d0, d1, d2, d3):
-    """B^T d for 4 input values (B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]])."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+def tiling(OH, OW):
+    """The transforms for an OH x OW output: F(4x4, 3x3) unless its 4x4 tiles cover over 10 %
+    more outputs than F(2x2)'s 2x2 tiles (for the same outputs F(4x4) takes about 0.85-0.9x
+    F(2x2)'s time, most of it in the transforms, which scale with the tiles' outputs)."""
+    def covered(m):  # outputs computed by m x m tiles, the dropped ones included
+        return -(-OH // m) * m * (-(-OW // m) * m)
 
-
-@njit(inline="always")
-def _b(v0, v1, v2, v3):
-    """B v, the adjoint of :func:`_bt`."""
-    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
-
-
-@njit(inline="always")
-def _at(m0, m1, m2, m3):
-    """A^T m for one column of 4 Winograd values (A^T = [[1,1,1,0],[0,1,-1,-1]])."""
-    return m0 + m1 + m2, m1 - m2 - m3
-
-
-@njit(inline="always")
-def _a(y0, y1):
-    """A y, the adjoint of :func:`_at`."""
-    return y0, y0 + y1, y0 - y1, -y1
-
-
-@njit(nogil=True, cache=True)
-def _input_tiles(x, n0, PH, PW, TH, TW, V):
-    """V[4*i + j, t, c] = (B^T d B)[i, j], d the 4x4 tile of x_pad[n, c] at (2*th, 2*tw),
-    t = ((n - n0)*TH + th)*TW + tw, for the images n0 .. n0 + V.shape[1] // (TH*TW)."""
-    N, C, H, W = x.shape
-    T, Q = V.shape[1], (TW + 1) * C
-    L = np.zeros((2, 2 * TH + 2, Q), dtype=x.dtype)  # x_pad[n]: L[p, i, s*C + c] = x_pad[n, c, i, 2s + p]
-    R = np.empty((2, 4, Q), dtype=x.dtype)  # B^T d of a band of 4 rows, split the same way
-    Vf = V.reshape(16, T * C)  # 16,T*C
-    for m in range(T // (TH * TW)):
-        n = n0 + m
-        for i in range(H):  # the padding of L stays zero: only the image is written
-            for j in range(W):
-                px = L[(PW + j) % 2, PH + i, (PW + j) // 2 * C:]
-                for c in range(C):
-                    px[c] = x[n, c, i, j]
-        for th in range(TH):
-            for p in range(2):  # rows first, once per band: R = B^T (rows 2th .. 2th+3)
-                l0, l1, l2, l3 = L[p, 2 * th], L[p, 2 * th + 1], L[p, 2 * th + 2], L[p, 2 * th + 3]
-                r0, r1, r2, r3 = R[p, 0], R[p, 1], R[p, 2], R[p, 3]
-                for q in range(Q):
-                    r0[q], r1[q], r2[q], r3[q] = _bt(l0[q], l1[q], l2[q], l3[q])
-            cols = slice((m * TH + th) * TW * C, (m * TH + th + 1) * TW * C)  # the band's tiles
-            for i in range(4):  # then the columns 2tw .. 2tw+3 of every tile at once
-                e0, o0 = R[0, i], R[1, i]  # columns 2tw and 2tw+1 at q = tw*C + c
-                e1, o1 = e0[C:], o0[C:]  # columns 2tw+2 and 2tw+3
-                v0, v1, v2, v3 = Vf[4 * i, cols], Vf[4 * i + 1, cols], Vf[4 * i + 2, cols], Vf[4 * i + 3, cols]
-                for q in range(TW * C):
-                    v0[q], v1[q], v2[q], v3[q] = _bt(e0[q], o0[q], e1[q], o1[q])
-
-
-@njit(nogil=True, cache=True)
-def _input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
-    """dx[n] = crop(sum of the tiles B dV B^T added at (2*th, 2*tw)): _input_tiles transposed."""
-    N, C, H, W = dx.shape
-    T, Q = dV.shape[1], (TW + 1) * C
-    L = np.empty((2, 2 * TH + 2, Q), dtype=dx.dtype)  # d x_pad[n], split as in _input_tiles
-    R = np.empty((2, 4, Q), dtype=dx.dtype)  # d (B^T d) of a band: dV B^T, tiles added up
-    dVf = dV.reshape(16, T * C)  # 16,T*C
-    last = (TW - 1) * C  # q of the band's last tile
-    for m in range(T // (TH * TW)):
-        n = n0 + m
-        L[:, 0:2] = 0
-        for th in range(TH):
-            cols = slice((m * TH + th) * TW * C, (m * TH + th + 1) * TW * C)
-            for i in range(4):  # columns first: v = (e0 - e1, o0 + e1, e1 - o0, o0 - o1) transposed
-                v0, v1, v2, v3 = dVf[4 * i, cols], dVf[4 * i + 1, cols], dVf[4 * i + 2, cols], dVf[4 * i + 3, cols]
-                e, o = R[0, i], R[1, i]
-                for q in range(C):  # column pair 0: only tile 0 reads it (as e0, o0)
-                    e[q], o[q] = v0[q], v1[q] - v2[q] + v3[q]
-                e1, o1, w0, w1, w3 = e[C:], o[C:], v0[C:], v1[C:], v3[C:]
-                w2 = v2[C:]
-                for q in range(last):  # pair tw+1: tile tw+1 reads it as (e0, o0), tile tw as (e1, o1)
-                    e1[q] = w0[q] + (v1[q] + v2[q] - v0[q])
-                    o1[q] = (w1[q] - w2[q] + w3[q]) - v3[q]
-                el, ol = e[TW * C:], o[TW * C:]
-                for q in range(C):  # the last pair: only the last tile reads it (as e1, o1)
-                    el[q], ol[q] = v1[last + q] + v2[last + q] - v0[last + q], -v3[last + q]
-            for p in range(2):  # then rows: B (dV B^T), added into the 4 rows the band read
-                l0, l1, l2, l3 = L[p, 2 * th], L[p, 2 * th + 1], L[p, 2 * th + 2], L[p, 2 * th + 3]
-                r0, r1, r2, r3 = R[p, 0], R[p, 1], R[p, 2], R[p, 3]
-                for q in range(Q):
-                    d0, d1, d2, d3 = _b(r0[q], r1[q], r2[q], r3[q])
-                    l0[q] += d0
-                    l1[q] += d1
-                    l2[q] = d2  # rows 2th+2, 2th+3 are first reached by this band
-                    l3[q] = d3
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    dx[n, c, i, j] = L[(PW + j) % 2, PH + i, (PW + j) // 2 * C + c]
-
-
-@njit(nogil=True, cache=True)
-def _output_tiles(M, bias, n0, TH, TW, y):
-    """y[n, k] = crop of the 2x2 tiles A^T m A, m = M[:, t, k] as 4x4, plus bias[k]."""
-    N, K, OH, OW = y.shape
-    T, Q = M.shape[1], TW * K
-    Y = np.empty((2, 2 * TH, Q), dtype=y.dtype)  # y[n], even sizes: Y[p, i, s*K + k] = y[n, k, i, 2s + p]
-    R = np.empty((2, 4, Q), dtype=y.dtype)  # R[i, j] = (A^T m)[i, j] for the band's tiles
-    Mf = M.reshape(16, T * K)  # 16,T*K
-    for m in range(T // (TH * TW)):
-        n = n0 + m
-        for th in range(TH):
-            cols = slice((m * TH + th) * TW * K, (m * TH + th + 1) * TW * K)
-            for j in range(4):  # rows first: column j of A^T m
-                m0, m1, m2, m3 = Mf[j, cols], Mf[4 + j, cols], Mf[8 + j, cols], Mf[12 + j, cols]
-                r0, r1 = R[0, j], R[1, j]
-                for q in range(Q):
-                    r0[q], r1[q] = _at(m0[q], m1[q], m2[q], m3[q])
-            for i in range(2):  # then row i of (A^T m) A: the even and the odd output column
-                a0, a1, a2, a3 = R[i, 0], R[i, 1], R[i, 2], R[i, 3]
-                ye, yo = Y[0, 2 * th + i], Y[1, 2 * th + i]
-                for q in range(Q):
-                    ye[q], yo[q] = _at(a0[q], a1[q], a2[q], a3[q])
-        for k in range(K):
-            for i in range(OH):
-                for j in range(OW):
-                    y[n, k, i, j] = Y[j % 2, i, j // 2 * K + k] + bias[k]
-
-
-@njit(nogil=True, cache=True)
-def _output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
-    """dM[:, t, k] = A dy_t A^T (dy_t the 2x2 tile of dy[n, k], zero beyond OH, OW): the transpose
-    of _output_tiles. Also plane_sums[n, k] = sum of dy[n, k] (for db)."""
-    N, K, OH, OW = dy.shape
-    T, Q = dM.shape[1], TW * K
-    L = np.zeros((2, 2 * TH, Q), dtype=dy.dtype)  # dy[n] split as Y of _output_tiles; zero beyond
-    R = np.empty((2, 4, Q), dtype=dy.dtype)  # A dy for the band of rows 2th, 2th+1
-    dMf = dM.reshape(16, T * K)  # 16,T*K
-    totals = np.empty(K, dtype=np.float64)
-    for m in range(T // (TH * TW)):
-        n = n0 + m
-        totals[:] = 0
-        for i in range(OH):
-            for j in range(OW):
-                px = L[j % 2, i, j // 2 * K:]
-                for k in range(K):
-                    px[k] = dy[n, k, i, j]
-                    totals[k] += dy[n, k, i, j]
-        plane_sums[n] = totals
-        for th in range(TH):
-            for p in range(2):  # rows first, once per band
-                l0, l1 = L[p, 2 * th], L[p, 2 * th + 1]
-                r0, r1, r2, r3 = R[p, 0], R[p, 1], R[p, 2], R[p, 3]
-                for q in range(Q):
-                    r0[q], r1[q], r2[q], r3[q] = _a(l0[q], l1[q])
-            cols = slice((m * TH + th) * TW * K, (m * TH + th + 1) * TW * K)
-            for i in range(4):  # then the columns 2tw, 2tw+1 of every tile at once
-                e, o = R[0, i], R[1, i]
-                d0, d1, d2, d3 = dMf[4 * i, cols], dMf[4 * i + 1, cols], dMf[4 * i + 2, cols], dMf[4 * i + 3, cols]
-                for q in range(Q):
-                    d0[q], d1[q], d2[q], d3[q] = _a(e[q], o[q])
+    return winograd_f4 if covered(4) <= 1.1 * covered(2) else winograd_f2
 
 
 def _chunks(N, TH, TW, C, K):
-    """Image ranges whose 16 products (TH*TW*images, C) @ (C, K) are each at most GEMM_SIZE."""
+    """Image ranges whose products (TH*TW*images, C) @ (C, K) are each at most GEMM_SIZE."""
     return image_chunks(N, TH * TW * C * K, _scratch.GEMM_SIZE)
 
 
-def _geometry(x, padding):
+def _geometry(x, padding, step):
     (H, W), (PH, PW) = x.shape[2:], padding
     OH, OW = conv_output_size(H, 3, 1, PH), conv_output_size(W, 3, 1, PW)
-    return OH, OW, (OH + 1) // 2, (OW + 1) // 2
+    return OH, OW, -(-OH // step), -(-OW // step)
 
 
-@njit(nogil=True, cache=True)
-def _weight_tiles(w, U):
-    """U[4*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c] (G's rows: 1 0 0, h h h, h -h h, 0 0 1)."""
+def _weight_transform(w, tiles):
+    """U[ξ, c, k] = (G g G^T)[ξ] with g = w[k, c]: shape (P, C, K)."""
     K, C = w.shape[:2]
-    T = np.empty((4, 3), dtype=np.float64)  # G g
-    for c in range(C):
-        for k in range(K):  # U[:, c] is written along k, contiguously
-            for b in range(3):
-                g0, g1, g2 = w[k, c, 0, b], w[k, c, 1, b], w[k, c, 2, b]
-                T[0, b], T[1, b], T[2, b], T[3, b] = g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
-            for i in range(4):  # (G g) G^T, row i
-                t0, t1, t2 = T[i, 0], T[i, 1], T[i, 2]
-                U[4 * i, c, k] = t0
-                U[4 * i + 1, c, k] = 0.5 * (t0 + t1 + t2)
-                U[4 * i + 2, c, k] = 0.5 * (t0 - t1 + t2)
-                U[4 * i + 3, c, k] = t2
-
-
-@njit(nogil=True, cache=True)
-def _weight_tiles_adjoint(dU, dw):
-    """dw[k, c] = G^T D G for D = dU[:, c, k] as 4x4: the transpose of _weight_tiles."""
-    K, C = dw.shape[:2]
-    E = np.empty((4, 3), dtype=np.float64)  # D G
-    for c in range(C):
-        for k in range(K):  # dU[:, c] is read along k, contiguously
-            for i in range(4):
-                d0, d1, d2, d3 = dU[4 * i, c, k], dU[4 * i + 1, c, k], dU[4 * i + 2, c, k], dU[4 * i + 3, c, k]
-                E[i, 0], E[i, 1], E[i, 2] = d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3
-            for b in range(3):  # G^T (D G), column b
-                e0, e1, e2, e3 = E[0, b], E[1, b], E[2, b], E[3, b]
-                dw[k, c, 0, b] = e0 + 0.5 * (e1 + e2)
-                dw[k, c, 1, b] = 0.5 * (e1 - e2)
-                dw[k, c, 2, b] = 0.5 * (e1 + e2) + e3
-
-
-def _weight_transform(w):
-    """U[4*i + j, c, k] = (G g G^T)[i, j] with g = w[k, c]: shape (16, C, K)."""
-    K, C = w.shape[:2]
-    U = np.empty((16, C, K), dtype=w.dtype)
-    _weight_tiles(w, U)
+    U = np.empty((tiles.POINTS, C, K), dtype=w.dtype)
+    tiles.weight_tiles(w, U)
     return U
 
 
-def _weight_transform_adjoint(dU):
-    """dw[k, c] = G^T dU[:, c, k] G (dU as 4x4): (16, C, K) -> (K, C, 3, 3)."""
+def _weight_transform_adjoint(dU, tiles):
+    """dw[k, c] = G^T dU[:, c, k] G (dU as a tile): (P, C, K) -> (K, C, 3, 3)."""
     C, K = dU.shape[1:]
     dw = np.empty((K, C, 3, 3), dtype=dU.dtype)
-    _weight_tiles_adjoint(dU, dw)
+    tiles.weight_tiles_adjoint(dU, dw)
     return dw
 
 
-def winograd_forward(x, w, b, padding):
-    """y = conv2d(x, w, b) for a 3x3 kernel, stride 1, groups 1: (N, K, OH, OW)."""
+def winograd_forward(x, w, b, padding, tiles=None):
+    """y = conv2d(x, w, b) for a 3x3 kernel, stride 1, groups 1: (N, K, OH, OW). ``tiles`` (a
+    module of :data:`TILINGS`) defaults to :func:`tiling`'s choice."""
     (N, C), K = x.shape[:2], w.shape[0]
-    OH, OW, TH, TW = _geometry(x, padding)
-    U = _weight_transform(w)  # 16,C,K
+    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
+    OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
+    U = _weight_transform(w, tiles)  # P,C,K
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread
         T = (n1 - n0) * TH * TW
-        V = buffer("V", (16, T, C), x.dtype)
-        _input_tiles(x, n0, *padding, TH, TW, V)
-        M = np.matmul(V, U, out=buffer("M", (16, T, K), x.dtype))  # 16,T,K
-        _output_tiles(M, bias, n0, TH, TW, y)
+        V = buffer("V", (tiles.POINTS, T, C), x.dtype)
+        tiles.input_tiles(x, n0, *padding, TH, TW, V)
+        M = np.matmul(V, U, out=buffer("M", (tiles.POINTS, T, K), x.dtype))  # P,T,K
+        tiles.output_tiles(M, bias, n0, TH, TW, y)
 
     map_chunks(chunk, _chunks(N, TH, TW, C, K))
     return y
 
 
-def winograd_backward(dy, x, w, padding, has_bias):
+def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
     """(dx, dw, db) of :func:`winograd_forward`, each step the transpose of a forward step."""
     (N, C), K = x.shape[:2], w.shape[0]
-    OH, OW, TH, TW = _geometry(x, padding)
-    U_t = np.ascontiguousarray(_weight_transform(w).transpose(0, 2, 1))  # 16,K,C
+    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
+    OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
+    U_t = np.ascontiguousarray(_weight_transform(w, tiles).transpose(0, 2, 1))  # P,K,C
     plane_sums = np.empty((N, K), dtype=np.float64)
     dx = np.empty_like(x)
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dU
         T = (n1 - n0) * TH * TW
-        dM = buffer("M", (16, T, K), x.dtype)
-        _output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums)
-        V = buffer("V", (16, T, C), x.dtype)
-        _input_tiles(x, n0, *padding, TH, TW, V)  # recomputed, not kept from the forward
-        dU = np.matmul(V.transpose(0, 2, 1), dM)  # 16,C,K
-        dV = np.matmul(dM, U_t, out=V)  # 16,T,C (in V's memory)
-        _input_tiles_adjoint(dV, n0, *padding, TH, TW, dx)
+        dM = buffer("M", (tiles.POINTS, T, K), x.dtype)
+        tiles.output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums)
+        V = buffer("V", (tiles.POINTS, T, C), x.dtype)
+        tiles.input_tiles(x, n0, *padding, TH, TW, V)  # recomputed, not kept from the forward
+        dU = np.matmul(V.transpose(0, 2, 1), dM)  # P,C,K
+        dV = np.matmul(dM, U_t, out=V)  # P,T,C (in V's memory)
+        tiles.input_tiles_adjoint(dV, n0, *padding, TH, TW, dx)
         return dU
 
-    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K)))  # 16,C,K
+    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K)))  # P,C,K
     db = plane_sums.sum(axis=0).astype(dy.dtype) if has_bias else None
-    return dx, _weight_transform_adjoint(dU), db
+    return dx, _weight_transform_adjoint(dU, tiles), db

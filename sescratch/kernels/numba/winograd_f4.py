@@ -1,0 +1,252 @@
+"""The tile transforms of Winograd F(4x4, 3x3) (Numba, CPU), for :mod:`.winograd`'s drivers.
+
+A 4x4 output tile from a 6x6 input tile ``d`` (Lavin & Gray, 2016, points 0, +-1, +-2, inf):
+
+    Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A,
+
+36 multiplications per tile and channel pair where the direct algorithm makes 144 and F(2x2, 3x3)
+(:mod:`.winograd_f2`) 64: the 36 products ``M[ξ] = V[ξ] @ U[ξ]`` of the drivers are 44 % smaller
+than F(2x2)'s 16 for the same output, and the transformed tiles (36 values per 16 outputs instead
+of 16 per 4) 44 % less memory. The price is rounding: the transforms multiply by up to 8 and
+divide by 24, so float32 results differ from the direct convolution by about 10x more than with
+F(2x2) (still ~1e-6 normwise; float64 ~1e-14, tests/kernels/test_conv_paths.py).
+
+Layout as in :mod:`.winograd_f2`, with 4 column phases instead of 2: an image is copied into a
+zero-padded channels-last scratch ``L[p, i, s*C + c]`` holding column ``4s + p``. Tile ``tw``
+reads columns ``4tw .. 4tw+5``: phases 0..3 of group ``tw`` and phases 0, 1 of group ``tw + 1``,
+so each transform step is a unit-stride loop over ``q = tw*C + c`` for a whole band of tiles.
+Every function here has the signature and contract of its F(2x2) namesake, with 36 positions
+``6*i + j`` instead of 16 and tiles of 4x4 outputs: the drivers take either module.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+POINTS, STEP = 36, 4  # positions ξ of a transformed tile; outputs per tile side
+
+
+@njit(inline="always")
+def _x2(a):
+    """2a as a sum: a product with the literal 2 would make float32 values float64 in Numba."""
+    return a + a
+
+
+@njit(inline="always")
+def _x4(a):
+    return _x2(_x2(a))
+
+
+@njit(inline="always")
+def _bt(d0, d1, d2, d3, d4, d5):
+    """B^T d for 6 input values (rows 4 0 -5 0 1 0 | 0 -4 -4 1 1 0 | 0 4 -4 -1 1 0 |
+    0 -2 -1 2 1 0 | 0 2 -1 -2 1 0 | 0 4 0 -5 0 1)."""
+    e42 = d4 - d2
+    return (_x4(d0 - d2) + e42, d3 + d4 - _x4(d1 + d2), _x4(d1 - d2) + (d4 - d3),
+            _x2(d3 - d1) + e42, _x2(d1 - d3) + e42, _x4(d1 - d3) + (d5 - d3))
+
+
+@njit(inline="always")
+def _b(v0, v1, v2, v3, v4, v5):
+    """B v, the adjoint of :func:`_bt`."""
+    s = v0 + v3 + v4
+    return (_x4(v0), _x4(v2 - v1 + v5) + _x2(v4 - v3), -(_x4(v0 + v1 + v2) + s),
+            (v1 - v2) + _x2(v3 - v4) - _x4(v5) - v5, s + v1 + v2, v5)
+
+
+@njit(inline="always")
+def _at(m0, m1, m2, m3, m4, m5):
+    """A^T m for one column of 6 Winograd values: 4 outputs (rows 1 1 1 1 1 0 | 0 1 -1 2 -2 0 |
+    0 1 1 4 4 0 | 0 1 -1 8 -8 1)."""
+    s12, d12, s34, d34 = m1 + m2, m1 - m2, m3 + m4, m3 - m4
+    return m0 + s12 + s34, d12 + _x2(d34), s12 + _x4(s34), d12 + _x4(_x2(d34)) + m5
+
+
+@njit(inline="always")
+def _a(y0, y1, y2, y3):
+    """A y, the adjoint of :func:`_at`: 6 values from 4."""
+    e, o, e4, o8 = y0 + y2, y1 + y3, y0 + _x4(y2), _x2(y1 + _x4(y3))
+    return y0, e + o, e - o, e4 + o8, e4 - o8, y3
+
+
+@njit(nogil=True, cache=True)
+def input_tiles(x, n0, PH, PW, TH, TW, V):
+    """V[6*i + j, t, c] = (B^T d B)[i, j], d the 6x6 tile of x_pad[n, c] at (4*th, 4*tw),
+    t = ((n - n0)*TH + th)*TW + tw, for the images n0 .. n0 + V.shape[1] // (TH*TW)."""
+    N, C, H, W = x.shape
+    T, Q, B = V.shape[1], (TW + 1) * C, TW * C
+    L = np.zeros((4, 4 * TH + 2, Q), dtype=x.dtype)  # L[p, i, s*C + c] = x_pad[n, c, i, 4s + p]
+    R = np.empty((4, 6, Q), dtype=x.dtype)  # B^T d of a band of 6 rows, split the same way
+    Vf = V.reshape(36, T * C)  # 36,T*C
+    for m in range(T // (TH * TW)):
+        n = n0 + m
+        for i in range(H):  # the padding of L stays zero: only the image is written
+            for j in range(W):
+                px = L[(PW + j) % 4, PH + i, (PW + j) // 4 * C:]
+                for c in range(C):
+                    px[c] = x[n, c, i, j]
+        for th in range(TH):
+            for p in range(4):  # rows first, once per band: R = B^T (rows 4th .. 4th+5)
+                l0, l1, l2 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2]
+                l3, l4, l5 = L[p, 4 * th + 3], L[p, 4 * th + 4], L[p, 4 * th + 5]
+                r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
+                for q in range(Q):
+                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = _bt(l0[q], l1[q], l2[q], l3[q], l4[q], l5[q])
+            cols = slice((m * TH + th) * B, (m * TH + th + 1) * B)  # the band's tiles
+            for i in range(6):  # then the columns 4tw .. 4tw+5 of every tile at once
+                c0, c1, c2, c3 = R[0, i], R[1, i], R[2, i], R[3, i]  # columns 4tw .. 4tw+3
+                c4, c5 = c0[C:], c1[C:]  # columns 4tw+4, 4tw+5: phases 0, 1 of the next group
+                v0, v1, v2 = Vf[6 * i, cols], Vf[6 * i + 1, cols], Vf[6 * i + 2, cols]
+                v3, v4, v5 = Vf[6 * i + 3, cols], Vf[6 * i + 4, cols], Vf[6 * i + 5, cols]
+                for q in range(B):
+                    v0[q], v1[q], v2[q], v3[q], v4[q], v5[q] = _bt(c0[q], c1[q], c2[q], c3[q], c4[q], c5[q])
+
+
+@njit(nogil=True, cache=True)
+def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
+    """dx[n] = crop(sum of the tiles B dV B^T added at (4*th, 4*tw)): input_tiles transposed."""
+    N, C, H, W = dx.shape
+    T, Q, B = dV.shape[1], (TW + 1) * C, TW * C
+    L = np.empty((4, 4 * TH + 2, Q), dtype=dx.dtype)  # d x_pad[n], split as in input_tiles
+    R = np.empty((4, 6, Q), dtype=dx.dtype)  # d (B^T d) of a band: dV B^T, tiles added up
+    Z = np.empty((2, B), dtype=dx.dtype)  # columns 4tw+4, 4tw+5 of every tile, added in after
+    dVf = dV.reshape(36, T * C)  # 36,T*C
+    for m in range(T // (TH * TW)):
+        n = n0 + m
+        L[:, 0:2] = 0
+        for th in range(TH):
+            cols = slice((m * TH + th) * B, (m * TH + th + 1) * B)
+            for i in range(6):  # columns first: B applied to each tile's row i
+                v0, v1, v2 = dVf[6 * i, cols], dVf[6 * i + 1, cols], dVf[6 * i + 2, cols]
+                v3, v4, v5 = dVf[6 * i + 3, cols], dVf[6 * i + 4, cols], dVf[6 * i + 5, cols]
+                c0, c1, c2, c3 = R[0, i], R[1, i], R[2, i], R[3, i]
+                z4, z5 = Z[0], Z[1]
+                for q in range(B):  # columns 4tw .. 4tw+3 belong to group tw alone
+                    c0[q], c1[q], c2[q], c3[q], z4[q], z5[q] = _b(v0[q], v1[q], v2[q], v3[q], v4[q], v5[q])
+                for p in range(4):  # the last group holds only the last tile's columns 4, 5
+                    R[p, i, B:] = 0
+                e0, e1 = c0[C:], c1[C:]
+                for q in range(B):  # columns 4tw+4, 4tw+5 are phases 0, 1 of group tw + 1
+                    e0[q] += z4[q]
+                    e1[q] += z5[q]
+            for p in range(4):  # then rows: B (dV B^T), added into the 6 rows the band read
+                l0, l1, l2 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2]
+                l3, l4, l5 = L[p, 4 * th + 3], L[p, 4 * th + 4], L[p, 4 * th + 5]
+                r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
+                for q in range(Q):
+                    d0, d1, d2, d3, d4, d5 = _b(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
+                    l0[q] += d0  # rows 4th, 4th+1 were the previous band's rows 4, 5
+                    l1[q] += d1
+                    l2[q], l3[q], l4[q], l5[q] = d2, d3, d4, d5  # first reached by this band
+        for c in range(C):
+            for i in range(H):
+                for j in range(W):
+                    dx[n, c, i, j] = L[(PW + j) % 4, PH + i, (PW + j) // 4 * C + c]
+
+
+@njit(nogil=True, cache=True)
+def output_tiles(M, bias, n0, TH, TW, y):
+    """y[n, k] = crop of the 4x4 tiles A^T m A, m = M[:, t, k] as 6x6, plus bias[k]."""
+    N, K, OH, OW = y.shape
+    T, Q = M.shape[1], TW * K
+    Y = np.empty((4, 4 * TH, Q), dtype=y.dtype)  # Y[p, i, s*K + k] = y[n, k, i, 4s + p], uncropped
+    R = np.empty((4, 6, Q), dtype=y.dtype)  # R[i, j] = (A^T m)[i, j] for the band's tiles
+    Mf = M.reshape(36, T * K)  # 36,T*K
+    for m in range(T // (TH * TW)):
+        n = n0 + m
+        for th in range(TH):
+            cols = slice((m * TH + th) * Q, (m * TH + th + 1) * Q)
+            for j in range(6):  # rows first: column j of A^T m
+                m0, m1, m2 = Mf[j, cols], Mf[6 + j, cols], Mf[12 + j, cols]
+                m3, m4, m5 = Mf[18 + j, cols], Mf[24 + j, cols], Mf[30 + j, cols]
+                r0, r1, r2, r3 = R[0, j], R[1, j], R[2, j], R[3, j]
+                for q in range(Q):
+                    r0[q], r1[q], r2[q], r3[q] = _at(m0[q], m1[q], m2[q], m3[q], m4[q], m5[q])
+            for i in range(4):  # then row i of (A^T m) A: output columns 4tw .. 4tw+3
+                a0, a1, a2, a3, a4, a5 = R[i, 0], R[i, 1], R[i, 2], R[i, 3], R[i, 4], R[i, 5]
+                y0, y1, y2, y3 = Y[0, 4 * th + i], Y[1, 4 * th + i], Y[2, 4 * th + i], Y[3, 4 * th + i]
+                for q in range(Q):
+                    y0[q], y1[q], y2[q], y3[q] = _at(a0[q], a1[q], a2[q], a3[q], a4[q], a5[q])
+        for k in range(K):
+            for i in range(OH):
+                for j in range(OW):
+                    y[n, k, i, j] = Y[j % 4, i, j // 4 * K + k] + bias[k]
+
+
+@njit(nogil=True, cache=True)
+def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
+    """dM[:, t, k] = A dy_t A^T (dy_t the 4x4 tile of dy[n, k], zero beyond OH, OW): the transpose
+    of output_tiles. Also plane_sums[n, k] = sum of dy[n, k] (for db)."""
+    N, K, OH, OW = dy.shape
+    T, Q = dM.shape[1], TW * K
+    L = np.zeros((4, 4 * TH, Q), dtype=dy.dtype)  # dy[n] split as Y of output_tiles; zero beyond
+    R = np.empty((4, 6, Q), dtype=dy.dtype)  # A dy for the band of rows 4th .. 4th+3
+    dMf = dM.reshape(36, T * K)  # 36,T*K
+    totals = np.empty(K, dtype=np.float64)
+    for m in range(T // (TH * TW)):
+        n = n0 + m
+        totals[:] = 0
+        for i in range(OH):
+            for j in range(OW):
+                px = L[j % 4, i, j // 4 * K:]
+                for k in range(K):
+                    px[k] = dy[n, k, i, j]
+                    totals[k] += dy[n, k, i, j]
+        plane_sums[n] = totals
+        for th in range(TH):
+            for p in range(4):  # rows first, once per band
+                l0, l1, l2, l3 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2], L[p, 4 * th + 3]
+                r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
+                for q in range(Q):
+                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = _a(l0[q], l1[q], l2[q], l3[q])
+            cols = slice((m * TH + th) * Q, (m * TH + th + 1) * Q)
+            for i in range(6):  # then the columns 4tw .. 4tw+3 of every tile at once
+                e0, e1, e2, e3 = R[0, i], R[1, i], R[2, i], R[3, i]
+                d0, d1, d2 = dMf[6 * i, cols], dMf[6 * i + 1, cols], dMf[6 * i + 2, cols]
+                d3, d4, d5 = dMf[6 * i + 3, cols], dMf[6 * i + 4, cols], dMf[6 * i + 5, cols]
+                for q in range(Q):
+                    d0[q], d1[q], d2[q], d3[q], d4[q], d5[q] = _a(e0[q], e1[q], e2[q], e3[q])
+
+
+@njit(inline="always")
+def _g(g0, g1, g2):
+    """G g for a 3-tap filter: the 6 Winograd points."""
+    s = g0 + g2
+    return (0.25 * g0, -(s + g1) / 6, (g1 - s) / 6, g0 / 24 + g1 / 12 + g2 / 6,
+            g0 / 24 - g1 / 12 + g2 / 6, g2)
+
+
+@njit(inline="always")
+def _gt(e0, e1, e2, e3, e4, e5):
+    """G^T e, the adjoint of :func:`_g`: 3 taps from 6 points."""
+    return (0.25 * e0 - (e1 + e2) / 6 + (e3 + e4) / 24, (e2 - e1) / 6 + (e3 - e4) / 12,
+            (e3 + e4 - e1 - e2) / 6 + e5)
+
+
+@njit(nogil=True, cache=True)
+def weight_tiles(w, U):
+    """U[6*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c]."""
+    K, C = w.shape[:2]
+    T = np.empty((6, 3), dtype=np.float64)  # G g
+    for c in range(C):
+        for k in range(K):  # U[:, c] is written along k, contiguously
+            for b in range(3):
+                T[0, b], T[1, b], T[2, b], T[3, b], T[4, b], T[5, b] = _g(w[k, c, 0, b], w[k, c, 1, b], w[k, c, 2, b])
+            for i in range(6):  # (G g) G^T, row i
+                u = _g(T[i, 0], T[i, 1], T[i, 2])
+                for j in range(6):
+                    U[6 * i + j, c, k] = u[j]
+
+
+@njit(nogil=True, cache=True)
+def weight_tiles_adjoint(dU, dw):
+    """dw[k, c] = G^T D G for D = dU[:, c, k] as 6x6: the transpose of weight_tiles."""
+    K, C = dw.shape[:2]
+    E = np.empty((6, 3), dtype=np.float64)  # D G
+    for c in range(C):
+        for k in range(K):  # dU[:, c] is read along k, contiguously
+            for i in range(6):
+                E[i, 0], E[i, 1], E[i, 2] = _gt(dU[6 * i, c, k], dU[6 * i + 1, c, k], dU[6 * i + 2, c, k],
+                                                dU[6 * i + 3, c, k], dU[6 * i + 4, c, k], dU[6 * i + 5, c, k])
+            for b in range(3):  # G^T (D G), column b
+                dw[k, c, 0, b], dw[k, c, 1, b], dw[k, c, 2, b] = _gt(E[0, b], E[1, b], E[2, b], E[3, b], E[4, b], E[5, b])
