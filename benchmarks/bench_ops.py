@@ -6,11 +6,20 @@
 
 Each case is a :class:`Case` in :data:`CASES`; its ``make(backend, rng)`` returns a callable that
 runs forward + backward once (or ``None`` where the backend is unavailable). The backends of a
-case run interleaved (numpy, numba, cupy, torch, numpy, numba, ...), so a load change on the
-machine hits all of them alike; after the warm-up rounds, the median of the timed rounds is
-reported with GFLOP/s (counted as the direct algorithm's multiply-adds x 2, whatever algorithm
-ran) and the ratio to PyTorch's median. PyTorch is the oracle of speed only: sescratch never
-imports it.
+case run interleaved in blocks (a block of numpy calls, of numba, of cupy, of torch, again numpy,
+...), so a load change on the machine hits all of them alike; after the warm-ups, the median of
+the timed calls is reported with GFLOP/s (counted as the direct algorithm's multiply-adds x 2,
+whatever algorithm ran) and the ratio to PyTorch's median. PyTorch is the oracle of speed only:
+sescratch never imports it.
+
+Why blocks (``--block``, default 5 timed calls, each block after one untimed call): PyTorch's
+OpenMP workers keep spinning for a few milliseconds after each parallel region (one worker burnt
+4-5 ms of CPU after a conv on the 2-core Xeon of 2026-12-02, whether the process then slept 1 or
+300 ms), so a call timed right after PyTorch's runs on one core for that long — a 32 -> 64
+stride-2 conv then took 8.7 ms against 7.5 ms back to back. Within a block each implementation
+runs as in a training loop, its own calls back to back; the untimed first call absorbs the
+switch. ``--block 1`` times call by call, as before (sescratch's workers sleep on a lock, so
+only the implementation after PyTorch's pays).
 """
 from __future__ import annotations
 
@@ -211,21 +220,25 @@ CASES: list[Case] = [  # every conv shape of ResNet-20 (shortcut B), then batch 
 ]
 
 
-def measure(case: Case, backends, warmup: int, reps: int, seed: int = 0) -> list[dict]:
-    """Interleaved timing of one case; one result dict per available backend."""
+def measure(case: Case, backends, warmup: int, reps: int, seed: int = 0, block: int = 5) -> list[dict]:
+    """Timing of one case, the backends interleaved in blocks of ``block`` timed calls, each
+    block after one untimed call (the module docstring says why); one result dict per backend."""
     runners = {}
     for name in backends:
         runner = case.make(name, np.random.default_rng(seed))
         if runner is not None:
             runners[name] = runner
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for round_ in range(warmup + reps):
-        for name, run in runners.items():
-            start = time.perf_counter()
+    for _ in range(warmup):
+        for run in runners.values():
             run()
-            elapsed = time.perf_counter() - start
-            if round_ >= warmup:
-                times[name].append(elapsed)
+    for round_ in range(-(-reps // block)):
+        for name, run in runners.items():
+            run()  # the switch from the previous backend: untimed
+            for _ in range(min(block, reps - round_ * block)):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     reference = medians.get("torch")
     return [
@@ -270,6 +283,8 @@ def main(argv=None) -> int:
     parser.add_argument("--case", default="", help="only cases whose name contains this text")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of Numba and PyTorch (default: theirs, the CPU count)")
+    parser.add_argument("--block", type=int, default=5,
+                        help="timed calls per backend in a row (1: call by call; see the docstring)")
     args = parser.parse_args(argv)
     warmup, reps = (2, 5) if args.quick else (args.warmup, args.reps)
     if args.threads:  # Numba, NumPy's OpenBLAS and PyTorch
@@ -292,7 +307,7 @@ def main(argv=None) -> int:
     results = []
     for case in CASES:
         if args.case in case.name:
-            rows = measure(case, backends, warmup, reps)
+            rows = measure(case, backends, warmup, reps, block=max(1, args.block))
             results += rows
             if not args.json:
                 _print_rows(rows)
@@ -300,13 +315,14 @@ def main(argv=None) -> int:
             if r["case"].startswith("conv2d") and r["backend"] == "numba" and r["ratio_to_torch"]]
     loads = (load_before, os.getloadavg()[0])
     if args.json:
-        print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "load_avg_1m": loads,
+        print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "block": max(1, args.block),
+                          "load_avg_1m": loads,
                           "results": results}, indent=2))
     else:
         info = machine()
         print(f"\n{info.get('cpu', info['processor'])}, {info['cpu_count']} CPUs; numpy {info['numpy']}"
               + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
-              + f"; median of {reps} after {warmup} warm-ups, interleaved; load {loads[0]:.2f} -> {loads[1]:.2f}")
+              + f"; median of {reps} after {warmup} warm-ups, interleaved in blocks of {max(1, args.block)}; load {loads[0]:.2f} -> {loads[1]:.2f}")
         if conv:
             print(f"numba conv2d fwd+bwd vs torch: worst {max(conv):.2f}x over {len(conv)} shapes (target <= 1.3)")
     return 0

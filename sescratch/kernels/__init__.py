@@ -20,6 +20,9 @@ DECLARED = (
     "batchnorm2d_backward",  # training mode
     "batchnorm2d_eval_forward",  # evaluation mode: a per-channel affine map
     "batchnorm2d_running_update",  # training mode: the running averages, in place
+    "batchnorm2d_relu_forward",  # training mode, ReLU(BN(x) + residual) in one pass (sescratch.ops.batchnorm_relu)
+    "batchnorm2d_relu_backward",  # training mode
+    "batchnorm2d_eval_relu_forward",  # evaluation mode
     "relu_forward",
     "relu_backward",
     "add_relu_forward",  # the end of a residual block, ReLU(a + b)

@@ -6,7 +6,10 @@ in :class:`Bottleneck`). Without ``se`` it is the plain ResNet unit ``ReLU(F(x) 
 The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx_shortcut``
 (:func:`sescratch.ops.add_into`, into the fresh ``dx_branch``). The sum and the ReLU at the end
 are one op, :func:`sescratch.ops.add_relu_forward`: one pass over the maps, and its backward
-sends one gradient array down both paths.
+sends one gradient array down both paths. Every batch norm followed by a ReLU runs with it as one
+op (:meth:`sescratch.nn.BatchNorm2d.forward_relu`), and in the plain unit, where nothing sits
+between the branch's last batch norm and the sum, those two and the ReLU are one op too
+(:meth:`~sescratch.nn.BatchNorm2d.forward_add_relu`, the shortcut as its residual).
 
 :meth:`ResidualBlock.forward` and :meth:`~ResidualBlock.backward` are that standard block, line
 for line. The SE placements of the ablation (TPAMI §6.5, Fig. 5, Tables 14 and 15) are separate
@@ -79,16 +82,20 @@ class ResidualBlock(Module):
         return out_channels  # standard: SE recalibrates the branch output
 
     def forward(self, x):
-        u = self._branch_forward(x)  # N,C_out,OH,OW   F(x)
-        u = self._se(u)  # SE on the branch output (none in a plain ResNet)
         s = self._shortcut(x)  # N,C_out,OH,OW
+        if self.se_module is None:  # plain unit: the branch's last BN, the sum and the ReLU, one pass
+            return self._last_bn.forward_add_relu(self._branch_body(x), s)
+        u = self.se_module(self._branch_forward(x))  # N,C_out,OH,OW  SE on the branch output F(x)
         y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
-        du = self._se_backward(du)
-        dx_branch = self._branch_backward(du)
+        if self.se_module is None:
+            dv, ds = self._last_bn.backward_add_relu(dy)  # one gradient for both paths
+            dx_branch = self._branch_body_backward(dv)
+        else:
+            du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths
+            dx_branch = self._branch_backward(self.se_module.backward(du))
         dx_shortcut = self._shortcut_backward(ds)
         dx = ops.add_into(dx_branch, dx_shortcut)  # x fans out into the residual branch and the shortcut
         return dx
@@ -99,11 +106,12 @@ class ResidualBlock(Module):
         return self._check_sum(name, out, self._shortcut_trace(tuple(shape), name, records))
 
     # -- the pieces every variant shares ----------------------------------------------------
-    def _se(self, u):
-        return u if self.se_module is None else self.se_module(u)
+    def _branch_forward(self, x):
+        """F(x): the block's :meth:`_branch_body`, then its last batch norm."""
+        return self._last_bn(self._branch_body(x))  # N,C_out,OH,OW
 
-    def _se_backward(self, dy):
-        return dy if self.se_module is None else self.se_module.backward(dy)
+    def _branch_backward(self, du):
+        return self._branch_body_backward(self._last_bn.backward(du))
 
     def _se_trace(self, shape, name, records):
         return shape if self.se_module is None else self.se_module.trace(shape, f"{name}.se_module", records)
@@ -142,15 +150,18 @@ class BasicBlock(ResidualBlock):
         self.bn2 = BatchNorm2d(planes)
         self._init_se_and_shortcut(se, placement, in_channels, planes, planes, downsample)
 
-    def _branch_forward(self, x):
-        h = self.bn1(self.conv1(x))  # N,P,OH,OW
-        h, self._relu1_cache = ops.relu_forward(h)
-        return self.bn2(self.conv2(h))  # N,P,OH,OW
+    @property
+    def _last_bn(self):
+        return self.bn2
 
-    def _branch_backward(self, du):
-        dh = self.conv2.backward(self.bn2.backward(du))
-        dh = ops.relu_backward(dh, self._relu1_cache)
-        return self.conv1.backward(self.bn1.backward(dh))
+    def _branch_body(self, x):
+        """F(x) up to its last batch norm: ``conv2(ReLU(BN(conv1(x))))``."""
+        h = self.bn1.forward_relu(self.conv1(x))  # N,P,OH,OW  ReLU(BN(.)), one pass
+        return self.conv2(h)  # N,P,OH,OW
+
+    def _branch_body_backward(self, dv):
+        dh = self.conv2.backward(dv)
+        return self.conv1.backward(self.bn1.backward_relu(dh))
 
     def _branch_trace(self, shape, name, records):
         shape = self.bn1.trace(self.conv1.trace(shape, f"{name}.conv1", records), f"{name}.bn1", records)
@@ -186,19 +197,20 @@ class Bottleneck(ResidualBlock):
         self.bn3 = BatchNorm2d(out_channels)
         self._init_se_and_shortcut(se, placement, in_channels, out_channels, width_3x3, downsample)
 
-    def _branch_forward(self, x):
-        h = self.bn1(self.conv1(x))  # N,width,·,·
-        h, self._relu1_cache = ops.relu_forward(h)
-        h = self.bn2(self.conv2(h))  # N,width_3x3,OH,OW
-        h, self._relu2_cache = ops.relu_forward(h)
-        return self.bn3(self.conv3(h))  # N,C_out,OH,OW
+    @property
+    def _last_bn(self):
+        return self.bn3
 
-    def _branch_backward(self, du):
-        dh = self.conv3.backward(self.bn3.backward(du))
-        dh = ops.relu_backward(dh, self._relu2_cache)
-        dh = self.conv2.backward(self.bn2.backward(dh))
-        dh = ops.relu_backward(dh, self._relu1_cache)
-        return self.conv1.backward(self.bn1.backward(dh))
+    def _branch_body(self, x):
+        """F(x) up to its last batch norm: ``conv3(ReLU(BN(conv2(ReLU(BN(conv1(x)))))))``."""
+        h = self.bn1.forward_relu(self.conv1(x))  # N,width,·,·  ReLU(BN(.)), one pass
+        h = self.bn2.forward_relu(self.conv2(h))  # N,width_3x3,OH,OW
+        return self.conv3(h)  # N,C_out,OH,OW
+
+    def _branch_body_backward(self, dv):
+        dh = self.conv3.backward(dv)
+        dh = self.conv2.backward(self.bn2.backward_relu(dh))
+        return self.conv1.backward(self.bn1.backward_relu(dh))
 
     def _branch_trace(self, shape, name, records):
         for i in (1, 2, 3):

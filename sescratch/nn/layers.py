@@ -13,9 +13,8 @@ import numpy as np
 from sescratch import ops
 from sescratch.ops.window import conv_output_size
 from sescratch.nn import init
-from sescratch.nn.module import Module, Parameter, Record, ShapeError
-from sescratch.ops.sync_batchnorm import (SyncBatchNorm2dCache, sync_batchnorm2d_backward,
-                                          sync_batchnorm2d_forward)
+from sescratch.nn.batchnorm import BatchNorm2d
+from sescratch.nn.module import Module, Parameter, Record, ShapeError, check_channels
 
 __all__ = [
     "Conv2d",
@@ -53,14 +52,6 @@ def _trace_window(layer: str, kind: str, shape, kernel, stride, padding, ceil_mo
             conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode))
 
 
-def _check_channels(layer: str, kind: str, shape, channels: int) -> None:
-    if len(shape) != 3 or shape[0] != channels:
-        raise ShapeError(
-            f"layer '{layer}' ({kind}) expects input (N, {channels}, H, W), got (N, "
-            + ", ".join(str(s) for s in shape) + ")"
-        )
-
-
 class Conv2d(Module):
     """2-D cross-correlation, weight ``(C_out, C_in // groups, KH, KW)``, He-normal (fan_out) init."""
 
@@ -91,7 +82,7 @@ class Conv2d(Module):
         return dx
 
     def trace(self, shape, name, records=None):
-        _check_channels(name, "Conv2d", shape, self.in_channels)
+        check_channels(name, "Conv2d", shape, self.in_channels)
         OH, OW = _trace_window(name, "Conv2d", shape, self.kernel_size, self.stride, self.padding)
         out = (self.out_channels, OH, OW)
         if records is not None:
@@ -104,56 +95,6 @@ class Conv2d(Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
                 f"bias={self.bias is not None}")
-
-
-class BatchNorm2d(Module):
-    """Batch norm over (N, H, W) per channel; batch statistics in training, running ones in eval."""
-
-    _buffer_names = ("running_mean", "running_var", "num_batches_tracked")
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(init.ones((num_features,)))
-        self.bias = Parameter(init.zeros((num_features,)))
-        self.running_mean = np.zeros((num_features,), dtype=np.float32)
-        self.running_var = np.ones((num_features,), dtype=np.float32)
-        self.num_batches_tracked = np.zeros((), dtype=np.int64)
-        # Sync BN (issue 14): a communicator (rank, size, allreduce_sum) makes training mode use
-        # the statistics of the global batch; set by sescratch.train.distributed.use_sync_batchnorm.
-        self.communicator = None
-
-    def forward(self, x):
-        if self.training and self.communicator is not None:
-            y, self._cache = sync_batchnorm2d_forward(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                reduce=self.communicator.allreduce_sum, momentum=self.momentum, eps=self.eps)
-        else:
-            y, self._cache = ops.batchnorm2d_forward(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                training=self.training, momentum=self.momentum, eps=self.eps,
-            )
-        if self.training:
-            self.num_batches_tracked[...] += 1
-        return y
-
-    def backward(self, dy):
-        if isinstance(self._cache, SyncBatchNorm2dCache):  # issue 14: dgamma, dbeta are this rank's shares
-            dx, dgamma, dbeta = sync_batchnorm2d_backward(dy, self._cache)
-        else:
-            dx, dgamma, dbeta = ops.batchnorm2d_backward(dy, self._cache)
-        self.weight.grad += dgamma
-        self.bias.grad += dbeta
-        return dx
-
-    def trace(self, shape, name, records=None):
-        _check_channels(name, "BatchNorm2d", shape, self.num_features)
-        if records is not None:
-            records.append(Record(name, "BatchNorm2d", tuple(shape), self.num_parameters(), 0, part="bn"))
-        return tuple(shape)
-
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
 class Linear(Module):

@@ -23,7 +23,7 @@ import numpy as np
 
 from sescratch.backend import get_array_module, to_device, to_numpy
 
-__all__ = ["Parameter", "Module", "Record", "ShapeError"]
+__all__ = ["Parameter", "Module", "Record", "ShapeError", "check_channels"]
 
 
 class Parameter:
@@ -51,6 +51,15 @@ class Parameter:
 
 class ShapeError(ValueError):
     """An input does not fit a layer; raised by :meth:`Module.trace` with the layer's name."""
+
+
+def check_channels(layer: str, kind: str, shape, channels: int) -> None:
+    """:class:`ShapeError` unless a traced (C, H, W) ``shape`` has ``channels`` channels."""
+    if len(shape) != 3 or shape[0] != channels:
+        raise ShapeError(
+            f"layer '{layer}' ({kind}) expects input (N, {channels}, H, W), got (N, "
+            + ", ".join(str(s) for s in shape) + ")"
+        )
 
 
 @dataclass

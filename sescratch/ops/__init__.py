@@ -57,6 +57,13 @@ from sescratch.ops.batchnorm import (
     batchnorm2d_forward_reference,
     batchnorm2d_running_update_reference,
 )
+from sescratch.ops.batchnorm_relu import (
+    batchnorm2d_eval_relu_forward_reference,
+    batchnorm2d_relu_backward,
+    batchnorm2d_relu_backward_reference,
+    batchnorm2d_relu_forward,
+    batchnorm2d_relu_forward_reference,
+)
 from sescratch.ops.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -131,6 +138,11 @@ __all__ = [
     "batchnorm2d_backward_reference",
     "batchnorm2d_eval_forward_reference",
     "batchnorm2d_running_update_reference",
+    "batchnorm2d_relu_forward",
+    "batchnorm2d_relu_backward",
+    "batchnorm2d_relu_forward_reference",
+    "batchnorm2d_relu_backward_reference",
+    "batchnorm2d_eval_relu_forward_reference",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "max_pool2d_forward_reference",

@@ -171,17 +171,12 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
     _check_inputs(op, x, gamma, beta, running_mean, running_var, training, momentum, eps)
     xp = get_array_module(x)
     x = xp.ascontiguousarray(x)
-    N, C, H, W = x.shape
-    M = N * H * W
     if training:
         gamma, beta = xp.ascontiguousarray(gamma), xp.ascontiguousarray(beta)
         kernel = _KERNELS.get("batchnorm2d_forward", x, gamma, beta)
         forward = batchnorm2d_forward_reference if kernel is None else kernel
         y, mean, var = forward(x, gamma, beta, eps)  # N,C,H,W and C, C (float64)
-        inv_std = 1 / xp.sqrt(var + eps)  # C
-        kernel = _KERNELS.get("batchnorm2d_running_update", mean, running_mean, running_var)
-        update = batchnorm2d_running_update_reference if kernel is None else kernel
-        update(running_mean, running_var, mean, var, momentum, M)  # in place, one launch on a GPU
+        return y, _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps)
     else:
         mean = running_mean  # C
         inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C
@@ -191,8 +186,20 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
         forward = batchnorm2d_eval_forward_reference if kernel is None else kernel
         y = forward(x, scale, shift)  # N,C,H,W
     # astype copies: the cache keeps this step's statistics even after later in-place updates
-    cache = BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, training)
-    return y, cache
+    return y, BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, False)
+
+
+def _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps):
+    """After a training-mode forward (batch ``mean``, ``var``): the running averages updated in
+    place, and the cache of the backward."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    inv_std = 1 / xp.sqrt(var + eps)  # C
+    kernel = _KERNELS.get("batchnorm2d_running_update", mean, running_mean, running_var)
+    update = batchnorm2d_running_update_reference if kernel is None else kernel
+    update(running_mean, running_var, mean, var, momentum, N * H * W)  # in place, one launch on a GPU
+    # astype copies: the cache keeps this step's statistics even after later in-place updates
+    return BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, True)
 
 
 def batchnorm2d_backward(dy, cache: BatchNorm2dCache):

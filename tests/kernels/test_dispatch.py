@@ -78,6 +78,13 @@ def _batchnorm(r, training):
     ops.batchnorm2d_backward(r(*y.shape), cache)
 
 
+def _batchnorm_relu(r, training, residual):
+    mean, var = r.xp.zeros(3), r.xp.ones(3)
+    y, cache = ops.batchnorm2d_relu_forward(r(2, 3, 4, 4), r(3), r(3), mean, var, training=training,
+                                            residual=r(2, 3, 4, 4) if residual else None)
+    ops.batchnorm2d_relu_backward(r(*y.shape), cache)
+
+
 def _relu(r):
     y, cache = ops.relu_forward(r(2, 3, 4, 4))
     ops.relu_backward(r(*y.shape), cache)
@@ -127,6 +134,9 @@ USES = {
     "batchnorm2d_backward": lambda r: _batchnorm(r, True),
     "batchnorm2d_eval_forward": lambda r: _batchnorm(r, False),
     "batchnorm2d_running_update": lambda r: _batchnorm(r, True),
+    "batchnorm2d_relu_forward": lambda r: _batchnorm_relu(r, True, True),
+    "batchnorm2d_relu_backward": lambda r: _batchnorm_relu(r, True, False),
+    "batchnorm2d_eval_relu_forward": lambda r: _batchnorm_relu(r, False, True),
     "relu_forward": _relu,
     "relu_backward": _relu,
     "add_relu_forward": _add_relu,
@@ -191,6 +201,9 @@ def _reference_calls(r):
     ops.batchnorm2d_backward_reference(r(*x.shape), x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3))
     ops.batchnorm2d_eval_forward_reference(x, r(3), r(3))
     ops.batchnorm2d_running_update_reference(r(3), r(3), mean, var, 0.1, 50)
+    y, mean, var = ops.batchnorm2d_relu_forward_reference(x, r(3), r(3), 1e-5, r(*x.shape))
+    ops.batchnorm2d_relu_backward_reference(r(*x.shape), y, x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3), True)
+    ops.batchnorm2d_eval_relu_forward_reference(x, r(3), r(3), None)
     ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
     ops.add_relu_forward_reference(x, r(*x.shape))
     ops.add_into_reference(r(*x.shape), x)

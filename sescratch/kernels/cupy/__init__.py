@@ -12,6 +12,11 @@ from sescratch.kernels.cupy.norm import (
     batchnorm2d_eval_forward,
     batchnorm2d_forward,
 )
+from sescratch.kernels.cupy.norm_relu import (
+    batchnorm2d_eval_relu_forward,
+    batchnorm2d_relu_backward,
+    batchnorm2d_relu_forward,
+)
 from sescratch.kernels.cupy.norm_running import batchnorm2d_running_update
 from sescratch.kernels.cupy.pool import max_pool2d_backward, max_pool2d_forward
 from sescratch.kernels.cupy.squeeze_scale import (
@@ -33,6 +38,9 @@ KERNELS = {
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
     "batchnorm2d_running_update": batchnorm2d_running_update,
+    "batchnorm2d_relu_forward": batchnorm2d_relu_forward,
+    "batchnorm2d_relu_backward": batchnorm2d_relu_backward,
+    "batchnorm2d_eval_relu_forward": batchnorm2d_eval_relu_forward,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,

@@ -81,6 +81,11 @@ from sescratch.kernels.numba.norm import (  # noqa: E402
     batchnorm2d_eval_forward,
     batchnorm2d_forward,
 )
+from sescratch.kernels.numba.norm_relu import (
+    batchnorm2d_eval_relu_forward,
+    batchnorm2d_relu_backward,
+    batchnorm2d_relu_forward,
+)
 from sescratch.kernels.numba.norm_running import batchnorm2d_running_update  # noqa: E402
 from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.squeeze_scale import (  # noqa: E402
@@ -102,6 +107,9 @@ KERNELS = {
     "batchnorm2d_backward": batchnorm2d_backward,
     "batchnorm2d_eval_forward": batchnorm2d_eval_forward,
     "batchnorm2d_running_update": batchnorm2d_running_update,
+    "batchnorm2d_relu_forward": batchnorm2d_relu_forward,
+    "batchnorm2d_relu_backward": batchnorm2d_relu_backward,
+    "batchnorm2d_eval_relu_forward": batchnorm2d_eval_relu_forward,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,
