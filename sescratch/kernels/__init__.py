@@ -23,6 +23,10 @@ DECLARED = (
     "batchnorm2d_relu_forward",  # training mode, ReLU(BN(x) + residual) in one pass (sescratch.ops.batchnorm_relu)
     "batchnorm2d_relu_backward",  # training mode
     "batchnorm2d_eval_relu_forward",  # evaluation mode
+    "batchnorm2d_plane_statistics",  # the tail of an SE-ResNet block as one op (sescratch.ops.bn_se_add_relu)
+    "plane_affine_add_relu",
+    "relu_plane_sums",
+    "batchnorm2d_scaled_backward_dx",
     "relu_forward",
     "relu_backward",
     "add_relu_forward",  # the end of a residual block, ReLU(a + b)

@@ -7,9 +7,13 @@ The input ``x`` feeds two paths, so its gradient is a sum: ``dx = dx_branch + dx
 (:func:`sescratch.ops.add_into`, into the fresh ``dx_branch``). The sum and the ReLU at the end
 are one op, :func:`sescratch.ops.add_relu_forward`: one pass over the maps, and its backward
 sends one gradient array down both paths. Every batch norm followed by a ReLU runs with it as one
-op (:meth:`sescratch.nn.BatchNorm2d.forward_relu`), and in the plain unit, where nothing sits
-between the branch's last batch norm and the sum, those two and the ReLU are one op too
-(:meth:`~sescratch.nn.BatchNorm2d.forward_add_relu`, the shortcut as its residual).
+op (:meth:`sescratch.nn.BatchNorm2d.forward_relu`). The end of the block is one op too: in the
+plain unit the branch's last batch norm, the sum and the ReLU
+(:meth:`~sescratch.nn.BatchNorm2d.forward_add_relu`, the shortcut as its residual); in the SE
+unit the last batch norm, the SE block, the sum and the ReLU
+(:meth:`sescratch.nn.SEBlock.forward_bn_add_relu`, :mod:`sescratch.ops.bn_se_add_relu`: the
+squeeze read off batch norm's statistics, the scale folded into its affine map). A max squeeze
+runs the ops one by one.
 
 :meth:`ResidualBlock.forward` and :meth:`~ResidualBlock.backward` are that standard block, line
 for line. The SE placements of the ablation (TPAMI §6.5, Fig. 5, Tables 14 and 15) are separate
@@ -84,14 +88,22 @@ class ResidualBlock(Module):
     def forward(self, x):
         s = self._shortcut(x)  # N,C_out,OH,OW
         if self.se_module is None:  # plain unit: the branch's last BN, the sum and the ReLU, one pass
+            self._tail = "bn_add_relu"
             return self._last_bn.forward_add_relu(self._branch_body(x), s)
+        if self.se_module.fused_with_bn_available():  # the last BN, the SE block, the sum, the ReLU: one op
+            self._tail = "bn_se_add_relu"
+            return self.se_module.forward_bn_add_relu(self._last_bn, self._branch_body(x), s)
+        self._tail = "separate"  # a max squeeze: each op on its own
         u = self.se_module(self._branch_forward(x))  # N,C_out,OH,OW  SE on the branch output F(x)
         y, self._add_relu_cache = ops.add_relu_forward(u, s)  # ReLU(u + s), one pass
         return y
 
     def backward(self, dy):
-        if self.se_module is None:
+        if self._tail == "bn_add_relu":
             dv, ds = self._last_bn.backward_add_relu(dy)  # one gradient for both paths
+            dx_branch = self._branch_body_backward(dv)
+        elif self._tail == "bn_se_add_relu":
+            dv, ds = self.se_module.backward_bn_add_relu(self._last_bn, dy)
             dx_branch = self._branch_body_backward(dv)
         else:
             du, ds = ops.add_relu_backward(dy, self._add_relu_cache)  # one gradient for both paths

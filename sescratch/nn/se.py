@@ -76,11 +76,47 @@ class SEBlock(Module):
 
     def backward(self, dy):
         du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._cache)
+        self._accumulate(dw1, db1, dw2, db2)
+        return du
+
+    def fused_with_bn_available(self):
+        """Can :meth:`forward_bn_add_relu` run for this block? (Its squeeze must be the average:
+        the average of a batch-normalised map is read off batch norm's statistics.)"""
+        return self.squeeze == "avg"
+
+    def forward_bn_add_relu(self, bn, v, residual):
+        """``ReLU(self(bn(v)) + residual)``, the tail of the standard SE-ResNet block, as one op
+        (:func:`sescratch.ops.bn_se_add_relu_forward`): the squeeze comes from batch norm's plane
+        statistics and the scale folds into its affine map, so the maps are read twice, written once.
+        ``bn``'s running averages and batch count are updated as its own forward would, with the
+        global batch's statistics when ``bn`` is synchronised (``bn.communicator``)."""
+        fc1, fc2 = self.fc1, self.fc2
+        sync = bn.training and bn.communicator is not None
+        y, self._cache = ops.bn_se_add_relu_forward(
+            v, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
+            fc1.weight.data, None if fc1.bias is None else fc1.bias.data,
+            fc2.weight.data, None if fc2.bias is None else fc2.bias.data, residual,
+            training=bn.training, momentum=bn.momentum, eps=bn.eps, gate=self.gate,
+            reduce=bn.communicator.allreduce_sum if sync else None)  # N,C,H,W
+        if bn.training:
+            bn.num_batches_tracked[...] += 1
+        self.excitation = self._cache.s  # N,C
+        return y
+
+    def backward_bn_add_relu(self, bn, dy):
+        """``(dv, dresidual)`` for the last :meth:`forward_bn_add_relu` (with the same ``bn``); the
+        gradients of the FCs and of ``bn``'s gamma and beta are added into their ``.grad``."""
+        dv, dgamma, dbeta, dw1, db1, dw2, db2, dr = ops.bn_se_add_relu_backward(dy, self._cache)
+        self._accumulate(dw1, db1, dw2, db2)
+        bn.weight.grad += dgamma
+        bn.bias.grad += dbeta
+        return dv, dr
+
+    def _accumulate(self, dw1, db1, dw2, db2):
         for layer, dw, db in ((self.fc1, dw1, db1), (self.fc2, dw2, db2)):
             layer.weight.grad += dw
             if layer.bias is not None:
                 layer.bias.grad += db
-        return du
 
     def trace(self, shape, name, records=None):
         if len(shape) != 3 or shape[0] != self.channels:

@@ -64,6 +64,15 @@ from sescratch.ops.batchnorm_relu import (
     batchnorm2d_relu_forward,
     batchnorm2d_relu_forward_reference,
 )
+from sescratch.ops.bn_se_add_relu import (
+    BnSeAddReluCache,
+    batchnorm2d_plane_statistics_reference,
+    batchnorm2d_scaled_backward_dx_reference,
+    bn_se_add_relu_backward,
+    bn_se_add_relu_forward,
+    plane_affine_add_relu_reference,
+    relu_plane_sums_reference,
+)
 from sescratch.ops.pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -143,6 +152,13 @@ __all__ = [
     "batchnorm2d_relu_forward_reference",
     "batchnorm2d_relu_backward_reference",
     "batchnorm2d_eval_relu_forward_reference",
+    "BnSeAddReluCache",
+    "bn_se_add_relu_forward",
+    "bn_se_add_relu_backward",
+    "batchnorm2d_plane_statistics_reference",
+    "plane_affine_add_relu_reference",
+    "relu_plane_sums_reference",
+    "batchnorm2d_scaled_backward_dx_reference",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "max_pool2d_forward_reference",

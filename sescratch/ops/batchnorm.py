@@ -189,15 +189,15 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
     return y, BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, False)
 
 
-def _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps):
-    """After a training-mode forward (batch ``mean``, ``var``): the running averages updated in
-    place, and the cache of the backward."""
+def _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps, count=None):
+    """After a training-mode forward (batch ``mean``, ``var`` of ``count`` values per channel,
+    default those of x): the running averages updated in place, and the cache of the backward."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     inv_std = 1 / xp.sqrt(var + eps)  # C
     kernel = _KERNELS.get("batchnorm2d_running_update", mean, running_mean, running_var)
     update = batchnorm2d_running_update_reference if kernel is None else kernel
-    update(running_mean, running_var, mean, var, momentum, N * H * W)  # in place, one launch on a GPU
+    update(running_mean, running_var, mean, var, momentum, N * H * W if count is None else count)  # in place
     # astype copies: the cache keeps this step's statistics even after later in-place updates
     return BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, True)
 

@@ -85,6 +85,13 @@ def _batchnorm_relu(r, training, residual):
     ops.batchnorm2d_relu_backward(r(*y.shape), cache)
 
 
+def _bn_se_add_relu(r):
+    mean, var = r.xp.zeros(4), r.xp.ones(4)
+    y, cache = ops.bn_se_add_relu_forward(r(2, 4, 3, 3), r(4), r(4), mean, var, r(2, 4), r(2), r(4, 2), r(4),
+                                          r(2, 4, 3, 3), training=True)
+    ops.bn_se_add_relu_backward(r(*y.shape), cache)
+
+
 def _relu(r):
     y, cache = ops.relu_forward(r(2, 3, 4, 4))
     ops.relu_backward(r(*y.shape), cache)
@@ -137,6 +144,10 @@ USES = {
     "batchnorm2d_relu_forward": lambda r: _batchnorm_relu(r, True, True),
     "batchnorm2d_relu_backward": lambda r: _batchnorm_relu(r, True, False),
     "batchnorm2d_eval_relu_forward": lambda r: _batchnorm_relu(r, False, True),
+    "batchnorm2d_plane_statistics": _bn_se_add_relu,
+    "plane_affine_add_relu": _bn_se_add_relu,
+    "relu_plane_sums": _bn_se_add_relu,
+    "batchnorm2d_scaled_backward_dx": _bn_se_add_relu,
     "relu_forward": _relu,
     "relu_backward": _relu,
     "add_relu_forward": _add_relu,
@@ -204,6 +215,10 @@ def _reference_calls(r):
     y, mean, var = ops.batchnorm2d_relu_forward_reference(x, r(3), r(3), 1e-5, r(*x.shape))
     ops.batchnorm2d_relu_backward_reference(r(*x.shape), y, x, mean, 1 / r.xp.sqrt(var + 1e-5), r(3), True)
     ops.batchnorm2d_eval_relu_forward_reference(x, r(3), r(3), None)
+    pm, _ = ops.batchnorm2d_plane_statistics_reference(x)
+    y = ops.plane_affine_add_relu_reference(x, pm, r(2, 3), r(*x.shape))
+    dq, _, _ = ops.relu_plane_sums_reference(r(*x.shape), y, x, r(3))
+    ops.batchnorm2d_scaled_backward_dx_reference(dq, x, r(3), r(3), pm, pm, r(3), r(3), r(3))
     ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
     ops.add_relu_forward_reference(x, r(*x.shape))
     ops.add_into_reference(r(*x.shape), x)

@@ -189,6 +189,20 @@ def test_relu_keeps_nan_like_maximum(family):
     np.testing.assert_array_equal(y, np.maximum(x, 0))
 
 
+def test_numba_relu_is_the_same_on_either_side_of_the_serial_threshold():
+    """Small arrays take the calling thread's loop, large ones the parallel one: same values."""
+    from sescratch.kernels.numba import elementwise
+
+    K, _ = kernels("numba")
+    rng = np.random.default_rng(0)
+    for size in (elementwise.SERIAL_BELOW - 1, elementwise.SERIAL_BELOW + 7):
+        x, dy = rng.standard_normal(size), rng.standard_normal(size)
+        x[::97] = np.nan
+        y = K["relu_forward"](x)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(K["relu_backward"](dy, y), np.where(y > 0, dy, 0))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(shape=nchw, seed=seeds)

@@ -17,7 +17,7 @@ def _run(code, **env):
 
 
 REPORT = ("import os, numba, numpy as np, sescratch.kernels.numba as k; "
-          "k.KERNELS['relu_forward'](np.zeros((1, 1, 2, 2)));"  # a parallel kernel: the layer is up
+          "k.KERNELS['relu_forward'](np.zeros((1, 1, 256, 256)));"  # a parallel kernel (>= SERIAL_BELOW values): the layer is up
           "print(numba.threading_layer(), os.environ.get('GOMP_SPINCOUNT'), os.environ.get('NUMBA_THREADING_LAYER'))")
 
 
@@ -38,7 +38,7 @@ def test_the_users_choices_are_kept():
 @pytest.mark.slow
 def test_a_parallel_kernel_gives_the_same_result_on_each_layer():
     code = ("import numpy as np, sescratch.kernels.numba as k; "
-            "x = np.linspace(-1, 1, 6 * 4 * 5 * 5).reshape(6, 4, 5, 5).astype(np.float32); "
+            "x = np.linspace(-1, 1, 6 * 4 * 50 * 50).reshape(6, 4, 50, 50).astype(np.float32); "
             "print(float(np.abs(k.KERNELS['relu_forward'](x) - np.maximum(x, 0)).max()))")
     assert _run(code) == "0.0"
     assert _run(code, NUMBA_THREADING_LAYER="workqueue") == "0.0"

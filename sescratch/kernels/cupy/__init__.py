@@ -12,6 +12,12 @@ from sescratch.kernels.cupy.norm import (
     batchnorm2d_eval_forward,
     batchnorm2d_forward,
 )
+from sescratch.kernels.cupy.bn_se_add_relu import (
+    batchnorm2d_plane_statistics,
+    batchnorm2d_scaled_backward_dx,
+    plane_affine_add_relu,
+    relu_plane_sums,
+)
 from sescratch.kernels.cupy.norm_relu import (
     batchnorm2d_eval_relu_forward,
     batchnorm2d_relu_backward,
@@ -41,6 +47,10 @@ KERNELS = {
     "batchnorm2d_relu_forward": batchnorm2d_relu_forward,
     "batchnorm2d_relu_backward": batchnorm2d_relu_backward,
     "batchnorm2d_eval_relu_forward": batchnorm2d_eval_relu_forward,
+    "batchnorm2d_plane_statistics": batchnorm2d_plane_statistics,
+    "plane_affine_add_relu": plane_affine_add_relu,
+    "relu_plane_sums": relu_plane_sums,
+    "batchnorm2d_scaled_backward_dx": batchnorm2d_scaled_backward_dx,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,

@@ -3,7 +3,8 @@
 Semantics match NumPy exactly: ``relu_forward(x) = maximum(x, 0)`` (NaN propagates),
 ``relu_backward(dy, y) = dy where y > 0 else 0``, ``add_relu_forward(a, b) = maximum(a + b, 0)``
 (one rounding of the sum, as NumPy's), ``add_into(total, g)``: ``total += g``. The loops run over
-the flattened arrays in parallel, one pass each and no temporary.
+the flattened arrays in parallel (a ReLU of fewer than SERIAL_BELOW values on the calling thread),
+one pass each and no temporary.
 """
 from __future__ import annotations
 
@@ -18,10 +19,29 @@ def _relu(x1, y1):
         y1[i] = 0 if v <= 0 else v  # NaN > 0 and NaN <= 0 are both False: NaN stays
 
 
+@njit(cache=True)
+def _relu_serial(x1, y1):
+    for i in range(x1.shape[0]):
+        v = x1[i]
+        y1[i] = 0 if v <= 0 else v
+
+
 @njit(parallel=True, cache=True)
 def _relu_backward(dy1, y1, dx1):
     for i in prange(dy1.shape[0]):
         dx1[i] = dy1[i] if y1[i] > 0 else 0
+
+
+@njit(cache=True)
+def _relu_backward_serial(dy1, y1, dx1):
+    for i in range(dy1.shape[0]):
+        dx1[i] = dy1[i] if y1[i] > 0 else 0
+
+
+# Below this many values a ReLU runs on the calling thread: waking the pool costs more than the
+# loop (the SE block's hidden layer, (N, C/r), is a few hundred values; a launch on Numba's
+# workqueue layer costs ~150 us, the serial loop over 4096 values ~2 us).
+SERIAL_BELOW = 1 << 15
 
 
 def _flat(a):
@@ -31,14 +51,14 @@ def _flat(a):
 def relu_forward(x):
     """``y = maximum(x, 0)``, same shape and dtype as x."""
     y = np.empty(x.shape, dtype=x.dtype)
-    _relu(_flat(x), y.reshape(-1))
+    (_relu if x.size >= SERIAL_BELOW else _relu_serial)(_flat(x), y.reshape(-1))
     return y
 
 
 def relu_backward(dy, y):
     """``dx = dy where y > 0, else 0`` (y is the forward output)."""
     dx = np.empty(dy.shape, dtype=dy.dtype)
-    _relu_backward(_flat(dy), _flat(y), dx.reshape(-1))
+    (_relu_backward if dy.size >= SERIAL_BELOW else _relu_backward_serial)(_flat(dy), _flat(y), dx.reshape(-1))
     return dx
 
 

@@ -114,7 +114,7 @@ def _backward_dx(dy2, x2, mean, k, dbeta_mean, dgamma_mean, inv_std, dx2):
 def _planes(a):
     """C-contiguous (N*C, H*W) view of an NCHW array, one row per plane (copies only if not contiguous)."""
     a = np.ascontiguousarray(a)
-    return a.reshape(a.shape[0] * a.shape[1], -1)
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2] * a.shape[3])  # explicit: N may be 0 (a shard)
 
 
 def batchnorm2d_forward(x, gamma, beta, eps):
