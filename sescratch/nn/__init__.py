@@ -13,9 +13,9 @@ from sescratch.nn.blocks import (
     ZeroPadShortcut,
     make_shortcut,
 )
+from sescratch.nn.batchnorm import BatchNorm2d
 from sescratch.nn.dropout import Dropout
 from sescratch.nn.layers import (
-    BatchNorm2d,
     Conv2d,
     GlobalAvgPool,
     Identity,

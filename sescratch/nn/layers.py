@@ -1,4 +1,5 @@
-"""Layers: thin modules around the ops of :mod:`sescratch.ops`, plus :class:`Sequential`.
+"""Layers: thin modules around the ops of :mod:`sescratch.ops`, plus :class:`Sequential`
+(:class:`~sescratch.nn.BatchNorm2d` lives in :mod:`sescratch.nn.batchnorm`).
 
 Each layer keeps the cache of its last forward and hands it to the op's backward; parameter
 gradients are *added* into ``Parameter.grad``. Shapes: ``N, C, H, W`` as in the ops.
@@ -13,12 +14,11 @@ import numpy as np
 from sescratch import ops
 from sescratch.ops.window import conv_output_size
 from sescratch.nn import init
-from sescratch.nn.batchnorm import BatchNorm2d
+from sescratch.nn.batchnorm import BatchNorm2d  # noqa: F401  (its home since the fused forwards; imported from here too)
 from sescratch.nn.module import Module, Parameter, Record, ShapeError, check_channels
 
 __all__ = [
     "Conv2d",
-    "BatchNorm2d",
     "Linear",
     "ReLU",
     "ReLU6",
