@@ -2,9 +2,10 @@
 
 ``tests/kernels/test_conv_kernels.py`` draws shapes at random; the strategies below are rare in
 its draws or depend on the machine, so each one is checked here on purpose: Winograd F(2x2, 3x3)
-whatever the channel count (few channels go to im2col otherwise), the 1x1 stride-1 convolution
-that multiplies the images in place, channels-last im2col (one group, any kernel, stride and
-padding), and the grouped / no-BLAS-control path that cuts products into blocks.
+and F(4x4, 3x3) whatever the channel count (few channels go to im2col otherwise), the 1x1
+convolution that multiplies the (subsampled) images in place, channels-last im2col (one group,
+any kernel, stride and padding), and the grouped / no-BLAS-control path that cuts products into
+blocks.
 """
 import numpy as np
 import pytest
@@ -22,11 +23,19 @@ from tests.kernels.test_conv_kernels import problems  # noqa: E402
 GEOMETRIES = [  # (N, C, H, W), (K, KH, KW), stride, padding
     ((3, 5, 6, 7), (4, 1, 1), (1, 1), (0, 0)),  # pointwise: the image is its own im2col
     ((2, 3, 8, 8), (6, 1, 1), (2, 2), (0, 0)),  # the 1x1 stride-2 shortcut of a CIFAR ResNet
+    ((2, 3, 7, 9), (4, 1, 1), (3, 2), (0, 0)),  # 1x1, uneven strides and sizes: subsampled, scattered back
     ((3, 4, 9, 8), (5, 3, 3), (2, 2), (1, 1)),  # the stride-2 3x3 conv of a CIFAR ResNet
     ((2, 3, 11, 10), (4, 7, 7), (2, 2), (3, 3)),  # an ImageNet stem
     ((2, 2, 5, 6), (3, 2, 4), (3, 1), (0, 2)),  # uneven kernel, stride and padding
     ((2, 3, 7, 7), (2, 3, 3), (1, 1), (0, 0)),  # 3x3 stride 1 without padding (im2col forced)
+    ((3, 32, 8, 7), (5, 3, 3), (2, 2), (1, 1)),  # R = 288, small output: products over whole chunks
 ]
+
+
+def test_small_outputs_with_long_rows_multiply_whole_chunks():
+    """The last geometry above takes the whole-chunk products, forward and backward; the others not."""
+    assert im2row._chunk_products(4 * 4, 288) and im2row._chunk_products_backward(4 * 4, 288)
+    assert not im2row._chunk_products(4 * 4, 36) and not im2row._chunk_products(32 * 32, 288)
 
 
 def _reference(x, w, b, stride, padding, dy):
