@@ -40,7 +40,15 @@ class SEBlock(Module):
     ----------
     excitation : array (N, C)
         The last ``s`` computed by :meth:`forward`, kept for analysis (paper §6.4, Fig. 6).
+    keep_input : bool
+        Set True (on an instance) to keep the maps ``u`` of each forward in :attr:`input`, the
+        features before recalibration (False by default: the fused block tail never stores them,
+        and computes them only when asked).
+    input : array (N, C, H, W) or None
+        The last ``u``, while ``keep_input`` is True.
     """
+
+    keep_input = False
 
     def __init__(self, channels, reduction=16, *, bias=True, squeeze="avg", gate="sigmoid", hidden=None):
         super().__init__()
@@ -59,6 +67,7 @@ class SEBlock(Module):
         self.fc1 = Linear(channels, hidden, bias=bias)  # W_1: C -> C/r
         self.fc2 = Linear(hidden, channels, bias=bias)  # W_2: C/r -> C
         self.excitation = None
+        self.input = None
 
     def forward(self, u):
         if u.ndim != 4 or u.shape[1] != self.channels:
@@ -72,6 +81,7 @@ class SEBlock(Module):
             squeeze=self.squeeze, gate=self.gate,
         )  # N,C,H,W
         self.excitation = self._cache.scale_cache.s  # N,C
+        self.input = u if self.keep_input else None
         return y
 
     def backward(self, dy):
@@ -101,6 +111,7 @@ class SEBlock(Module):
         if bn.training:
             bn.num_batches_tracked[...] += 1
         self.excitation = self._cache.s  # N,C
+        self.input = ops.bn_se_add_relu_se_input(self._cache) if self.keep_input else None
         return y
 
     def backward_bn_add_relu(self, bn, dy):

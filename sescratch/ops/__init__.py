@@ -70,6 +70,7 @@ from sescratch.ops.bn_se_add_relu import (
     batchnorm2d_scaled_backward_dx_reference,
     bn_se_add_relu_backward,
     bn_se_add_relu_forward,
+    bn_se_add_relu_se_input,
     plane_affine_add_relu_reference,
     relu_plane_sums_reference,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "BnSeAddReluCache",
     "bn_se_add_relu_forward",
     "bn_se_add_relu_backward",
+    "bn_se_add_relu_se_input",
     "batchnorm2d_plane_statistics_reference",
     "plane_affine_add_relu_reference",
     "relu_plane_sums_reference",

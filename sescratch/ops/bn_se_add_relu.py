@@ -56,7 +56,7 @@ from sescratch.ops.se_block import _check_inputs as _check_se_inputs
 from sescratch.ops.sync_batchnorm import _reduced
 
 __all__ = [
-    "BnSeAddReluCache", "bn_se_add_relu_forward", "bn_se_add_relu_backward",
+    "BnSeAddReluCache", "bn_se_add_relu_forward", "bn_se_add_relu_backward", "bn_se_add_relu_se_input",
     "batchnorm2d_plane_statistics_reference", "plane_affine_add_relu_reference",
     "relu_plane_sums_reference", "batchnorm2d_scaled_backward_dx_reference",
 ]
@@ -192,6 +192,15 @@ def bn_se_add_relu_forward(x, gamma, beta, running_mean, running_var, w1, b1, w2
     cache = BnSeAddReluCache(x, y, pm, s, mean, inv_std, gamma, beta, training, M, reduce if training else None,
                              gate, fc1_cache, relu_cache, fc2_cache, gate_cache)
     return y, cache
+
+
+def bn_se_add_relu_se_input(cache: BnSeAddReluCache):
+    """``u = BN(x)`` of the forward that made ``cache``, the maps the SE block recalibrated: the op
+    never stores them, so this is one more pass, for inspection (``SEBlock.keep_input``)."""
+    xp = get_array_module(cache.x)
+    ch = lambda a: a[None, :, None, None]  # noqa: E731  (C,) -> 1,C,1,1
+    a = cache.gamma.astype(xp.float64) * cache.inv_std  # C
+    return (ch(a) * (cache.x - ch(cache.mean)) + ch(cache.beta.astype(xp.float64))).astype(cache.x.dtype)  # N,C,H,W
 
 
 def bn_se_add_relu_backward(dy, cache: BnSeAddReluCache):

@@ -109,3 +109,18 @@ def test_each_batch_norm_forward_has_its_own_backward():
         bn.backward_add_relu(x)
     with pytest.raises(RuntimeError, match=r"backward_relu: the last forward was no forward"):
         nn.BatchNorm2d(3).backward_relu(x)
+
+
+@pytest.mark.parametrize("squeeze", ["avg", "max"], ids=["fused", "separate"])
+def test_keep_input_gives_the_maps_the_se_block_recalibrated(family, squeeze):
+    """The fused tail never stores U = BN(x); SEBlock.keep_input asks for it, on either path."""
+    block = _block("basic", {"reduction": 2, "squeeze": squeeze}, False)
+    x = np.random.default_rng(6).standard_normal((2, 4, 6, 6))
+    block(x)
+    assert block.se_module.input is None  # not kept unless asked
+    block.se_module.keep_input = True
+    y = block(x)
+    u = block.bn2(block.conv2(ops.relu_forward(block.bn1(block.conv1(x)))[0]))  # eval mode: no state changes
+    np.testing.assert_allclose(block.se_module.input, u, rtol=1e-12, atol=1e-12)
+    s = block.se_module.excitation[:, :, None, None]
+    np.testing.assert_allclose(y, np.maximum(u * s + block.downsample(x), 0), rtol=1e-10, atol=1e-12)
