@@ -176,7 +176,7 @@ def bn_se_add_relu_forward(x, gamma, beta, running_mean, running_var, w1, b1, w2
     pm, m2 = _run("batchnorm2d_plane_statistics", batchnorm2d_plane_statistics_reference, x)  # N,C each
     if training:  # the batch's statistics, and the running averages updated as batch norm's op does
         mean, var, M = _channel_statistics(xp, pm, m2, H * W, reduce, op)  # C, C float64
-        _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps, count=M)
+        _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps, count=M)  # (its BN cache unused)
     else:
         mean, var, M = running_mean.astype(xp.float64), running_var.astype(xp.float64), N * H * W  # C
     inv_std = 1 / xp.sqrt(var + eps)  # C  float64
