@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,12 +47,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
-try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescratch/kernels/numba/__init__.py)
-    import torch  # noqa: F401
-except ImportError:
-    pass
+if "--impl=sescratch" not in sys.argv:  # (the --separate child that must run without PyTorch)
+    try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescratch/kernels/numba/__init__.py)
+        import torch  # noqa: F401
+    except ImportError:
+        pass
 
-from bench_train_step import numba_layer  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_threading import numba_layer  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from sescratch import backend  # noqa: E402
 from sescratch.data import BatchIterator, Transform, load_dataset  # noqa: E402
 from sescratch.ops import softmax_cross_entropy  # noqa: E402
@@ -120,8 +122,8 @@ def run(args) -> dict:
     test_tf = Transform(mean, std, dtype=dtype)
     schedule = make_schedule(config.schedule, config.lr, config.epochs)
     model = build_model(config, data.num_classes, data.image_shape[0]).astype(dtype)
-    impls = {"torch": torch_twin(model, config)} if not args.no_torch else {}
-    impls = {"sescratch": sescratch_twin(model, config), **impls}
+    names = [n for n in ("sescratch", "torch") if args.impl in (None, n) and not (n == "torch" and args.no_torch)]
+    impls = {n: (sescratch_twin if n == "sescratch" else torch_twin)(model, config) for n in names}
     times = {name: 0.0 for name in impls}
     correct = {name: 0 for name in impls}
     prep = 0.0
@@ -154,7 +156,7 @@ def run(args) -> dict:
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
                                "train_accuracy": correct[name] / seen, "test_s": test[name]["s"],
                                "test_accuracy": test[name]["accuracy"]} for name in impls}}
-    if "torch" in impls:
+    if len(impls) == 2:
         result["epoch_vs_torch"] = times["sescratch"] / times["torch"]
         result["test_vs_torch"] = test["sescratch"]["s"] / test["torch"]["s"]
         ours, theirs = impls["sescratch"][2](), impls["torch"][2]()
@@ -172,6 +174,29 @@ def _cpu() -> str:
         return "?"
 
 
+def separate(args, argv) -> int:
+    """``--separate``: the two epochs in two child processes, sescratch's first; not interleaved, so
+    run it on an otherwise idle machine. The weights agree at the start (same seed); the end states
+    are not compared (``state_max_rel_diff`` needs both in one process)."""
+    child = [a for a in argv if a not in ("--separate", "--json")]
+    results = {}
+    for impl in ("sescratch", "torch"):
+        out = subprocess.run([sys.executable, __file__, *child, f"--impl={impl}", "--json"],
+                             capture_output=True, text=True, check=True)
+        results[impl] = json.loads(out.stdout)
+    merged = {**results["sescratch"], "impls": {k: r["impls"][k] for k, r in results.items()},
+              "numba_threading_layer": results["sescratch"]["numba_threading_layer"],
+              "epoch_vs_torch": results["sescratch"]["impls"]["sescratch"]["epoch_s"]
+              / results["torch"]["impls"]["torch"]["epoch_s"],
+              "test_vs_torch": results["sescratch"]["impls"]["sescratch"]["test_s"]
+              / results["torch"]["impls"]["torch"]["test_s"], "separate": True}
+    if args.json:
+        print(json.dumps(merged, indent=2))
+        return 0
+    report(merged, merged["load_avg_1m_before"])
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subset", type=int, default=None, help="training images (stratified)")
@@ -181,9 +206,15 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="float64: the two runs agree (state_max_rel_diff ~1e-11), a check of the twin")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--separate", action="store_true",
+                        help="each implementation in its own process, one after the other (sescratch's "
+                             "without PyTorch imported, so Numba runs on OpenMP as in `sescratch train`)")
+    parser.add_argument("--impl", choices=("sescratch", "torch"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if not args.no_torch:
+    if args.separate:
+        return separate(args, sys.argv[1:] if argv is None else list(argv))
+    if not args.no_torch and args.impl != "sescratch":
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -194,11 +225,18 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    report(result, load_before)
+    return 0
+
+
+def report(result, load_before) -> None:
+    where = ("each in its own process, sescratch's without PyTorch imported" if result.get("separate")
+             else "one process, interleaved")
     print(f"One epoch of the default recipe on {result['dataset']} ({result['dtype']}): "
           f"{result['train_images']} training "
           f"images, batch {result['batch_size']} ({result['iterations']} steps), then "
           f"{result['test_images']} test images; {result['cpu']}, {result['cpus']} CPUs, load "
-          f"{load_before:.1f} -> {result['load_avg_1m']:.1f}; Numba threading layer "
+          f"{load_before:.1f} -> {result['load_avg_1m']:.1f}; {where}; Numba threading layer "
           f"{result['numba_threading_layer']}")
     print(f"{'impl':<10} {'epoch s':>8} {'img/s':>7} {'train acc':>9} {'test s':>7} {'test acc':>8}")
     for name, r in result["impls"].items():
@@ -206,10 +244,10 @@ def main(argv=None) -> int:
               f"{r['test_s']:7.2f} {r['test_accuracy']:8.3f}")
     print(f"batch preparation (shared, not in the epoch times): {result['batch_prep_s']:.1f} s")
     if "epoch_vs_torch" in result:
+        diff = result.get("state_max_rel_diff")
         print(f"epoch_vs_torch {result['epoch_vs_torch']:.3f}x (<= 1.2), "
-              f"test_vs_torch {result['test_vs_torch']:.3f}x, "
-              f"state_max_rel_diff {result['state_max_rel_diff']:.1e}")
-    return 0
+              f"test_vs_torch {result['test_vs_torch']:.3f}x"
+              + ("" if diff is None else f", state_max_rel_diff {diff:.1e}"))
 
 
 if __name__ == "__main__":

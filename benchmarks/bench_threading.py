@@ -65,6 +65,19 @@ print(json.dumps({"layer": numba.threading_layer(), "step_ms": 1e3 * float(np.me
 """
 
 
+def numba_layer() -> str:
+    """The threading layer sescratch's Numba kernels run on in this process (started when they are
+    imported: see sescratch/kernels/numba/__init__.py)."""
+    import numba
+
+    import sescratch.kernels.numba  # noqa: F401  (starts the pool)
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # NUMBA_THREADING_LAYER set: the layer starts at the first kernel
+        return numba.config.THREADING_LAYER
+
+
 def run_one(layer: str, args) -> dict:
     env = dict(os.environ)
     env.pop("NUMBA_THREADING_LAYER", None)

@@ -46,6 +46,7 @@ except ImportError:
     pass
 
 from bench_gemm import gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_threading import numba_layer  # noqa: E402
 
 MODELS = ("se_resnet20", "resnet20")
 TARGETS = {"step_vs_torch": 1.2, "resnet20_step_vs_torch": 1.2, "inference_vs_torch": 1.2,
@@ -316,18 +317,6 @@ def machine():
             pass
     info["numba_threading_layer"] = numba_layer()
     return info
-
-
-def numba_layer() -> str:
-    """The threading layer sescratch's Numba kernels run on (started when they are imported)."""
-    import numba
-
-    import sescratch.kernels.numba  # noqa: F401  (starts the pool: see its docstring)
-
-    try:
-        return numba.threading_layer()
-    except ValueError:  # NUMBA_THREADING_LAYER set: the layer starts at the first kernel
-        return numba.config.THREADING_LAYER
 
 
 def main(argv=None):
