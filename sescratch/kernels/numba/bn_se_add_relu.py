@@ -2,9 +2,10 @@
 
 Same layout as :mod:`sescratch.kernels.numba.norm`: each (n, c) plane a row of H*W values,
 rows in parallel (``prange``), per-plane and per-channel constants float64, one rounding per
-output value. The statistics and the masked sums are batch norm's own kernels; the two passes
-here take per-plane constants where batch norm's take per-channel ones. The op merges the plane
-statistics into the channels' (and over ranks, for synchronised batch norm).
+output value. The statistics, the per-plane affine map + residual + ReLU and the masked sums are
+the fused batch-norm kernels' (:mod:`.norm_relu`); the dx pass here takes per-plane constants
+where batch norm's takes per-channel ones. The op merges the plane statistics into the channels'
+(and over ranks, for synchronised batch norm).
 """
 from __future__ import annotations
 
@@ -12,18 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from sescratch.kernels.numba.norm import _REASSOCIATE, _plane_moments, _planes
-from sescratch.kernels.numba.norm_relu import _backward_sums_relu
-
-
-@njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
-def _plane_affine_add_relu(x2, A, B, r2, y2):
-    """y = max(A[p] x + B[p] + r, 0) for every plane p (A, B float64, one entry per plane)."""
-    P, HW = x2.shape
-    for p in prange(P):
-        a, b = A[p], B[p]
-        for i in range(HW):
-            v = x2[p, i] * a + b + r2[p, i]
-            y2[p, i] = 0 if v <= 0 else v  # NaN stays NaN
+from sescratch.kernels.numba.norm_relu import _backward_sums_relu, plane_affine_relu
 
 
 @njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
@@ -50,10 +40,7 @@ def batchnorm2d_plane_statistics(x):
 
 def plane_affine_add_relu(x, A, B, r):
     """``y = max(A[n, c] x + B[n, c] + r, 0)``, A and B float64 (N, C)."""
-    y = np.empty(x.shape, dtype=x.dtype)
-    _plane_affine_add_relu(_planes(x), np.ascontiguousarray(A, dtype=np.float64).reshape(-1),
-                           np.ascontiguousarray(B, dtype=np.float64).reshape(-1), _planes(r), _planes(y))
-    return y
+    return plane_affine_relu(x, A, B, r)
 
 
 def relu_plane_sums(dy, y, x, mean):

@@ -2,7 +2,8 @@
 
 Same layout and arithmetic as :mod:`sescratch.kernels.numba.norm` (rows of H*W values, one per
 (n, c) plane, float64 per-channel constants, statistics merged with Chan's update): the
-statistics pass is batch norm's own, then a single pass writes ``y = max(BN(x) (+ r), 0)``. The
+statistics pass is batch norm's own, then a single pass writes ``y = max(BN(x) (+ r), 0)``, batch
+norm's affine map per plane (the pass the SE-ResNet block's fused tail uses too). The
 backward folds the ReLU's mask ``y > 0`` into batch norm's two passes instead of writing ``dz``
 first; with a residual, the sums pass also writes ``dz`` (the residual's gradient) and the dx pass
 reads it back. ``max(z, 0)`` keeps NaN, as the reference's ``maximum`` does.
@@ -16,28 +17,24 @@ from sescratch.kernels.numba.norm import _REASSOCIATE, _backward_dx, _merge_mome
 
 
 @njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
-def _normalize_relu(x2, mean, scale, shift, y2):
-    """y = max((x - mean[c]) * scale[c] + shift[c], 0) over every plane."""
+def _plane_affine_relu(x2, A, B, y2):
+    """y = max(A[p] x + B[p], 0) for every plane p (A, B float64, one entry per plane)."""
     P, HW = x2.shape
-    C = mean.shape[0]
     for p in prange(P):
-        c = p % C
-        m, a, b = mean[c], scale[c], shift[c]
+        a, b = A[p], B[p]
         for i in range(HW):
-            v = (x2[p, i] - m) * a + b
+            v = x2[p, i] * a + b
             y2[p, i] = 0 if v <= 0 else v  # NaN stays NaN
 
 
 @njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
-def _normalize_add_relu(x2, mean, scale, shift, r2, y2):
-    """y = max((x - mean[c]) * scale[c] + shift[c] + r, 0) over every plane."""
+def _plane_affine_add_relu(x2, A, B, r2, y2):
+    """y = max(A[p] x + B[p] + r, 0) for every plane p."""
     P, HW = x2.shape
-    C = mean.shape[0]
     for p in prange(P):
-        c = p % C
-        m, a, b = mean[c], scale[c], shift[c]
+        a, b = A[p], B[p]
         for i in range(HW):
-            v = (x2[p, i] - m) * a + b + r2[p, i]
+            v = x2[p, i] * a + b + r2[p, i]
             y2[p, i] = 0 if v <= 0 else v
 
 
@@ -83,28 +80,24 @@ def _backward_dx_relu(dy2, y2, x2, mean, k, dbeta_mean, dgamma_mean, inv_std, dx
             dx2[p, i] = a * (g - s - xhat * q)
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
-def _affine_relu(x2, scale, shift, y2):
-    P, HW = x2.shape
-    C = scale.shape[0]
-    for p in prange(P):
-        c = p % C
-        a, b = scale[c], shift[c]
-        for i in range(HW):
-            v = x2[p, i] * a + b
-            y2[p, i] = 0 if v <= 0 else v
+def plane_affine_relu(x, A, B, r):
+    """``y = max(A[n, c] x + B[n, c] (+ r), 0)``, A and B float64 (N, C) (r None: no residual).
+
+    Batch norm is the case of one (A, B) per channel (:func:`_per_plane`); the SE-ResNet block's
+    fused tail scales each plane by its own excitation (:mod:`.bn_se_add_relu`)."""
+    y = np.empty(x.shape, dtype=x.dtype)
+    A = np.ascontiguousarray(A, dtype=np.float64).reshape(-1)  # N*C
+    B = np.ascontiguousarray(B, dtype=np.float64).reshape(-1)  # N*C
+    if r is None:
+        _plane_affine_relu(_planes(x), A, B, _planes(y))
+    else:
+        _plane_affine_add_relu(_planes(x), A, B, _planes(r), _planes(y))
+    return y
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOCIATE)
-def _affine_add_relu(x2, scale, shift, r2, y2):
-    P, HW = x2.shape
-    C = scale.shape[0]
-    for p in prange(P):
-        c = p % C
-        a, b = scale[c], shift[c]
-        for i in range(HW):
-            v = x2[p, i] * a + b + r2[p, i]
-            y2[p, i] = 0 if v <= 0 else v
+def _per_plane(v, N):
+    """A per-channel (C,) vector repeated for the N*C planes (plane p has channel p % C), float64."""
+    return np.tile(np.asarray(v, dtype=np.float64), N)
 
 
 def batchnorm2d_relu_forward(x, gamma, beta, eps, r):
@@ -115,13 +108,8 @@ def batchnorm2d_relu_forward(x, gamma, beta, eps, r):
     plane_mean, plane_m2 = _plane_moments(x2)  # N*C
     mean64, var64 = _merge_moments(plane_mean.reshape(N, C), plane_m2.reshape(N, C), x2.shape[1])  # C
     scale64 = np.asarray(gamma, dtype=np.float64) / np.sqrt(var64 + eps)  # C
-    beta64 = np.asarray(beta, dtype=np.float64)  # C
-    y = np.empty(x.shape, dtype=x.dtype)
-    if r is None:
-        _normalize_relu(x2, mean64, scale64, beta64, _planes(y))
-    else:
-        _normalize_add_relu(x2, mean64, scale64, beta64, _planes(r), _planes(y))
-    return y, mean64, var64
+    shift64 = np.asarray(beta, dtype=np.float64) - mean64 * scale64  # C: BN(x) = x * scale + shift
+    return plane_affine_relu(x, _per_plane(scale64, N), _per_plane(shift64, N), r), mean64, var64
 
 
 def batchnorm2d_relu_backward(dy, y, x, mean, inv_std, gamma, has_residual):
@@ -148,10 +136,5 @@ def batchnorm2d_relu_backward(dy, y, x, mean, inv_std, gamma, has_residual):
 
 def batchnorm2d_eval_relu_forward(x, scale, shift, r):
     """Eval mode: ``y = max(x * scale[c] + shift[c] (+ r), 0)``."""
-    y = np.empty(x.shape, dtype=x.dtype)
-    scale, shift = np.asarray(scale, dtype=x.dtype), np.asarray(shift, dtype=x.dtype)
-    if r is None:
-        _affine_relu(_planes(x), scale, shift, _planes(y))
-    else:
-        _affine_add_relu(_planes(x), scale, shift, _planes(r), _planes(y))
-    return y
+    N = x.shape[0]
+    return plane_affine_relu(x, _per_plane(scale, N), _per_plane(shift, N), r)
