@@ -177,16 +177,21 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, *, training,
         forward = batchnorm2d_forward_reference if kernel is None else kernel
         y, mean, var = forward(x, gamma, beta, eps)  # N,C,H,W and C, C (float64)
         return y, _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps)
-    else:
-        mean = running_mean  # C
-        inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C
-        scale = gamma * inv_std.astype(x.dtype)  # C
-        shift = beta - mean.astype(x.dtype) * scale  # C
-        kernel = _KERNELS.get("batchnorm2d_eval_forward", x, scale, shift)
-        forward = batchnorm2d_eval_forward_reference if kernel is None else kernel
-        y = forward(x, scale, shift)  # N,C,H,W
-    # astype copies: the cache keeps this step's statistics even after later in-place updates
-    return y, BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, False)
+    scale, shift, cache = _eval_affine(x, gamma, beta, running_mean, running_var, eps)  # C, C
+    kernel = _KERNELS.get("batchnorm2d_eval_forward", x, scale, shift)
+    forward = batchnorm2d_eval_forward_reference if kernel is None else kernel
+    return forward(x, scale, shift), cache  # N,C,H,W
+
+
+def _eval_affine(x, gamma, beta, running_mean, running_var, eps):
+    """Eval mode: ``(scale, shift, cache)``: batch norm as ``x * scale + shift`` with the running
+    statistics (scale, shift (C,) of x's dtype), and the cache of the backward."""
+    xp = get_array_module(x)
+    inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C
+    scale = gamma * inv_std.astype(x.dtype)  # C
+    shift = beta - running_mean.astype(x.dtype) * scale  # C
+    # astype copies: the cache keeps these statistics even after later in-place updates
+    return scale, shift, BatchNorm2dCache(x, running_mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, False)
 
 
 def _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps, count=None):

@@ -42,6 +42,7 @@ from sescratch.ops.activation import relu_backward_reference, relu_forward_refer
 from sescratch.ops.batchnorm import (
     BatchNorm2dCache,
     _check_inputs,
+    _eval_affine,
     _eval_backward,
     _training_cache,
     batchnorm2d_backward_reference,
@@ -128,14 +129,10 @@ def batchnorm2d_relu_forward(x, gamma, beta, running_mean, running_var, *, train
         y, mean, var = forward(x, gamma, beta, eps, r)  # N,C,H,W and C, C (float64)
         bn_cache = _training_cache(x, gamma, mean, var, running_mean, running_var, momentum, eps)
     else:
-        mean = running_mean  # C
-        inv_std = 1 / xp.sqrt(running_var.astype(xp.float64) + eps)  # C
-        scale = gamma * inv_std.astype(x.dtype)  # C
-        shift = beta - mean.astype(x.dtype) * scale  # C
+        scale, shift, bn_cache = _eval_affine(x, gamma, beta, running_mean, running_var, eps)  # C, C
         kernel = _KERNELS.get("batchnorm2d_eval_relu_forward", x, scale, shift)
         forward = batchnorm2d_eval_relu_forward_reference if kernel is None else kernel
         y = forward(x, scale, shift, r)  # N,C,H,W
-        bn_cache = BatchNorm2dCache(x, mean.astype(x.dtype), inv_std.astype(x.dtype), gamma, False)
     return y, BatchNorm2dReluCache(bn_cache, y, r is not None)
 
 
