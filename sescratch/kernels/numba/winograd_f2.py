@@ -4,10 +4,10 @@ A 2x2 output tile from a 4x4 input tile ``d``: ``Y = A^T [ (G g G^T) ⊙ (B^T d 
 constant matrices below, 16 multiplications per tile and channel pair instead of 36; positions
 ``4*i + j`` of the transformed 4x4 tile.
 
-Layout. An image is first copied into a zero-padded channels-last scratch whose even and odd
-columns are stored apart (``L[p, i, s*C + c]`` holds column ``2s + p``; the transposition happens
-there, in cache). Tile ``tw`` reads the columns ``2tw .. 2tw+3``, i.e. pairs ``tw`` and ``tw + 1``
-of both halves, so each transform step is one long loop over ``q = tw*C + c`` for a whole band of
+Layout (:mod:`.winograd_layout`). An image is first copied into a zero-padded channels-last
+scratch whose even and odd columns are stored apart (``L[p, i, s*C + c]`` holds column
+``2s + p``; the transposition happens there, in cache). Tile ``tw`` reads the columns
+``2tw .. 2tw+3``, i.e. pairs ``tw`` and ``tw + 1`` of both halves, so each transform step is one long loop over ``q = tw*C + c`` for a whole band of
 tiles: contiguous, unit-stride, no bounds checks, indexed by the loop counter only (an offset
 computed inside the index makes Numba check for negative indices and stops SIMD). That makes the
 transforms faster than per-tile loops over C (docs/benchmarks.md).
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from sescratch.kernels.numba.winograd_layout import (from_phases, from_phases_plus, to_phases,
+                                                    to_phases_summing)
 
 POINTS, STEP = 16, 2  # positions ξ of a transformed tile; outputs per tile side
 
@@ -55,11 +58,7 @@ def input_tiles(x, n0, PH, PW, TH, TW, V):
     Vf = V.reshape(16, T * C)  # 16,T*C
     for m in range(T // (TH * TW)):
         n = n0 + m
-        for i in range(H):  # the padding of L stays zero: only the image is written
-            for j in range(W):
-                px = L[(PW + j) % 2, PH + i, (PW + j) // 2 * C:]
-                for c in range(C):
-                    px[c] = x[n, c, i, j]
+        to_phases(x, n, PH, PW, 2, L)  # the padding of L stays zero: only the image is written
         for th in range(TH):
             for p in range(2):  # rows first, once per band: R = B^T (rows 2th .. 2th+3)
                 l0, l1, l2, l3 = L[p, 2 * th], L[p, 2 * th + 1], L[p, 2 * th + 2], L[p, 2 * th + 3]
@@ -111,10 +110,7 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                     l1[q] += d1
                     l2[q] = d2  # rows 2th+2, 2th+3 are first reached by this band
                     l3[q] = d3
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    dx[n, c, i, j] = L[(PW + j) % 2, PH + i, (PW + j) // 2 * C + c]
+        from_phases(L, PH, PW, 2, dx, n)
 
 
 @njit(nogil=True, cache=True)
@@ -139,10 +135,7 @@ def output_tiles(M, bias, n0, TH, TW, y):
                 ye, yo = Y[0, 2 * th + i], Y[1, 2 * th + i]
                 for q in range(Q):
                     ye[q], yo[q] = _at(a0[q], a1[q], a2[q], a3[q])
-        for k in range(K):
-            for i in range(OH):
-                for j in range(OW):
-                    y[n, k, i, j] = Y[j % 2, i, j // 2 * K + k] + bias[k]
+        from_phases_plus(Y, 2, bias, y, n)
 
 
 @njit(nogil=True, cache=True)
@@ -157,13 +150,7 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
     totals = np.empty(K, dtype=np.float64)
     for m in range(T // (TH * TW)):
         n = n0 + m
-        totals[:] = 0
-        for i in range(OH):
-            for j in range(OW):
-                px = L[j % 2, i, j // 2 * K:]
-                for k in range(K):
-                    px[k] = dy[n, k, i, j]
-                    totals[k] += dy[n, k, i, j]
+        to_phases_summing(dy, n, 2, L, totals)  # beyond OH, OW, L stays zero
         plane_sums[n] = totals
         for th in range(TH):
             for p in range(2):  # rows first, once per band

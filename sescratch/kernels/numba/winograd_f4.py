@@ -12,8 +12,8 @@ divide by 24, so float32 results differ from the direct convolution by about 10x
 F(2x2) (still ~1e-6 normwise; float64 ~1e-14, tests/kernels/test_conv_paths.py).
 
 Layout as in :mod:`.winograd_f2`, with 4 column phases instead of 2: an image is copied into a
-zero-padded channels-last scratch ``L[p, i, s*C + c]`` holding column ``4s + p``. Tile ``tw``
-reads columns ``4tw .. 4tw+5``: phases 0..3 of group ``tw`` and phases 0, 1 of group ``tw + 1``,
+zero-padded channels-last scratch ``L[p, i, s*C + c]`` holding column ``4s + p``
+(:mod:`.winograd_layout`). Tile ``tw`` reads columns ``4tw .. 4tw+5``: phases 0..3 of group ``tw`` and phases 0, 1 of group ``tw + 1``,
 so each transform step is a unit-stride loop over ``q = tw*C + c`` for a whole band of tiles.
 Every function here has the signature and contract of its F(2x2) namesake, with 36 positions
 ``6*i + j`` instead of 16 and tiles of 4x4 outputs: the drivers take either module.
@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from sescratch.kernels.numba.winograd_layout import (from_phases, from_phases_plus, to_phases,
+                                                    to_phases_summing)
 
 POINTS, STEP = 36, 4  # positions ξ of a transformed tile; outputs per tile side
 
@@ -80,11 +83,7 @@ def input_tiles(x, n0, PH, PW, TH, TW, V):
     Vf = V.reshape(36, T * C)  # 36,T*C
     for m in range(T // (TH * TW)):
         n = n0 + m
-        for i in range(H):  # the padding of L stays zero: only the image is written
-            for j in range(W):
-                px = L[(PW + j) % 4, PH + i, (PW + j) // 4 * C:]
-                for c in range(C):
-                    px[c] = x[n, c, i, j]
+        to_phases(x, n, PH, PW, 4, L)  # the padding of L stays zero: only the image is written
         for th in range(TH):
             for p in range(4):  # rows first, once per band: R = B^T (rows 4th .. 4th+5)
                 l0, l1, l2 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2]
@@ -138,10 +137,7 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                     l0[q] += d0  # rows 4th, 4th+1 were the previous band's rows 4, 5
                     l1[q] += d1
                     l2[q], l3[q], l4[q], l5[q] = d2, d3, d4, d5  # first reached by this band
-        for c in range(C):
-            for i in range(H):
-                for j in range(W):
-                    dx[n, c, i, j] = L[(PW + j) % 4, PH + i, (PW + j) // 4 * C + c]
+        from_phases(L, PH, PW, 4, dx, n)
 
 
 @njit(nogil=True, cache=True)
@@ -167,10 +163,7 @@ def output_tiles(M, bias, n0, TH, TW, y):
                 y0, y1, y2, y3 = Y[0, 4 * th + i], Y[1, 4 * th + i], Y[2, 4 * th + i], Y[3, 4 * th + i]
                 for q in range(Q):
                     y0[q], y1[q], y2[q], y3[q] = _at(a0[q], a1[q], a2[q], a3[q], a4[q], a5[q])
-        for k in range(K):
-            for i in range(OH):
-                for j in range(OW):
-                    y[n, k, i, j] = Y[j % 4, i, j // 4 * K + k] + bias[k]
+        from_phases_plus(Y, 4, bias, y, n)
 
 
 @njit(nogil=True, cache=True)
@@ -185,13 +178,7 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
     totals = np.empty(K, dtype=np.float64)
     for m in range(T // (TH * TW)):
         n = n0 + m
-        totals[:] = 0
-        for i in range(OH):
-            for j in range(OW):
-                px = L[j % 4, i, j // 4 * K:]
-                for k in range(K):
-                    px[k] = dy[n, k, i, j]
-                    totals[k] += dy[n, k, i, j]
+        to_phases_summing(dy, n, 4, L, totals)  # beyond OH, OW, L stays zero
         plane_sums[n] = totals
         for th in range(TH):
             for p in range(4):  # rows first, once per band
