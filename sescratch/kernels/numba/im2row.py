@@ -117,15 +117,15 @@ def im2row_forward(x, w, b, stride, padding, OH, OW, chunks):
     K, S = w.shape[0], OH * OW
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
     y3 = y.reshape(N, K, S)
-    if _pointwise(w, stride, padding):
+    pointwise = _pointwise(w, stride, padding)
+    if pointwise:
         w_mat, x3 = w.reshape(K, C), _subsampled(x, stride)  # K,C and N,C,OH*OW
     else:
         w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, -1)  # K,KH*KW*C
-
-    whole_chunk = not _pointwise(w, stride, padding) and _chunk_products(S, w_mat.shape[1])
+    whole_chunk = not pointwise and _chunk_products(S, w_mat.shape[1])
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread
-        if _pointwise(w, stride, padding):
+        if pointwise:
             np.matmul(w_mat, x3[n0:n1], out=y3[n0:n1])  # images,K,H*W
         else:
             rows = buffer("cols", ((n1 - n0) * S, w_mat.shape[1]), x.dtype)  # images*OH*OW,R
@@ -156,7 +156,6 @@ def im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, chunks):
         dx3 = np.empty((N, C, S), dtype=x.dtype) if strided else dx.reshape(N, C, S)  # N,C,OH*OW
     else:
         w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, -1)  # K,KH*KW*C
-
     whole_chunk = not pointwise and _chunk_products_backward(S, w_mat.shape[1])
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dw
