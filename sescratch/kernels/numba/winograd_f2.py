@@ -171,17 +171,19 @@ def weight_tiles(w, U):
     """U[4*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c] (G's rows: 1 0 0, h h h, h -h h, 0 0 1)."""
     K, C = w.shape[:2]
     T = np.empty((4, 3), dtype=np.float64)  # G g
+    Uc = np.empty((16, K), dtype=U.dtype)  # U[:, c], written out row by row
     for c in range(C):
-        for k in range(K):  # U[:, c] is written along k, contiguously
+        for k in range(K):
             for b in range(3):
                 g0, g1, g2 = w[k, c, 0, b], w[k, c, 1, b], w[k, c, 2, b]
                 T[0, b], T[1, b], T[2, b], T[3, b] = g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
             for i in range(4):  # (G g) G^T, row i
                 t0, t1, t2 = T[i, 0], T[i, 1], T[i, 2]
-                U[4 * i, c, k] = t0
-                U[4 * i + 1, c, k] = 0.5 * (t0 + t1 + t2)
-                U[4 * i + 2, c, k] = 0.5 * (t0 - t1 + t2)
-                U[4 * i + 3, c, k] = t2
+                Uc[4 * i, k] = t0
+                Uc[4 * i + 1, k] = 0.5 * (t0 + t1 + t2)
+                Uc[4 * i + 2, k] = 0.5 * (t0 - t1 + t2)
+                Uc[4 * i + 3, k] = t2
+        U[:, c] = Uc  # 16 runs of K values: U's planes may lie a multiple of 4 KiB apart
 
 
 @njit(nogil=True, cache=True)

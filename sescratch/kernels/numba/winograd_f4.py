@@ -196,45 +196,70 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
                     d0[q], d1[q], d2[q], d3[q], d4[q], d5[q] = _a(e0[q], e1[q], e2[q], e3[q])
 
 
+_SIXTH, _TWELFTH, _TWENTYFOURTH = 1.0 / 6, 1.0 / 12, 1.0 / 24  # float64 products, not divisions
+
+
 @njit(inline="always")
 def _g(g0, g1, g2):
     """G g for a 3-tap filter: the 6 Winograd points."""
     s = g0 + g2
-    return (0.25 * g0, -(s + g1) / 6, (g1 - s) / 6, g0 / 24 + g1 / 12 + g2 / 6,
-            g0 / 24 - g1 / 12 + g2 / 6, g2)
+    return (0.25 * g0, -(s + g1) * _SIXTH, (g1 - s) * _SIXTH,
+            g0 * _TWENTYFOURTH + g1 * _TWELFTH + g2 * _SIXTH,
+            g0 * _TWENTYFOURTH - g1 * _TWELFTH + g2 * _SIXTH, g2)
 
 
 @njit(inline="always")
 def _gt(e0, e1, e2, e3, e4, e5):
     """G^T e, the adjoint of :func:`_g`: 3 taps from 6 points."""
-    return (0.25 * e0 - (e1 + e2) / 6 + (e3 + e4) / 24, (e2 - e1) / 6 + (e3 - e4) / 12,
-            (e3 + e4 - e1 - e2) / 6 + e5)
+    return (0.25 * e0 - (e1 + e2) * _SIXTH + (e3 + e4) * _TWENTYFOURTH,
+            (e2 - e1) * _SIXTH + (e3 - e4) * _TWELFTH, (e3 + e4 - e1 - e2) * _SIXTH + e5)
 
 
 @njit(nogil=True, cache=True)
 def weight_tiles(w, U):
-    """U[6*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c]."""
+    """U[6*i + j, c, k] = (G g G^T)[i, j] for g = w[k, c]: for each c, all K filters at once."""
     K, C = w.shape[:2]
-    T = np.empty((6, 3), dtype=np.float64)  # G g
+    g = np.empty((3, 3, K), dtype=np.float64)  # g[a, b, k] = w[k, c, a, b]
+    T = np.empty((6, 3, K), dtype=np.float64)  # G g
+    Uc = np.empty((36, K), dtype=U.dtype)  # U[:, c]
     for c in range(C):
-        for k in range(K):  # U[:, c] is written along k, contiguously
-            for b in range(3):
-                T[0, b], T[1, b], T[2, b], T[3, b], T[4, b], T[5, b] = _g(w[k, c, 0, b], w[k, c, 1, b], w[k, c, 2, b])
-            for i in range(6):  # (G g) G^T, row i
-                u = _g(T[i, 0], T[i, 1], T[i, 2])
-                for j in range(6):
-                    U[6 * i + j, c, k] = u[j]
+        for k in range(K):
+            for a in range(3):
+                for b in range(3):
+                    g[a, b, k] = w[k, c, a, b]
+        for b in range(3):  # G g, column b
+            g0, g1, g2 = g[0, b], g[1, b], g[2, b]
+            t0, t1, t2, t3, t4, t5 = T[0, b], T[1, b], T[2, b], T[3, b], T[4, b], T[5, b]
+            for k in range(K):
+                t0[k], t1[k], t2[k], t3[k], t4[k], t5[k] = _g(g0[k], g1[k], g2[k])
+        for i in range(6):  # (G g) G^T, row i
+            t0, t1, t2 = T[i, 0], T[i, 1], T[i, 2]
+            u0, u1, u2, u3, u4, u5 = Uc[6 * i], Uc[6 * i + 1], Uc[6 * i + 2], Uc[6 * i + 3], Uc[6 * i + 4], Uc[6 * i + 5]
+            for k in range(K):
+                u0[k], u1[k], u2[k], u3[k], u4[k], u5[k] = _g(t0[k], t1[k], t2[k])
+        U[:, c] = Uc  # 36 runs of K values: U's planes may lie a multiple of 4 KiB apart
 
 
 @njit(nogil=True, cache=True)
 def weight_tiles_adjoint(dU, dw):
     """dw[k, c] = G^T D G for D = dU[:, c, k] as 6x6: the transpose of weight_tiles."""
     K, C = dw.shape[:2]
-    E = np.empty((6, 3), dtype=np.float64)  # D G
+    D = np.empty((36, K), dtype=np.float64)  # dU[:, c]
+    E = np.empty((6, 3, K), dtype=np.float64)  # D G
+    F = np.empty((3, 3, K), dtype=np.float64)  # G^T D G
     for c in range(C):
-        for k in range(K):  # dU[:, c] is read along k, contiguously
-            for i in range(6):
-                E[i, 0], E[i, 1], E[i, 2] = _gt(dU[6 * i, c, k], dU[6 * i + 1, c, k], dU[6 * i + 2, c, k],
-                                                dU[6 * i + 3, c, k], dU[6 * i + 4, c, k], dU[6 * i + 5, c, k])
-            for b in range(3):  # G^T (D G), column b
-                dw[k, c, 0, b], dw[k, c, 1, b], dw[k, c, 2, b] = _gt(E[0, b], E[1, b], E[2, b], E[3, b], E[4, b], E[5, b])
+        D[:] = dU[:, c]
+        for i in range(6):  # D G, row i
+            d0, d1, d2, d3, d4, d5 = D[6 * i], D[6 * i + 1], D[6 * i + 2], D[6 * i + 3], D[6 * i + 4], D[6 * i + 5]
+            e0, e1, e2 = E[i, 0], E[i, 1], E[i, 2]
+            for k in range(K):
+                e0[k], e1[k], e2[k] = _gt(d0[k], d1[k], d2[k], d3[k], d4[k], d5[k])
+        for b in range(3):  # G^T (D G), column b
+            e0, e1, e2, e3, e4, e5 = E[0, b], E[1, b], E[2, b], E[3, b], E[4, b], E[5, b]
+            f0, f1, f2 = F[0, b], F[1, b], F[2, b]
+            for k in range(K):
+                f0[k], f1[k], f2[k] = _gt(e0[k], e1[k], e2[k], e3[k], e4[k], e5[k])
+        for k in range(K):
+            for a in range(3):
+                for b in range(3):
+                    dw[k, c, a, b] = F[a, b, k]
