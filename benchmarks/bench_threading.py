@@ -4,9 +4,11 @@ sescratch picks the layer when its Numba kernels are imported (``sescratch/kerne
 tbb if installed, else OpenMP with short spins, else workqueue). This benchmark times one
 training step (forward, loss, backward, SGD; median of ``--repeats`` after 3 warm-ups) on every
 layer that loads, in a fresh process without PyTorch: "omp-short-spins" is what sescratch starts
-without tbb, "omp" OpenMP's default long spins; and "omp-shared" is OpenMP when PyTorch was
-imported first (Numba then runs on PyTorch's OpenMP runtime and its long spins; sescratch itself
-never picks this, it takes workqueue instead), and the launch cost of one small parallel kernel.
+without tbb, "omp" OpenMP's default long spins; "omp-shared" is OpenMP when PyTorch was
+imported first and Numba binds to PyTorch's OpenMP runtime and its long spins (sescratch itself
+never picks this), "torch first" what sescratch starts when PyTorch was imported first (as in the
+other benchmarks: without tbb a private OpenMP runtime with short spins). Each row also gives the
+launch cost of one small parallel kernel.
 
     python benchmarks/bench_threading.py                      # batch 64 of 1x28x28 (the Fashion-MNIST recipe)
     python benchmarks/bench_threading.py --batch 128 --shape 3,32,32
@@ -83,6 +85,8 @@ def run_one(layer: str, args) -> dict:
     env.pop("NUMBA_THREADING_LAYER", None)
     if layer == "omp-shared":
         env.update(NUMBA_THREADING_LAYER="omp", BENCH_TORCH_FIRST="1")
+    elif layer == "torch first":
+        env["BENCH_TORCH_FIRST"] = "1"
     elif layer == "omp-short-spins":  # what sescratch starts when tbb is not installed
         env.update(NUMBA_THREADING_LAYER="omp", GOMP_SPINCOUNT="1000")
     elif layer != "sescratch default":
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
     print(f"SE-ResNet-20 training step, batch {args.batch} of {args.shape}, float32, median of {args.repeats}; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     print(f"{'layer':<18} {'runs on':<10} {'step ms':>8} {'launch us':>10}")
-    for layer in ("sescratch default", "tbb", "omp-short-spins", "omp", "workqueue", "omp-shared"):
+    for layer in ("sescratch default", "torch first", "tbb", "omp-short-spins", "omp", "workqueue", "omp-shared"):
         r = run_one(layer, args)
         if "error" in r:
             print(f"{layer:<18} {'-':<10} not available ({r['error'][:60]})")

@@ -1,11 +1,15 @@
 """Numba's thread pool as sescratch starts it (sescratch/kernels/numba/__init__.py): tbb if
-installed, else OpenMP with short spins, never sharing an OpenMP runtime loaded before it; the
-user's own choices kept; the environment left as found."""
+installed, else OpenMP with short spins, never sharing an OpenMP runtime loaded before it (a
+private runtime instead, or workqueue); the user's own choices kept; the environment left as
+found."""
+import ctypes
 import os
 import subprocess
 import sys
 
 import pytest
+
+import sescratch.kernels.numba as k_numba
 
 
 def _run(code, **env):
@@ -44,9 +48,52 @@ def test_a_parallel_kernel_gives_the_same_result_on_each_layer():
     assert _run(code, NUMBA_THREADING_LAYER="workqueue") == "0.0"
 
 
+def _run_full(code, **env):
+    full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 @pytest.mark.slow
 def test_an_openmp_runtime_loaded_first_is_not_shared():
-    """PyTorch imported first: its OpenMP runtime has long spins, so not Numba's OpenMP layer."""
+    """PyTorch imported first: its OpenMP runtime has long spins. Numba's OpenMP layer must then
+    run on a runtime of its own (the loader's bindings say which), or not be chosen at all."""
     pytest.importorskip("torch")
-    layer, _, _ = _run("import torch; " + REPORT).split()
+    out = _run_full("import torch; " + REPORT, LD_DEBUG="bindings")
+    layer = out.stdout.split()[0]
+    assert layer in ("tbb", "omp", "workqueue")
+    if layer == "omp":
+        targets = {line.split(" to ")[1].split()[0] for line in out.stderr.splitlines()
+                   if "omppool" in line and "`GOMP_parallel'" in line and " to " in line}
+        assert targets, "no binding of GOMP_parallel seen"
+        assert not any("torch" in t for t in targets), targets
+
+
+def _system_libgomp_loads():
+    try:
+        ctypes.CDLL(k_numba.NUMBA_LIBGOMP, mode=os.RTLD_LOCAL)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_the_only_openmp_runtime_already_loaded_is_not_taken_with_its_spins():
+    """The GNU OpenMP Numba links is itself loaded first (globally, with its default spins): no
+    second runtime can be had, so OpenMP comes after workqueue."""
+    if not _system_libgomp_loads():
+        pytest.skip(f"no {k_numba.NUMBA_LIBGOMP} here")
+    code = f"import ctypes, os; ctypes.CDLL({k_numba.NUMBA_LIBGOMP!r}, mode=os.RTLD_GLOBAL); " + REPORT
+    layer, spin, choice = _run(code).split()
     assert layer in ("tbb", "workqueue")
+    assert spin == "None" and choice == "None"
+
+
+def test_private_openmp_reports_whether_a_new_runtime_came():
+    """Whatever a first load brings, loading the same libgomp again adds no runtime."""
+    if not _system_libgomp_loads():
+        pytest.skip(f"no {k_numba.NUMBA_LIBGOMP} here")
+    k_numba._private_openmp()
+    assert k_numba._private_openmp() is False

@@ -15,30 +15,51 @@ with ``OMP_WAIT_POLICY=PASSIVE``, ``workqueue`` 130 us. Unless the user chose a 
    core from the conv kernels that follow (OpenMP's default long spins made steps up to 10x
    slower on a busy machine: ``docs/results.md``). A user's own ``GOMP_SPINCOUNT`` or
    ``OMP_WAIT_POLICY`` is kept;
-3. ``workqueue`` where neither loads, or when an OpenMP runtime is already in the process
-   (PyTorch imported first): Numba's OpenMP layer would share that runtime, long spins included,
-   and a runtime sescratch loads first would hand its short spins to PyTorch.
+   When an OpenMP runtime is already in the process (PyTorch imported first), Numba's OpenMP
+   layer would bind to it, long spins included (a runtime sescratch loaded first would instead
+   hand its short spins to PyTorch). sescratch then loads GNU OpenMP itself, privately
+   (``RTLD_LOCAL``, the file name Numba's layer links, ``libgomp.so.1.0.0``) with the short
+   spins, and starts the layer with ``RTLD_DEEPBIND`` so that it binds to that runtime: two
+   OpenMP runtimes, each with its own settings and workers (:func:`_private_openmp`). Where
+   that load yields no second runtime (the only GNU OpenMP is the one already loaded), OpenMP
+   comes after ``workqueue``;
+3. ``workqueue`` where neither loads.
 
 SE-ResNet-20 training steps at batch 64 on 1x28x28 (the Fashion-MNIST recipe), same machine:
 117 ms on tbb, 124 ms on OpenMP with short spins, 144 ms on workqueue, 159 ms on OpenMP sharing
-PyTorch's runtime. The conv kernels are not ``parallel=True``: they split the batch over their own
+PyTorch's runtime; with PyTorch imported first (2-core Xeon, 2026-12-02) 121-128 ms on the
+private runtime, 138-141 ms on workqueue, PyTorch's own step unchanged (116-122 ms). The conv kernels are not ``parallel=True``: they split the batch over their own
 Python threads (``_scratch.py``), so only the main thread ever launches a parallel kernel, as the
 workqueue layer requires.
 """
+import ctypes
 import os
+import sys
 
 import numba
 
 SPIN_COUNT = "1000"  # GNU OpenMP's spin before a worker sleeps, in rounds of its wait loop
+NUMBA_LIBGOMP = "libgomp.so.1.0.0"  # the name Numba's OpenMP layer (omppool) links GNU OpenMP by
 
 
-def _openmp_runtime_loaded() -> bool:
-    """Is an OpenMP runtime (GNU's or Intel's) already mapped into this process? (Linux only.)"""
+def _openmp_runtimes() -> set[str]:
+    """The OpenMP runtimes (GNU's or Intel's) mapped into this process, by file (Linux only)."""
     try:
         with open("/proc/self/maps") as f:
-            return any("libgomp" in line or "libiomp" in line for line in f)
+            return {line.split()[-1] for line in f if "libgomp" in line or "libiomp" in line}
+    except OSError:
+        return set()
+
+
+def _private_openmp() -> bool:
+    """Load GNU OpenMP under the name Numba's layer links, RTLD_LOCAL, with short spins (the
+    caller has set GOMP_SPINCOUNT); True when it is a runtime other than those already loaded."""
+    before = _openmp_runtimes()
+    try:
+        ctypes.CDLL(NUMBA_LIBGOMP, mode=os.RTLD_LOCAL)
     except OSError:
         return False
+    return bool(_openmp_runtimes() - before)
 
 
 def _start_threads() -> None:
@@ -46,20 +67,28 @@ def _start_threads() -> None:
     if "NUMBA_THREADING_LAYER" in os.environ:
         return
     mine = not ({"GOMP_SPINCOUNT", "OMP_WAIT_POLICY"} & set(os.environ))  # spins nobody else set
-    short_spins = mine and not _openmp_runtime_loaded()
-    order = ["tbb", "omp", "workqueue"] if short_spins or not mine else ["tbb", "workqueue", "omp"]
-    numba.config.THREADING_LAYER_PRIORITY = order
-    numba.config.THREADING_LAYER = "default"  # the first of `order` that loads
-    if short_spins:
-        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT  # read once, when libgomp loads
+    if mine:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT  # read once, when a libgomp loads
     try:
-        from numba.np.ufunc import parallel
+        loaded = bool(_openmp_runtimes())
+        private = mine and loaded and _private_openmp()
+        short_spins = mine and (not loaded or private)
+        order = ["tbb", "omp", "workqueue"] if short_spins or not mine else ["tbb", "workqueue", "omp"]
+        numba.config.THREADING_LAYER_PRIORITY = order
+        numba.config.THREADING_LAYER = "default"  # the first of `order` that loads
+        flags = sys.getdlopenflags()
+        if private:  # the layer's symbols bind to its own libgomp first: the private one
+            sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+        try:
+            from numba.np.ufunc import parallel
 
-        parallel._launch_threads()  # loads the layer (and its runtime) now, not at the first kernel
-    except (ImportError, AttributeError):  # another Numba: its layer starts at the first kernel
-        pass
+            parallel._launch_threads()  # loads the layer (and its runtime) now, not at the first kernel
+        except (ImportError, AttributeError):  # another Numba: its layer starts at the first kernel
+            pass
+        finally:
+            sys.setdlopenflags(flags)
     finally:
-        if short_spins:
+        if mine:
             del os.environ["GOMP_SPINCOUNT"]
 
 
