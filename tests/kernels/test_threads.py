@@ -69,6 +69,9 @@ def test_an_openmp_runtime_loaded_first_is_not_shared():
                    if "omppool" in line and "`GOMP_parallel'" in line and " to " in line}
         assert targets, "no binding of GOMP_parallel seen"
         assert not any("torch" in t for t in targets), targets
+    restored = _run("import sys, torch; f = sys.getdlopenflags(); import sescratch.kernels.numba; "
+                    "print(sys.getdlopenflags() == f)")
+    assert restored == "True"  # RTLD_DEEPBIND only while the layer loaded
 
 
 def _system_libgomp_loads():

@@ -40,6 +40,7 @@ import numba
 
 SPIN_COUNT = "1000"  # GNU OpenMP's spin before a worker sleeps, in rounds of its wait loop
 NUMBA_LIBGOMP = "libgomp.so.1.0.0"  # the name Numba's OpenMP layer (omppool) links GNU OpenMP by
+DEEPBIND = getattr(os, "RTLD_DEEPBIND", 0)  # glibc's; 0 where the platform has none
 
 
 def _openmp_runtimes() -> set[str]:
@@ -71,14 +72,14 @@ def _start_threads() -> None:
         os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT  # read once, when a libgomp loads
     try:
         loaded = bool(_openmp_runtimes())
-        private = mine and loaded and _private_openmp()
+        private = mine and loaded and DEEPBIND != 0 and _private_openmp()
         short_spins = mine and (not loaded or private)
         order = ["tbb", "omp", "workqueue"] if short_spins or not mine else ["tbb", "workqueue", "omp"]
         numba.config.THREADING_LAYER_PRIORITY = order
         numba.config.THREADING_LAYER = "default"  # the first of `order` that loads
-        flags = sys.getdlopenflags()
+        flags = sys.getdlopenflags() if private else None
         if private:  # the layer's symbols bind to its own libgomp first: the private one
-            sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+            sys.setdlopenflags(flags | DEEPBIND)
         try:
             from numba.np.ufunc import parallel
 
@@ -86,7 +87,8 @@ def _start_threads() -> None:
         except (ImportError, AttributeError):  # another Numba: its layer starts at the first kernel
             pass
         finally:
-            sys.setdlopenflags(flags)
+            if private:
+                sys.setdlopenflags(flags)
     finally:
         if mine:
             del os.environ["GOMP_SPINCOUNT"]
