@@ -166,3 +166,28 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
         grads = im2row.im2row_backward(dy, x, w, (1, 1), padding, True, OH, OW, nb_conv._chunks(x, w, OH, OW))
     for got, want in zip((y, *grads), (y_ref, *grads_ref)):
         assert _rel(got, want) <= TOL[dtype]
+
+
+G_MATRICES = {  # Winograd's filter transform G of each tiling (Lavin & Gray, 2016)
+    2: np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+}
+
+
+@pytest.mark.parametrize("tiles", winograd.TILINGS.values(), ids=lambda t: t.__name__.rsplit("_", 1)[-1])
+@pytest.mark.parametrize("K, C", [(1, 1), (5, 3), (13, 70), (64, 64)])
+def test_weight_transform_is_g_w_gt_and_its_adjoint_the_transpose(tiles, K, C):
+    """U[ξ, c, k] = (G w[k, c] G^T)[ξ] against the matrix formula in float64, and the adjoint by
+    the dot-product test <U(w), dU> = <w, U^T(dU)> with a random dU."""
+    rng = np.random.default_rng(K * 100 + C)
+    G = G_MATRICES[tiles.STEP]
+    w = rng.standard_normal((K, C, 3, 3))
+    U = np.empty((tiles.POINTS, C, K))
+    tiles.weight_tiles(w, U)
+    expected = np.einsum("ia,kcab,jb->ijck", G, w, G).reshape(tiles.POINTS, C, K)
+    np.testing.assert_allclose(U, expected, rtol=1e-13, atol=1e-13)
+    dU = rng.standard_normal(U.shape)
+    dw = np.empty_like(w)
+    tiles.weight_tiles_adjoint(dU, dw)
+    assert np.isclose(np.vdot(U, dU), np.vdot(w, dw), rtol=1e-12)

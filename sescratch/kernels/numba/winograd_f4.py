@@ -234,7 +234,8 @@ def weight_tiles(w, U):
                 t0[k], t1[k], t2[k], t3[k], t4[k], t5[k] = _g(g0[k], g1[k], g2[k])
         for i in range(6):  # (G g) G^T, row i
             t0, t1, t2 = T[i, 0], T[i, 1], T[i, 2]
-            u0, u1, u2, u3, u4, u5 = Uc[6 * i], Uc[6 * i + 1], Uc[6 * i + 2], Uc[6 * i + 3], Uc[6 * i + 4], Uc[6 * i + 5]
+            u0, u1, u2 = Uc[6 * i], Uc[6 * i + 1], Uc[6 * i + 2]
+            u3, u4, u5 = Uc[6 * i + 3], Uc[6 * i + 4], Uc[6 * i + 5]
             for k in range(K):
                 u0[k], u1[k], u2[k], u3[k], u4[k], u5[k] = _g(t0[k], t1[k], t2[k])
         U[:, c] = Uc  # 36 runs of K values: U's planes may lie a multiple of 4 KiB apart
@@ -250,7 +251,8 @@ def weight_tiles_adjoint(dU, dw):
     for c in range(C):
         D[:] = dU[:, c]
         for i in range(6):  # D G, row i
-            d0, d1, d2, d3, d4, d5 = D[6 * i], D[6 * i + 1], D[6 * i + 2], D[6 * i + 3], D[6 * i + 4], D[6 * i + 5]
+            d0, d1, d2 = D[6 * i], D[6 * i + 1], D[6 * i + 2]
+            d3, d4, d5 = D[6 * i + 3], D[6 * i + 4], D[6 * i + 5]
             e0, e1, e2 = E[i, 0], E[i, 1], E[i, 2]
             for k in range(K):
                 e0[k], e1[k], e2[k] = _gt(d0[k], d1[k], d2[k], d3[k], d4[k], d5[k])
