@@ -14,7 +14,7 @@ with ``OMP_WAIT_POLICY=PASSIVE``, ``workqueue`` 130 us. Unless the user chose a 
    OpenMP loads, so that its workers stop spinning after a few microseconds instead of taking a
    core from the conv kernels that follow (OpenMP's default long spins made steps up to 10x
    slower on a busy machine: ``docs/results.md``). A user's own ``GOMP_SPINCOUNT`` or
-   ``OMP_WAIT_POLICY`` is kept;
+   ``OMP_WAIT_POLICY`` is kept.
    When an OpenMP runtime is already in the process (PyTorch imported first), Numba's OpenMP
    layer would bind to it, long spins included (a runtime sescratch loaded first would instead
    hand its short spins to PyTorch). sescratch then loads GNU OpenMP itself, privately
@@ -28,9 +28,10 @@ with ``OMP_WAIT_POLICY=PASSIVE``, ``workqueue`` 130 us. Unless the user chose a 
 SE-ResNet-20 training steps at batch 64 on 1x28x28 (the Fashion-MNIST recipe), same machine:
 117 ms on tbb, 124 ms on OpenMP with short spins, 144 ms on workqueue, 159 ms on OpenMP sharing
 PyTorch's runtime; with PyTorch imported first (2-core Xeon, 2026-12-02) 121-128 ms on the
-private runtime, 138-141 ms on workqueue, PyTorch's own step unchanged (116-122 ms). The conv kernels are not ``parallel=True``: they split the batch over their own
-Python threads (``_scratch.py``), so only the main thread ever launches a parallel kernel, as the
-workqueue layer requires.
+private runtime, 138-141 ms on workqueue, PyTorch's own step unchanged (116-122 ms). The conv
+kernels are not ``parallel=True``: they split the batch over their own Python threads
+(``_scratch.py``), so only the main thread ever launches a parallel kernel, as the workqueue
+layer requires.
 """
 import ctypes
 import os
