@@ -31,6 +31,22 @@ def per_channel(v):
     return v[None, :, None, None]
 
 
+def batchnorm_backward64(dz, x64, gamma64, dtype):
+    """Training-mode batch norm's backward in float64 for the upstream gradient ``dz``, from the
+    batch statistics as a kernel gets them (rounded to ``dtype``): mean, inv_std (those rounded
+    values, to pass to the kernel), dx, dgamma, dbeta, and dx's direct factor k = gamma*inv_std."""
+    mean = x64.mean(axis=(0, 2, 3)).astype(dtype)
+    inv_std = (1 / np.sqrt(x64.var(axis=(0, 2, 3)) + 1e-5)).astype(dtype)
+    mean64, inv_std64 = mean.astype(np.float64), inv_std.astype(np.float64)
+    M = x64.size // x64.shape[1]
+    xhat = (x64 - per_channel(mean64)) * per_channel(inv_std64)
+    dbeta = dz.sum(axis=(0, 2, 3))
+    dgamma = (dz * xhat).sum(axis=(0, 2, 3))
+    k = per_channel(gamma64 * inv_std64)
+    dx = k * (dz - per_channel(dbeta) / M - xhat * per_channel(dgamma) / M)
+    return mean, inv_std, dx, dgamma, dbeta, k
+
+
 # ---------------------------------------------------------------------------------- batch norm
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -62,15 +78,7 @@ def test_batchnorm2d_backward(family, dtype, shape, seed):
     x, x64 = draw(rng, shape, dtype, 1.0)
     dy, dy64 = draw(rng, shape, dtype)
     gamma, gamma64 = draw(rng, shape[1], dtype)
-    mean = x64.mean(axis=(0, 2, 3)).astype(dtype)
-    inv_std = (1 / np.sqrt(x64.var(axis=(0, 2, 3)) + 1e-5)).astype(dtype)
-    mean64, inv_std64 = mean.astype(np.float64), inv_std.astype(np.float64)
-    M = x.size // x.shape[1]
-    xhat = (x64 - per_channel(mean64)) * per_channel(inv_std64)
-    dbeta = dy64.sum(axis=(0, 2, 3))
-    dgamma = (dy64 * xhat).sum(axis=(0, 2, 3))
-    k = per_channel(gamma64 * inv_std64)
-    dx = k * (dy64 - per_channel(dbeta) / M - xhat * per_channel(dgamma) / M)
+    mean, inv_std, dx, dgamma, dbeta, k = batchnorm_backward64(dy64, x64, gamma64, dtype)
     dx_k, dgamma_k, dbeta_k = K["batchnorm2d_backward"](
         xp.asarray(dy), xp.asarray(x), xp.asarray(mean), xp.asarray(inv_std), xp.asarray(gamma)
     )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import DTYPES, KERNEL_FAMILIES as FAMILIES, family_modules as kernels, to_numpy
 from tests.helpers import assert_kernel_close as assert_close
-from tests.kernels.test_kernels import draw, nchw, per_channel, seeds
+from tests.kernels.test_kernels import batchnorm_backward64, draw, nchw, per_channel, seeds
 
 
 def _bn64(x64, gamma64, beta64, eps):
@@ -51,15 +51,8 @@ def test_batchnorm2d_relu_backward(family, dtype, residual, shape, seed):
     y, y64 = draw(rng, shape, dtype)  # any output: only its sign (the ReLU's mask) matters
     dy, dy64 = draw(rng, shape, dtype)
     gamma, gamma64 = draw(rng, shape[1], dtype)
-    mean = x64.mean(axis=(0, 2, 3)).astype(dtype)
-    inv_std = (1 / np.sqrt(x64.var(axis=(0, 2, 3)) + 1e-5)).astype(dtype)
-    mean64, inv_std64 = mean.astype(np.float64), inv_std.astype(np.float64)
-    M = x.size // x.shape[1]
     dz = np.where(y64 > 0, dy64, 0.0)  # through the ReLU
-    xhat = (x64 - per_channel(mean64)) * per_channel(inv_std64)
-    dbeta, dgamma = dz.sum(axis=(0, 2, 3)), (dz * xhat).sum(axis=(0, 2, 3))
-    k = per_channel(gamma64 * inv_std64)
-    dx = k * (dz - per_channel(dbeta) / M - xhat * per_channel(dgamma) / M)
+    mean, inv_std, dx, dgamma, dbeta, k = batchnorm_backward64(dz, x64, gamma64, dtype)
     dx_k, dgamma_k, dbeta_k, dr_k = K["batchnorm2d_relu_backward"](
         xp.asarray(dy), xp.asarray(y), xp.asarray(x), xp.asarray(mean), xp.asarray(inv_std),
         xp.asarray(gamma), residual)
