@@ -12,12 +12,18 @@ import pytest
 import sescratch.kernels.numba as k_numba
 
 
-def _run(code, **env):
+def _run_full(code, **env):
+    """Run ``code`` in a fresh interpreter, without the threading settings of this one; the
+    completed process (it must have succeeded)."""
     full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     full.update(env)
     out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return out
+
+
+def _run(code, **env):
+    return _run_full(code, **env).stdout.strip()
 
 
 REPORT = ("import os, numba, numpy as np, sescratch.kernels.numba as k; "
@@ -46,14 +52,6 @@ def test_a_parallel_kernel_gives_the_same_result_on_each_layer():
             "print(float(np.abs(k.KERNELS['relu_forward'](x) - np.maximum(x, 0)).max()))")
     assert _run(code) == "0.0"
     assert _run(code, NUMBA_THREADING_LAYER="workqueue") == "0.0"
-
-
-def _run_full(code, **env):
-    full = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    full.update(env)
-    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out
 
 
 @pytest.mark.slow
