@@ -1,10 +1,11 @@
 """The conv2d kernels equal the NumPy reference code of sescratch.ops.conv.
 
 Numba (and CuPy, which skips without a GPU) against ``backend.use("numpy")`` on hypothesis-drawn
-shapes: float64 to 1e-10 and float32 to 1e-4, normwise relative. Both Numba strategies are
-drawn: Winograd (3x3, stride 1, one group; F(4x4, 3x3) or F(2x2, 3x3) by the output size) and
-im2col + GEMM (everything else), and the im2col / col2im kernels are also checked alone against
-the reference's slicing versions.
+shapes: float64 to 1e-10 and float32 to 1e-4, normwise relative. The Numba strategies are
+drawn: Winograd (3x3, stride 1, one group; F(4x4, 3x3) or F(2x2, 3x3) by the output size),
+im2col + GEMM and, among its draws, the direct 3x3 kernel (3x3, stride 1, one group, fewer than
+MIN_WINOGRAD_CHANNELS input channels); the im2col / col2im kernels are also checked alone
+against the reference's slicing versions.
 """
 import numpy as np
 import pytest

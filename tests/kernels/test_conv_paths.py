@@ -2,10 +2,10 @@
 
 ``tests/kernels/test_conv_kernels.py`` draws shapes at random; the strategies below are rare in
 its draws or depend on the machine, so each one is checked here on purpose: Winograd F(2x2, 3x3)
-and F(4x4, 3x3) whatever the channel count (few channels go to im2col otherwise), the 1x1
-convolution that multiplies the (subsampled) images in place, channels-last im2col (one group,
-any kernel, stride and padding), and the grouped / no-BLAS-control path that cuts products into
-blocks.
+and F(4x4, 3x3) whatever the channel count (few channels go to the direct kernel otherwise), the
+direct 3x3 kernel whatever the channel count, the 1x1 convolution that multiplies the
+(subsampled) images in place, channels-last im2col (one group, any kernel, stride and padding),
+and the grouped / no-BLAS-control path that cuts products into blocks.
 """
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 
 from sescratch import backend  # noqa: E402
-from sescratch.kernels.numba import _scratch, conv as nb_conv, im2row, winograd  # noqa: E402
+from sescratch.kernels.numba import _scratch, conv as nb_conv, direct3x3, im2row, winograd  # noqa: E402
 from sescratch.ops import conv as conv_op  # noqa: E402
 from tests.helpers import DTYPES, KERNEL_TOL as TOL  # noqa: E402
 from tests.helpers import relative_error as _rel  # noqa: E402
@@ -76,11 +76,42 @@ def test_winograd_takes_4x4_tiles_unless_they_waste_outputs():
     assert winograd.tiling(16, 14) is f2 and winograd.tiling(7, 4) is f4
 
 
-def test_few_input_channels_leave_winograd_for_im2col():
+def test_few_input_channels_leave_winograd_for_the_direct_kernel():
+    """3x3 stride 1 one group: Winograd from MIN_WINOGRAD_CHANNELS input channels on, the direct
+    kernel below, whether or not BLAS's threads can be controlled (it calls no BLAS); neither
+    for other strides or groups."""
     w = np.zeros((8, nb_conv.MIN_WINOGRAD_CHANNELS, 3, 3))
-    assert nb_conv._winograd_applies(w, (1, 1), 1)
-    assert nb_conv._winograd_applies(w[:, :1], (1, 1), 1) is (not _scratch.blas_controllable())
-    assert not nb_conv._winograd_applies(w, (2, 2), 1) and not nb_conv._winograd_applies(w, (1, 1), 2)
+    assert nb_conv._winograd_applies(w, (1, 1), 1) and not nb_conv._direct_applies(w, (1, 1), 1)
+    for C in (1, 3, nb_conv.MIN_WINOGRAD_CHANNELS - 1):
+        assert nb_conv._direct_applies(w[:, :C], (1, 1), 1) and not nb_conv._winograd_applies(w[:, :C], (1, 1), 1)
+    for stride, groups in (((2, 2), 1), ((1, 1), 2), ((1, 2), 1)):
+        assert not nb_conv._winograd_applies(w, stride, groups) and not nb_conv._direct_applies(w[:, :3], stride, groups)
+    assert not nb_conv._direct_applies(np.zeros((8, 3, 5, 5)), (1, 1), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_direct_kernel_equals_the_reference_for_any_channel_count(dtype, data):
+    """The flat-grid 3x3 kernel against the NumPy reference: any C and K (K % 4 != 0 takes the
+    one-channel passes), padding 0 to 2 per side, images down to the filter's size."""
+    N, C, K = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+    padding = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    H = data.draw(st.integers(max(1, 3 - 2 * padding[0]), 12))
+    W = data.draw(st.integers(max(1, 3 - 2 * padding[1]), 12))
+    bias = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x, w = rng.standard_normal((N, C, H, W)).astype(dtype), rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if bias else None
+    OH, OW = nb_conv._geometry(x, w, (1, 1), padding)
+    dy = rng.standard_normal((N, K, OH, OW)).astype(dtype)
+    y_ref, grads_ref = _reference(x, w, b, (1, 1), padding, dy)
+    y = direct3x3.direct_forward(x, w, b, padding)
+    grads = direct3x3.direct_backward(dy, x, w, padding, bias)
+    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
+    for g, g_ref in zip(grads, grads_ref):
+        assert (g is None) == (g_ref is None)
+        if g is not None:
+            assert g.dtype == dtype and g.shape == g_ref.shape and _rel(g, g_ref) <= TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -138,7 +169,7 @@ def test_blas_threads_are_restored():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", ["winograd_f2", "winograd_f4", "one_group"])
+@pytest.mark.parametrize("path", ["winograd_f2", "winograd_f4", "direct", "one_group"])
 def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
     """A batch of 5 cut into 3 chunks of 1, 2 and 2 images gives the reference result."""
     monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)  # the budget's 3 chunks, not 4
@@ -157,6 +188,11 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
         assert winograd._chunks(5, TH, TW, 3, 4) == [(0, 1), (1, 3), (3, 5)]
         y = winograd.winograd_forward(x, w, b, padding, tiles)
         grads = winograd.winograd_backward(dy, x, w, padding, True, tiles)
+    elif path == "direct":
+        monkeypatch.setattr(direct3x3, "CHUNK_IMAGES", 2)
+        assert direct3x3._chunks(5) == [(0, 1), (1, 3), (3, 5)]
+        y = direct3x3.direct_forward(x, w, b, padding)
+        grads = direct3x3.direct_backward(dy, x, w, padding, True)
     else:
         if not _scratch.blas_controllable():
             pytest.skip("no OpenBLAS to keep on the calling thread")

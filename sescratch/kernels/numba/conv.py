@@ -7,14 +7,16 @@ arrays in, new arrays out):
 - ``conv2d_forward(x, w, b, stride, padding, groups) -> y``
 - ``conv2d_backward(dy, x, w, stride, padding, groups, has_bias) -> (dx, dw, db)``
 
-Two strategies:
+Three strategies:
 
 * 3x3 kernels with stride 1 and one group (every 3x3 conv of a CIFAR ResNet but the two that
   downsample, and the first) use Winograd F(4x4, 3x3), or F(2x2, 3x3) where 4x4 tiles would
   waste outputs (:mod:`sescratch.kernels.numba.winograd`): 4x (2.25x) fewer multiplications, and
   the transformed tiles are 2.25x (4x) the input instead of im2col's 9x.
-  With fewer than MIN_WINOGRAD_CHANNELS input channels the tiny products (C = 1 or 3 deep) cost
-  more than they save, and im2col runs instead.
+* With fewer than MIN_WINOGRAD_CHANNELS input channels (a network's first layer, C = 1 or 3) the
+  Winograd products would be C deep and cost more than they save, and im2col's as thin: those
+  3x3 stride-1 convolutions are computed directly, vectorised over the pixels of a flat padded
+  grid (:mod:`sescratch.kernels.numba.direct3x3`; no BLAS).
 * Everything else uses im2col in the layout BLAS wants: a matrix ``cols`` of shape
   (C*KH*KW, images*OH*OW), rows ordered (c, kh, kw) so that group g's rows are one contiguous
   block, columns ordered (n, oh, ow). ``y_mat = w_mat @ cols`` per group is a (batched) GEMM;
@@ -45,6 +47,7 @@ from sescratch.kernels.numba._scratch import (
     image_chunks,
     map_chunks,
 )
+from sescratch.kernels.numba import direct3x3
 from sescratch.kernels.numba.im2row import im2row_backward, im2row_forward
 from sescratch.kernels.numba.winograd import winograd_backward, winograd_forward
 from sescratch.ops.window import conv_output_size
@@ -131,15 +134,17 @@ def _to_channel_major(dy, n0, dy_mat, sums):
         sums[k] += total
 
 
-# Below this many input channels (a network's first layer), channels-last im2col beats Winograd
-# (its transforms cost more than they save); Winograd wins from about C = 8 on (docs/benchmarks.md).
+# Below this many input channels (a network's first layer) the direct kernel beats Winograd,
+# whose transforms cost more than its C-deep products save (docs/benchmarks.md).
 MIN_WINOGRAD_CHANNELS = 6
 
 
 def _winograd_applies(w, stride, groups):
-    if w.shape[2:] != (3, 3) or stride != (1, 1) or groups != 1:
-        return False
-    return w.shape[1] >= MIN_WINOGRAD_CHANNELS or not blas_controllable()
+    return direct3x3.applies(w, stride, groups) and w.shape[1] >= MIN_WINOGRAD_CHANNELS
+
+
+def _direct_applies(w, stride, groups):
+    return direct3x3.applies(w, stride, groups) and w.shape[1] < MIN_WINOGRAD_CHANNELS
 
 
 def _geometry(x, w, stride, padding):
@@ -156,6 +161,8 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     """y (N, K, OH, OW) of :func:`sescratch.ops.conv2d_forward`."""
     if _winograd_applies(w, stride, groups):
         return winograd_forward(x, w, b, padding)
+    if _direct_applies(w, stride, groups):
+        return direct3x3.direct_forward(x, w, b, padding)
     N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
     G, R = groups, Cg * KH * KW  # R: rows of the columns per group
@@ -183,6 +190,8 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
     """(dx, dw, db) of :func:`sescratch.ops.conv2d_backward`; db is None without a bias."""
     if _winograd_applies(w, stride, groups):
         return winograd_backward(dy, x, w, padding, has_bias)
+    if _direct_applies(w, stride, groups):
+        return direct3x3.direct_backward(dy, x, w, padding, has_bias)
     N, C = x.shape[:2]
     K, Cg, KH, KW = w.shape
     G, R = groups, Cg * KH * KW
