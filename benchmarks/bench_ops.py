@@ -20,10 +20,22 @@ stride-2 conv then took 8.7 ms against 7.5 ms back to back. Within a block each 
 runs as in a training loop, its own calls back to back; the untimed first call absorbs the
 switch. ``--block 1`` times call by call, as before (sescratch's workers sleep on a lock, so
 only the implementation after PyTorch's pays).
+
+Why glibc's malloc is set first (:func:`steady_malloc`; ``--fresh-malloc`` leaves it alone): in a
+fresh process glibc serves every block over 128 KiB with a new mmap, so each call's multi-MB
+tensors come in freshly faulted pages; once a block that large has been freed, glibc raises that
+threshold to its size (up to 32 MiB) and serves them from the heap. A training loop is past that
+point after its first step. A benchmark is not, until some earlier case happened to free a large
+block: PyTorch's 32 -> 64 stride-2 conv took 9.3 ms in a fresh process and 4.9-5.0 ms after
+(2-core Xeon, 2026-12-02; also after 3 training steps of a small net), which made its timings
+bimodal from run to run and case to case. sescratch's arrays are NumPy's, which asks for huge
+pages on blocks of 4 MiB or more, and its timings moved less (the same conv's backward 4.1-4.3 ms
+fresh, 4.5-4.6 from the heap). All cases are measured in the training loop's state.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -256,6 +268,19 @@ def measure(case: Case, backends, warmup: int, reps: int, seed: int = 0, block: 
     ]
 
 
+def steady_malloc() -> bool:
+    """Put glibc's malloc where a training loop leaves it (the module docstring says why): blocks
+    up to 32 MiB from the heap (M_MMAP_THRESHOLD), up to 64 MiB of free heap kept (M_TRIM_THRESHOLD).
+    Returns whether that could be done (False without glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 64 << 20))
+
+
 def machine() -> dict:
     info = {"python": platform.python_version(), "numpy": np.__version__,
             "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
@@ -285,7 +310,10 @@ def main(argv=None) -> int:
                         help="threads of Numba and PyTorch (default: theirs, the CPU count)")
     parser.add_argument("--block", type=int, default=5,
                         help="timed calls per backend in a row (1: call by call; see the docstring)")
+    parser.add_argument("--fresh-malloc", action="store_true",
+                        help="leave glibc's malloc as a fresh process has it (see the docstring)")
     args = parser.parse_args(argv)
+    malloc = "fresh" if args.fresh_malloc or not steady_malloc() else "steady (blocks <= 32 MiB from the heap)"
     warmup, reps = (2, 5) if args.quick else (args.warmup, args.reps)
     if args.threads:  # Numba, NumPy's OpenBLAS and PyTorch
         import numba
@@ -316,13 +344,13 @@ def main(argv=None) -> int:
     loads = (load_before, os.getloadavg()[0])
     if args.json:
         print(json.dumps({"machine": machine(), "warmup": warmup, "reps": reps, "block": max(1, args.block),
-                          "load_avg_1m": loads,
+                          "load_avg_1m": loads, "malloc": malloc,
                           "results": results}, indent=2))
     else:
         info = machine()
         print(f"\n{info.get('cpu', info['processor'])}, {info['cpu_count']} CPUs; numpy {info['numpy']}"
               + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
-              + f"; median of {reps} after {warmup} warm-ups, interleaved in blocks of {max(1, args.block)}; load {loads[0]:.2f} -> {loads[1]:.2f}")
+              + f"; median of {reps} after {warmup} warm-ups, interleaved in blocks of {max(1, args.block)}; load {loads[0]:.2f} -> {loads[1]:.2f}; malloc {malloc}")
         if conv:
             print(f"numba conv2d fwd+bwd vs torch: worst {max(conv):.2f}x over {len(conv)} shapes (target <= 1.3)")
     return 0
