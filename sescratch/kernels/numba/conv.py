@@ -55,57 +55,66 @@ from sescratch.ops.window import conv_output_size
 __all__ = ["conv2d_forward", "conv2d_backward"]
 
 
-@njit(cache=True)
-def _valid_range(kw, SW, PW, W, OW):
-    """The ow in [lo, hi) whose input column ow*SW + kw - PW lies inside [0, W)."""
-    lo = max(0, (PW - kw + SW - 1) // SW)
-    hi = min(OW, (W - 1 + PW - kw) // SW + 1)
-    return lo, max(lo, hi)
+@njit(inline="always")
+def _phase_columns(H, W, KW, SW, PW, OW):
+    """Columns per phase of the split padded image: what the taps read and the image reaches."""
+    return max(OW + (KW - 1) // SW, (PW + W - 1) // SW + 1)
 
 
 @njit(nogil=True, cache=True)
 def _im2col(x, n0, KH, KW, SH, SW, PH, PW, OH, OW, cols):
-    """cols[(c*KH + kh)*KW + kw, (m*OH + oh)*OW + ow] = x_pad[n0 + m, c, oh*SH + kh, ow*SW + kw]."""
+    """cols[(c*KH + kh)*KW + kw, (m*OH + oh)*OW + ow] = x_pad[n0 + m, c, oh*SH + kh, ow*SW + kw].
+
+    Each image is first split by column phase, ``ph[c, r, p, q] = x_pad[c, r, SW*q + p]``, so
+    that tap kw reads phase kw % SW from q = ow + kw // SW on: every row of cols is then made
+    of OH contiguous runs of OW values, whatever the stride."""
     N, C, H, W = x.shape
     images = cols.shape[1] // (OH * OW)
-    for task in range(C * images):
-        c, m = task // images, task % images
-        for kh in range(KH):
-            for kw in range(KW):
-                row = (c * KH + kh) * KW + kw
-                lo, hi = _valid_range(kw, SW, PW, W, OW)
-                for oh in range(OH):
-                    col = (m * OH + oh) * OW
-                    ih = oh * SH + kh - PH
-                    if ih < 0 or ih >= H:
-                        cols[row, col:col + OW] = 0
-                        continue
-                    cols[row, col:col + lo] = 0
-                    for ow in range(lo, hi):
-                        cols[row, col + ow] = x[n0 + m, c, ih, ow * SW + kw - PW]
-                    cols[row, col + hi:col + OW] = 0
+    Q = _phase_columns(H, W, KW, SW, PW, OW)
+    ph = np.zeros((C, H + 2 * PH, SW, Q), dtype=x.dtype)  # the padding stays zero
+    for m in range(images):
+        n = n0 + m
+        for c in range(C):
+            for i in range(H):
+                for p in range(SW):
+                    dst = ph[c, PH + i, p]
+                    for q in range((PW - p + SW - 1) // SW, (PW + W - 1 - p) // SW + 1):  # columns j = SW*q + p - PW inside the image
+                        dst[q] = x[n, c, i, SW * q + p - PW]
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row = cols[(c * KH + kh) * KW + kw, m * OH * OW:]
+                    for oh in range(OH):
+                        src, dst = ph[c, oh * SH + kh, kw % SW, kw // SW:], row[oh * OW:]
+                        for ow in range(OW):
+                            dst[ow] = src[ow]
 
 
 @njit(nogil=True, cache=True)
 def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
-    """dx[n0 + m, c] = sum of the column entries copied from each pixel (the adjoint of _im2col)."""
+    """dx[n0 + m] = the adjoint of _im2col: every column entry added back where it was copied
+    from (into the split padded image, then cropped out of it)."""
     N, C, H, W = dx.shape
     images = dcols.shape[1] // (OH * OW)
-    for task in range(images * C):
-        m, c = task // C, task % C
-        plane = dx[n0 + m, c]
-        plane[:, :] = 0
-        for kh in range(KH):
-            for kw in range(KW):
-                row = (c * KH + kh) * KW + kw
-                lo, hi = _valid_range(kw, SW, PW, W, OW)
-                for oh in range(OH):
-                    ih = oh * SH + kh - PH
-                    if ih < 0 or ih >= H:
-                        continue
-                    col = (m * OH + oh) * OW
-                    for ow in range(lo, hi):
-                        plane[ih, ow * SW + kw - PW] += dcols[row, col + ow]
+    Q = _phase_columns(H, W, KW, SW, PW, OW)
+    ph = np.empty((C, H + 2 * PH, SW, Q), dtype=dx.dtype)
+    for m in range(images):
+        n = n0 + m
+        ph[:] = 0
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row = dcols[(c * KH + kh) * KW + kw, m * OH * OW:]
+                    for oh in range(OH):
+                        dst, src = ph[c, oh * SH + kh, kw % SW, kw // SW:], row[oh * OW:]
+                        for ow in range(OW):
+                            dst[ow] += src[ow]
+        for c in range(C):
+            for i in range(H):
+                for p in range(SW):
+                    src = ph[c, PH + i, p]
+                    for q in range((PW - p + SW - 1) // SW, (PW + W - 1 - p) // SW + 1):
+                        dx[n, c, i, SW * q + p - PW] = src[q]
 
 
 @njit(nogil=True, cache=True)
@@ -152,6 +161,12 @@ def _geometry(x, w, stride, padding):
     return conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
 
 
+def _blocks(P, rows, inner):
+    """Column ranges of a chunk's products: whole where map_chunks keeps BLAS on the calling
+    thread, else pieces BLAS runs there by itself (:func:`._scratch.column_blocks`)."""
+    return [(0, P)] if blas_controllable() else column_blocks(P, rows, inner)
+
+
 def _chunks(x, w, OH, OW):
     """Image ranges whose columns take about CHUNK_BYTES."""
     return image_chunks(x.shape[0], x.shape[1] * w.shape[2] * w.shape[3] * OH * OW * x.itemsize)
@@ -178,7 +193,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
         cols = buffer("cols", (G, R, P), x.dtype)  # G,R,images*OH*OW
         _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(G * R, P))
         y_mat = buffer("y_mat", (G, K // G, P), x.dtype)  # G,K/G,images*OH*OW
-        for p0, p1 in column_blocks(P, K // G, R):
+        for p0, p1 in _blocks(P, K // G, R):
             np.matmul(w_mat, cols[:, :, p0:p1], out=y_mat[:, :, p0:p1])
         _to_images(y_mat.reshape(K, P), bias, n0, y.reshape(N, K, OH * OW))
 
@@ -210,7 +225,7 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
         cols = buffer("cols", (G, R, P), x.dtype)
         _im2col(x, n0, KH, KW, *stride, *padding, OH, OW, cols.reshape(G * R, P))
         dw = np.zeros((G, K // G, R), dtype=x.dtype)
-        blocks = column_blocks(P, K // G, R)
+        blocks = _blocks(P, K // G, R)
         for p0, p1 in blocks:
             dw += np.matmul(dy_mat[:, :, p0:p1], cols[:, :, p0:p1].transpose(0, 2, 1))  # G,K/G,R
         for p0, p1 in blocks:  # dw is done: the columns' memory now takes their gradient
