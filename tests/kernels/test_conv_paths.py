@@ -169,6 +169,20 @@ def test_blas_threads_are_restored():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_kernel_sums_long_grids_in_blocks(dtype):
+    """dw's sums over an image's grid are made SUM_BLOCK values at a time: a 48x48 image (a grid
+    of 48 * 50 values) takes two blocks, the float32 result as close to the reference as a short one."""
+    assert 48 * 50 > direct3x3.SUM_BLOCK
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 2, 48, 48)).astype(dtype), rng.standard_normal((5, 2, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((2, 5, 48, 48)).astype(dtype)
+    y_ref, grads_ref = _reference(x, w, None, (1, 1), (1, 1), dy)
+    assert _rel(direct3x3.direct_forward(x, w, None, (1, 1)), y_ref) <= TOL[dtype]
+    for g, g_ref in zip(direct3x3.direct_backward(dy, x, w, (1, 1), False)[:2], grads_ref):
+        assert _rel(g, g_ref) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("path", ["winograd_f2", "winograd_f4", "direct", "one_group"])
 def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
     """A batch of 5 cut into 3 chunks of 1, 2 and 2 images gives the reference result."""

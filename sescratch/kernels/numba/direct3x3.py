@@ -108,38 +108,43 @@ def _correlate(f, start, Wp, w, bias, acc):
                 a0[p] += _dot9(u0, x0[p], x1[p], x2[p], x3[p], x4[p], x5[p], x6[p], x7[p], x8[p])
 
 
+SUM_BLOCK = 2048  # grid values summed in the grid's dtype before a float64 total takes them
+
+
 @njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
 def _weight_sums(dz, start, L, f, Wp, dw):
-    """dw[k, c, t] += sum_p dz[k, start + p] f[c, p + off_t] for p < L: one image's sums (in the
-    grid's dtype, reassociated so that the 9 sums of a pass vectorise) added to float64 totals."""
+    """dw[k, c, t] += sum_p dz[k, start + p] f[c, p + off_t] for p < L: sums of SUM_BLOCK values
+    in the grid's dtype (reassociated so that the 9 sums of a pass vectorise), added to dw's
+    float64 totals."""
     K, C = dw.shape[:2]
     zero = np.zeros(1, dtype=dz.dtype)[0]
     for c in range(C):
-        x0, x1, x2, x3, x4, x5, x6, x7, x8 = _taps(f, c, 0, Wp)
-        for k in range(K):
-            d = dz[k, start:]
-            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = zero
-            for p in range(L):
-                e = d[p]
-                s0 += e * x0[p]
-                s1 += e * x1[p]
-                s2 += e * x2[p]
-                s3 += e * x3[p]
-                s4 += e * x4[p]
-                s5 += e * x5[p]
-                s6 += e * x6[p]
-                s7 += e * x7[p]
-                s8 += e * x8[p]
-            dk = dw[k, c]
-            dk[0, 0] += s0
-            dk[0, 1] += s1
-            dk[0, 2] += s2
-            dk[1, 0] += s3
-            dk[1, 1] += s4
-            dk[1, 2] += s5
-            dk[2, 0] += s6
-            dk[2, 1] += s7
-            dk[2, 2] += s8
+        for p0 in range(0, L, SUM_BLOCK):
+            x0, x1, x2, x3, x4, x5, x6, x7, x8 = _taps(f, c, p0, Wp)
+            for k in range(K):
+                d = dz[k, start + p0:]
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = zero
+                for p in range(min(SUM_BLOCK, L - p0)):
+                    e = d[p]
+                    s0 += e * x0[p]
+                    s1 += e * x1[p]
+                    s2 += e * x2[p]
+                    s3 += e * x3[p]
+                    s4 += e * x4[p]
+                    s5 += e * x5[p]
+                    s6 += e * x6[p]
+                    s7 += e * x7[p]
+                    s8 += e * x8[p]
+                dk = dw[k, c]
+                dk[0, 0] += s0
+                dk[0, 1] += s1
+                dk[0, 2] += s2
+                dk[1, 0] += s3
+                dk[1, 1] += s4
+                dk[1, 2] += s5
+                dk[2, 0] += s6
+                dk[2, 1] += s7
+                dk[2, 2] += s8
 
 
 @njit(nogil=True, cache=True)
