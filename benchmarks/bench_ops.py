@@ -29,8 +29,8 @@ point after its first step. A benchmark is not, until some earlier case happened
 block: PyTorch's 32 -> 64 stride-2 conv took 9.3 ms in a fresh process and 4.9-5.0 ms after
 (2-core Xeon, 2026-12-02; also after 3 training steps of a small net), which made its timings
 bimodal from run to run and case to case. sescratch's arrays are NumPy's, which asks for huge
-pages on blocks of 4 MiB or more, and its timings moved less (the same conv's backward 4.1-4.3 ms
-fresh, 4.5-4.6 from the heap). All cases are measured in the training loop's state.
+pages on blocks of 4 MiB or more, and its timings moved little (the same conv's backward 4.1-4.6
+ms either way, from run to run). All cases are measured in the training loop's state.
 """
 from __future__ import annotations
 
