@@ -190,7 +190,7 @@ def _chunks(N):
 
 def direct_forward(x, w, b, padding):
     """y = conv2d(x, w, b) for a 3x3 kernel, stride 1, groups 1: (N, K, OH, OW)."""
-    (N, C, H, W), K = x.shape, w.shape[0]
+    (N, _, H, W), K = x.shape, w.shape[0]
     PH, PW = padding
     y = np.empty((N, K, H + 2 * PH - 2, W + 2 * PW - 2), dtype=x.dtype)
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
