@@ -56,9 +56,43 @@ __all__ = ["conv2d_forward", "conv2d_backward"]
 
 
 @njit(inline="always")
-def _phase_columns(H, W, KW, SW, PW, OW):
+def _phase_columns(W, KW, SW, PW, OW):
     """Columns per phase of the split padded image: what the taps read and the image reaches."""
     return max(OW + (KW - 1) // SW, (PW + W - 1) // SW + 1)
+
+
+@njit(inline="always")
+def _image_columns(p, SW, PW, W):
+    """The q of phase p whose column j = SW*q + p - PW lies inside the image: range(q0, q1)."""
+    return (PW - p + SW - 1) // SW, (PW + W - 1 - p) // SW + 1
+
+
+@njit(inline="always")
+def _split_phases(a, n, PH, PW, SW, ph):
+    """``ph[c, PH + i, p, q] = a[n, c, i, SW*q + p - PW]`` for the image's columns; the rest of
+    ph (the padding) is left as it is."""
+    N, C, H, W = a.shape
+    for c in range(C):
+        for i in range(H):
+            for p in range(SW):
+                q0, q1 = _image_columns(p, SW, PW, W)
+                dst = ph[c, PH + i, p]
+                for q in range(q0, q1):
+                    dst[q] = a[n, c, i, SW * q + p - PW]
+
+
+@njit(inline="always")
+def _merge_phases(ph, PH, PW, SW, a, n):
+    """``a[n, c, i, SW*q + p - PW] = ph[c, PH + i, p, q]``: the inverse of :func:`_split_phases`,
+    cropped to the image."""
+    N, C, H, W = a.shape
+    for c in range(C):
+        for i in range(H):
+            for p in range(SW):
+                q0, q1 = _image_columns(p, SW, PW, W)
+                src = ph[c, PH + i, p]
+                for q in range(q0, q1):
+                    a[n, c, i, SW * q + p - PW] = src[q]
 
 
 @njit(nogil=True, cache=True)
@@ -70,16 +104,10 @@ def _im2col(x, n0, KH, KW, SH, SW, PH, PW, OH, OW, cols):
     of OH contiguous runs of OW values, whatever the stride."""
     N, C, H, W = x.shape
     images = cols.shape[1] // (OH * OW)
-    Q = _phase_columns(H, W, KW, SW, PW, OW)
+    Q = _phase_columns(W, KW, SW, PW, OW)
     ph = np.zeros((C, H + 2 * PH, SW, Q), dtype=x.dtype)  # the padding stays zero
     for m in range(images):
-        n = n0 + m
-        for c in range(C):
-            for i in range(H):
-                for p in range(SW):
-                    dst = ph[c, PH + i, p]
-                    for q in range((PW - p + SW - 1) // SW, (PW + W - 1 - p) // SW + 1):  # columns j = SW*q + p - PW inside the image
-                        dst[q] = x[n, c, i, SW * q + p - PW]
+        _split_phases(x, n0 + m, PH, PW, SW, ph)
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
@@ -96,10 +124,9 @@ def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
     from (into the split padded image, then cropped out of it)."""
     N, C, H, W = dx.shape
     images = dcols.shape[1] // (OH * OW)
-    Q = _phase_columns(H, W, KW, SW, PW, OW)
+    Q = _phase_columns(W, KW, SW, PW, OW)
     ph = np.empty((C, H + 2 * PH, SW, Q), dtype=dx.dtype)
     for m in range(images):
-        n = n0 + m
         ph[:] = 0
         for c in range(C):
             for kh in range(KH):
@@ -109,12 +136,7 @@ def _col2im(dcols, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
                         dst, src = ph[c, oh * SH + kh, kw % SW, kw // SW:], row[oh * OW:]
                         for ow in range(OW):
                             dst[ow] += src[ow]
-        for c in range(C):
-            for i in range(H):
-                for p in range(SW):
-                    src = ph[c, PH + i, p]
-                    for q in range((PW - p + SW - 1) // SW, (PW + W - 1 - p) // SW + 1):
-                        dx[n, c, i, SW * q + p - PW] = src[q]
+        _merge_phases(ph, PH, PW, SW, dx, n0 + m)
 
 
 @njit(nogil=True, cache=True)
