@@ -3,6 +3,7 @@
     python benchmarks/bench_ops.py            # table on stdout
     python benchmarks/bench_ops.py --json     # the same measurements as JSON
     python benchmarks/bench_ops.py --quick    # fewer repetitions (a smoke run, not for the record)
+    python benchmarks/bench_ops.py --shapes fashion-mnist   # the layers of the default recipe's epoch
 
 Each case is a :class:`Case` in :data:`CASES`; its ``make(backend, rng)`` returns a callable that
 runs forward + backward once (or ``None`` where the backend is unavailable). The backends of a
@@ -214,22 +215,33 @@ def se_block_case(N: int, C: int, H: int, reduction: int = 16, dtype=np.float32)
                 bytes=4.0 * size * np.dtype(dtype).itemsize)
 
 
-CASES: list[Case] = [  # every conv shape of ResNet-20 (shortcut B), then batch norm and SE blocks
-    conv2d_case(128, 3, 16, 32),  # the stem
-    conv2d_case(128, 16, 16, 32),
-    conv2d_case(128, 16, 32, 32, stride=2),  # the first conv of stage 2
-    conv2d_case(128, 16, 32, 32, K=1, stride=2, padding=0),  # its projection shortcut
-    conv2d_case(128, 32, 32, 16),
-    conv2d_case(128, 32, 64, 16, stride=2),
-    conv2d_case(128, 32, 64, 16, K=1, stride=2, padding=0),
-    conv2d_case(128, 64, 64, 8),
-    batchnorm_case(128, 16, 32),
-    batchnorm_case(128, 32, 16),
-    batchnorm_case(128, 64, 8),
-    se_block_case(128, 16, 32),
-    se_block_case(128, 32, 16),
-    se_block_case(128, 64, 8),
-]
+def resnet20_cases(N: int, C_in: int, H: int) -> list[Case]:
+    """Every conv shape of ResNet-20 (shortcut B) on a batch of N (C_in, H, H) images, then batch
+    norm and SE blocks at its three stages' shapes."""
+    H2, H3 = (H + 1) // 2, (H + 3) // 4  # after each stride-2 conv (k3 p1 or k1 p0)
+    return [
+        conv2d_case(N, C_in, 16, H),  # the stem
+        conv2d_case(N, 16, 16, H),
+        conv2d_case(N, 16, 32, H, stride=2),  # the first conv of stage 2
+        conv2d_case(N, 16, 32, H, K=1, stride=2, padding=0),  # its projection shortcut
+        conv2d_case(N, 32, 32, H2),
+        conv2d_case(N, 32, 64, H2, stride=2),
+        conv2d_case(N, 32, 64, H2, K=1, stride=2, padding=0),
+        conv2d_case(N, 64, 64, H3),
+        batchnorm_case(N, 16, H),
+        batchnorm_case(N, 32, H2),
+        batchnorm_case(N, 64, H3),
+        se_block_case(N, 16, H),
+        se_block_case(N, 32, H2),
+        se_block_case(N, 64, H3),
+    ]
+
+
+SHAPES = {  # --shapes: the batch and image of bench_train_step.py, and of the default recipe (bench_epoch.py)
+    "cifar": (128, 3, 32),
+    "fashion-mnist": (64, 1, 28),
+}
+CASES: list[Case] = resnet20_cases(*SHAPES["cifar"])
 
 
 def measure(case: Case, backends, warmup: int, reps: int, seed: int = 0, block: int = 5) -> list[dict]:
@@ -306,6 +318,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
     parser.add_argument("--case", default="", help="only cases whose name contains this text")
+    parser.add_argument("--shapes", choices=sorted(SHAPES), default="cifar",
+                        help="ResNet-20's layers on CIFAR (batch 128, 3x32x32) or Fashion-MNIST (batch 64, 1x28x28)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of Numba and PyTorch (default: theirs, the CPU count)")
     parser.add_argument("--block", type=int, default=5,
@@ -333,7 +347,7 @@ def main(argv=None) -> int:
     backends = [b for b in args.backends.split(",") if b]
 
     results = []
-    for case in CASES:
+    for case in resnet20_cases(*SHAPES[args.shapes]):
         if args.case in case.name:
             rows = measure(case, backends, warmup, reps, block=max(1, args.block))
             results += rows

@@ -107,7 +107,7 @@ def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
     tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
     OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
     U_t = np.ascontiguousarray(_weight_transform(w, tiles).transpose(0, 2, 1))  # P,K,C
-    plane_sums = np.empty((N, K), dtype=np.float64)
+    plane_sums = np.empty((N if has_bias else 0, K), dtype=np.float64)  # db's per-image shares
     dx = np.empty_like(x)
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dU
