@@ -67,6 +67,20 @@ def test_winograd_equals_the_reference_for_any_channel_count(tiles, dtype, data)
             assert g.dtype == dtype and _rel(g, g_ref) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("tiles", winograd.TILINGS.values(), ids=lambda t: t.__name__.rsplit("_", 1)[-1])
+@pytest.mark.parametrize("bands", [1, 2, 3, 4, 5])
+def test_winograd_dx_for_every_band_count(tiles, bands):
+    """The input adjoint hands each band's last rows to the next band through two carry buffers
+    taken in turn, and the last band's into the final rows: odd and even band counts, one band."""
+    H = bands * tiles.STEP - 1  # padding 1: OH = H, so TH = bands (the last tile cut by one row)
+    rng = np.random.default_rng(bands)
+    x, w = rng.standard_normal((2, 7, H, 6)), rng.standard_normal((3, 7, 3, 3))
+    dy = rng.standard_normal((2, 3, H, 6))
+    _, (dx_ref, dw_ref, _) = _reference(x, w, None, (1, 1), (1, 1), dy)
+    dx, dw, _ = winograd.winograd_backward(dy, x, w, (1, 1), False, tiles)
+    assert _rel(dx, dx_ref) <= TOL[np.float64] and _rel(dw, dw_ref) <= TOL[np.float64]
+
+
 def test_winograd_takes_4x4_tiles_unless_they_waste_outputs():
     """F(4x4, 3x3) for the CIFAR and ImageNet sizes; F(2x2, 3x3) where 4x4 tiles would compute
     dropped outputs that 2x2 tiles do not (14x14: 16x16 computed)."""

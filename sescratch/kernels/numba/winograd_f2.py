@@ -81,11 +81,13 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
     T, Q = dV.shape[1], (TW + 1) * C
     L = np.empty((2, 2 * TH + 2, Q), dtype=dx.dtype)  # d x_pad[n], split as in input_tiles
     R = np.empty((2, 4, Q), dtype=dx.dtype)  # d (B^T d) of a band: dV B^T, tiles added up
+    KA = np.empty((2, 2, Q), dtype=dx.dtype)  # a band's rows 2, 3, which the next band adds to:
+    KB = np.empty((2, 2, Q), dtype=dx.dtype)  # read from one, written to the other (see below)
     dVf = dV.reshape(16, T * C)  # 16,T*C
     last = (TW - 1) * C  # q of the band's last tile
     for m in range(T // (TH * TW)):
         n = n0 + m
-        L[:, 0:2] = 0
+        KA[:] = 0  # no band before the first
         for th in range(TH):
             cols = slice((m * TH + th) * TW * C, (m * TH + th + 1) * TW * C)
             for i in range(4):  # columns first: v = (e0 - e1, o0 + e1, e1 - o0, o0 - o1) transposed
@@ -101,15 +103,21 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                 el, ol = e[TW * C:], o[TW * C:]
                 for q in range(C):  # the last pair: only the last tile reads it (as e1, o1)
                     el[q], ol[q] = v1[last + q] + v2[last + q] - v0[last + q], -v3[last + q]
-            for p in range(2):  # then rows: B (dV B^T), added into the 4 rows the band read
-                l0, l1, l2, l3 = L[p, 2 * th], L[p, 2 * th + 1], L[p, 2 * th + 2], L[p, 2 * th + 3]
+            # then rows: B (dV B^T) for the 4 rows the band read; rows 2th, 2th+1 were the previous
+            # band's rows 2, 3 (its carry, added in), this band's rows 2, 3 are the next carry:
+            # plain stores, no array both read and written (SIMD: as in winograd_f4)
+            carry, out = (KA, KB) if th % 2 == 0 else (KB, KA)
+            for p in range(2):
+                l0, l1 = L[p, 2 * th], L[p, 2 * th + 1]
+                k2, k3, n2, n3 = carry[p, 0], carry[p, 1], out[p, 0], out[p, 1]
                 r0, r1, r2, r3 = R[p, 0], R[p, 1], R[p, 2], R[p, 3]
                 for q in range(Q):
                     d0, d1, d2, d3 = _b(r0[q], r1[q], r2[q], r3[q])
-                    l0[q] += d0
-                    l1[q] += d1
-                    l2[q] = d2  # rows 2th+2, 2th+3 are first reached by this band
-                    l3[q] = d3
+                    l0[q], l1[q] = d0 + k2[q], d1 + k3[q]
+                    n2[q], n3[q] = d2, d3
+        tail = KA if TH % 2 == 0 else KB  # the last band's rows 2, 3: no band after it
+        for p in range(2):
+            L[p, 2 * TH], L[p, 2 * TH + 1] = tail[p, 0], tail[p, 1]
         from_phases(L, PH, PW, 2, dx, n)
 
 

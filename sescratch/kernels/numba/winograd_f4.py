@@ -110,10 +110,12 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
     L = np.empty((4, 4 * TH + 2, Q), dtype=dx.dtype)  # d x_pad[n], split as in input_tiles
     R = np.empty((4, 6, Q), dtype=dx.dtype)  # d (B^T d) of a band: dV B^T, tiles added up
     Z = np.empty((2, B), dtype=dx.dtype)  # columns 4tw+4, 4tw+5 of every tile, added in after
+    KA = np.empty((4, 2, Q), dtype=dx.dtype)  # a band's rows 4, 5, which the next band adds to:
+    KB = np.empty((4, 2, Q), dtype=dx.dtype)  # read from one, written to the other (see below)
     dVf = dV.reshape(36, T * C)  # 36,T*C
     for m in range(T // (TH * TW)):
         n = n0 + m
-        L[:, 0:2] = 0
+        KA[:] = 0  # no band before the first
         for th in range(TH):
             cols = slice((m * TH + th) * B, (m * TH + th + 1) * B)
             for i in range(6):  # columns first: B applied to each tile's row i
@@ -129,15 +131,22 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                 for q in range(B):  # columns 4tw+4, 4tw+5 are phases 0, 1 of group tw + 1
                     e0[q] += z4[q]
                     e1[q] += z5[q]
-            for p in range(4):  # then rows: B (dV B^T), added into the 6 rows the band read
-                l0, l1, l2 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2]
-                l3, l4, l5 = L[p, 4 * th + 3], L[p, 4 * th + 4], L[p, 4 * th + 5]
+            # then rows: B (dV B^T) for the 6 rows the band read. Rows 4th, 4th+1 were the previous
+            # band's rows 4, 5: its carry is added in, and this band's rows 4, 5 become the next
+            # carry. Every store is plain and no array is both read and written in the loop: a
+            # `+=` into rows of L made LLVM give up SIMD (5x slower; docs/benchmarks.md).
+            carry, out = (KA, KB) if th % 2 == 0 else (KB, KA)
+            for p in range(4):
+                l0, l1, l2, l3 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2], L[p, 4 * th + 3]
+                k4, k5, n4, n5 = carry[p, 0], carry[p, 1], out[p, 0], out[p, 1]
                 r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
                 for q in range(Q):
                     d0, d1, d2, d3, d4, d5 = _b(r0[q], r1[q], r2[q], r3[q], r4[q], r5[q])
-                    l0[q] += d0  # rows 4th, 4th+1 were the previous band's rows 4, 5
-                    l1[q] += d1
-                    l2[q], l3[q], l4[q], l5[q] = d2, d3, d4, d5  # first reached by this band
+                    l0[q], l1[q], l2[q], l3[q] = d0 + k4[q], d1 + k5[q], d2, d3
+                    n4[q], n5[q] = d4, d5
+        tail = KA if TH % 2 == 0 else KB  # the last band's rows 4, 5: no band after it
+        for p in range(4):
+            L[p, 4 * TH], L[p, 4 * TH + 1] = tail[p, 0], tail[p, 1]
         from_phases(L, PH, PW, 4, dx, n)
 
 
