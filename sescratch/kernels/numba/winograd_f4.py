@@ -151,6 +151,31 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
 
 
 @njit(nogil=True, cache=True)
+def _at_m(Mf, t0, Q, R):
+    """R[i, j] = (A^T m)[i, j] for the band's tiles, q = tw*K + k < Q: A^T down each column j.
+    Each pass of the output transforms is a function of its own: inlined into one loop nest,
+    LLVM vectorised them worse (the adjoint 1.3-1.6x slower; the input transforms and F(2x2)'s,
+    tried the same way, were not faster: docs/benchmarks.md)."""
+    for j in range(6):
+        m0, m1, m2 = Mf[j, t0:t0 + Q], Mf[6 + j, t0:t0 + Q], Mf[12 + j, t0:t0 + Q]
+        m3, m4, m5 = Mf[18 + j, t0:t0 + Q], Mf[24 + j, t0:t0 + Q], Mf[30 + j, t0:t0 + Q]
+        r0, r1, r2, r3 = R[0, j], R[1, j], R[2, j], R[3, j]
+        for q in range(Q):
+            r0[q], r1[q], r2[q], r3[q] = _at(m0[q], m1[q], m2[q], m3[q], m4[q], m5[q])
+
+
+@njit(nogil=True, cache=True)
+def _at_m_a(R, Y, i0):
+    """Rows i0 .. i0+3 of Y = (A^T m) A: row i of R gives output columns 4tw .. 4tw+3 (phases)."""
+    Q = Y.shape[2]
+    for i in range(4):
+        a0, a1, a2, a3, a4, a5 = R[i, 0], R[i, 1], R[i, 2], R[i, 3], R[i, 4], R[i, 5]
+        y0, y1, y2, y3 = Y[0, i0 + i], Y[1, i0 + i], Y[2, i0 + i], Y[3, i0 + i]
+        for q in range(Q):
+            y0[q], y1[q], y2[q], y3[q] = _at(a0[q], a1[q], a2[q], a3[q], a4[q], a5[q])
+
+
+@njit(nogil=True, cache=True)
 def output_tiles(M, bias, n0, TH, TW, y):
     """y[n, k] = crop of the 4x4 tiles A^T m A, m = M[:, t, k] as 6x6, plus bias[k]."""
     N, K, OH, OW = y.shape
@@ -159,21 +184,33 @@ def output_tiles(M, bias, n0, TH, TW, y):
     R = np.empty((4, 6, Q), dtype=y.dtype)  # R[i, j] = (A^T m)[i, j] for the band's tiles
     Mf = M.reshape(36, T * K)  # 36,T*K
     for m in range(T // (TH * TW)):
-        n = n0 + m
-        for th in range(TH):
-            cols = slice((m * TH + th) * Q, (m * TH + th + 1) * Q)
-            for j in range(6):  # rows first: column j of A^T m
-                m0, m1, m2 = Mf[j, cols], Mf[6 + j, cols], Mf[12 + j, cols]
-                m3, m4, m5 = Mf[18 + j, cols], Mf[24 + j, cols], Mf[30 + j, cols]
-                r0, r1, r2, r3 = R[0, j], R[1, j], R[2, j], R[3, j]
-                for q in range(Q):
-                    r0[q], r1[q], r2[q], r3[q] = _at(m0[q], m1[q], m2[q], m3[q], m4[q], m5[q])
-            for i in range(4):  # then row i of (A^T m) A: output columns 4tw .. 4tw+3
-                a0, a1, a2, a3, a4, a5 = R[i, 0], R[i, 1], R[i, 2], R[i, 3], R[i, 4], R[i, 5]
-                y0, y1, y2, y3 = Y[0, 4 * th + i], Y[1, 4 * th + i], Y[2, 4 * th + i], Y[3, 4 * th + i]
-                for q in range(Q):
-                    y0[q], y1[q], y2[q], y3[q] = _at(a0[q], a1[q], a2[q], a3[q], a4[q], a5[q])
-        from_phases_plus(Y, 4, bias, y, n)
+        for th in range(TH):  # each band: A^T down the tiles' columns, then A along their rows
+            _at_m(Mf, (m * TH + th) * Q, Q, R)
+            _at_m_a(R, Y, 4 * th)
+        from_phases_plus(Y, 4, bias, y, n0 + m)
+
+
+@njit(nogil=True, cache=True)
+def _a_dy(L, i0, R):
+    """R[p, i] = (A dy)[i] from the 4 rows i0 .. i0+3 of every phase p of L: a band's rows."""
+    Q = L.shape[2]
+    for p in range(4):
+        l0, l1, l2, l3 = L[p, i0], L[p, i0 + 1], L[p, i0 + 2], L[p, i0 + 3]
+        r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
+        for q in range(Q):
+            r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = _a(l0[q], l1[q], l2[q], l3[q])
+
+
+@njit(nogil=True, cache=True)
+def _a_dy_at(R, dMf, t0, Q):
+    """dMf[6*i + j, t0 + q] = (A dy A^T)[i, j] for the band's tiles: the 4 phases of row i of R
+    are the tiles' columns 4tw .. 4tw+3."""
+    for i in range(6):
+        e0, e1, e2, e3 = R[0, i], R[1, i], R[2, i], R[3, i]
+        d0, d1, d2 = dMf[6 * i, t0:t0 + Q], dMf[6 * i + 1, t0:t0 + Q], dMf[6 * i + 2, t0:t0 + Q]
+        d3, d4, d5 = dMf[6 * i + 3, t0:t0 + Q], dMf[6 * i + 4, t0:t0 + Q], dMf[6 * i + 5, t0:t0 + Q]
+        for q in range(Q):
+            d0[q], d1[q], d2[q], d3[q], d4[q], d5[q] = _a(e0[q], e1[q], e2[q], e3[q])
 
 
 @njit(nogil=True, cache=True)
@@ -194,19 +231,9 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
             plane_sums[n] = totals
         else:
             to_phases(dy, n, 0, 0, 4, L)
-        for th in range(TH):
-            for p in range(4):  # rows first, once per band
-                l0, l1, l2, l3 = L[p, 4 * th], L[p, 4 * th + 1], L[p, 4 * th + 2], L[p, 4 * th + 3]
-                r0, r1, r2, r3, r4, r5 = R[p, 0], R[p, 1], R[p, 2], R[p, 3], R[p, 4], R[p, 5]
-                for q in range(Q):
-                    r0[q], r1[q], r2[q], r3[q], r4[q], r5[q] = _a(l0[q], l1[q], l2[q], l3[q])
-            cols = slice((m * TH + th) * Q, (m * TH + th + 1) * Q)
-            for i in range(6):  # then the columns 4tw .. 4tw+3 of every tile at once
-                e0, e1, e2, e3 = R[0, i], R[1, i], R[2, i], R[3, i]
-                d0, d1, d2 = dMf[6 * i, cols], dMf[6 * i + 1, cols], dMf[6 * i + 2, cols]
-                d3, d4, d5 = dMf[6 * i + 3, cols], dMf[6 * i + 4, cols], dMf[6 * i + 5, cols]
-                for q in range(Q):
-                    d0[q], d1[q], d2[q], d3[q], d4[q], d5[q] = _a(e0[q], e1[q], e2[q], e3[q])
+        for th in range(TH):  # each band: A along the rows, then down every tile's columns
+            _a_dy(L, 4 * th, R)
+            _a_dy_at(R, dMf, (m * TH + th) * Q, Q)
 
 
 _SIXTH, _TWELFTH, _TWENTYFOURTH = 1.0 / 6, 1.0 / 12, 1.0 / 24  # float64 products, not divisions
