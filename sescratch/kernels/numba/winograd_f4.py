@@ -16,7 +16,7 @@ zero-padded channels-last scratch ``L[p, i, s*C + c]`` holding column ``4s + p``
 (:mod:`.winograd_layout`). Tile ``tw`` reads columns ``4tw .. 4tw+5``: phases 0..3 of group
 ``tw`` and phases 0, 1 of group ``tw + 1``, so each transform step is a unit-stride loop over
 ``q = tw*C + c`` for a whole band of tiles.
-Every function here has the signature and contract of its F(2x2) namesake, with 36 positions
+Every public function here has the signature and contract of its F(2x2) namesake, with 36 positions
 ``6*i + j`` instead of 16 and tiles of 4x4 outputs: the drivers take either module.
 """
 from __future__ import annotations
