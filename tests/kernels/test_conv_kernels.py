@@ -135,3 +135,46 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     grads = nb_conv.conv2d_backward(dy, x, w, (stride, stride), (1, 0), 1, True)
     for got, want in zip((y, *grads), (y_ref, *grads_ref)):
         assert _rel(got, want) <= TOL[dtype]
+
+
+def test_blas_buffers_are_paged_in_once_per_thread_count(monkeypatch):
+    """page_in_blas_buffers runs one product on BLAS's own threads, then one on each of
+    ``workers`` threads at once with BLAS on the calling threads (so that each holds a buffer of
+    its own), once per process and thread count; map_chunks calls it with its thread count."""
+    import threading
+    import time
+
+    import numba
+
+    from sescratch.kernels.numba import _scratch
+
+    blas_counts = lambda: [get() for get, _ in _scratch._openblas] if _scratch.blas_controllable() else []  # noqa: E731
+    calls, running, lock = [], [0, 0], threading.Lock()  # (thread, BLAS counts); [now, most at once]
+
+    def product():
+        with lock:
+            calls.append((threading.get_ident(), blas_counts()))
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.05)  # long enough for the other products to start meanwhile
+        with lock:
+            running[0] -= 1
+
+    monkeypatch.setattr(_scratch, "_page_in_product", product)
+    monkeypatch.setattr(_scratch, "_paged_in_threads", 0)
+    before = blas_counts()
+    _scratch.page_in_blas_buffers(3)
+    assert len(calls) == 4 and calls[0][1] == before  # BLAS's own threads first, alone
+    assert len({ident for ident, _ in calls[1:]}) == 3 and running[1] == 3  # then three threads at once
+    assert all(counts == [1] * len(before) for _, counts in calls[1:]) and blas_counts() == before
+    for workers in (1, 2, 3):
+        _scratch.page_in_blas_buffers(workers)
+    assert len(calls) == 4  # nothing more for as many threads or fewer
+    monkeypatch.setattr(_scratch, "_paged_in_threads", 0)
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        workers = numba.get_num_threads()
+        assert _scratch.map_chunks(lambda n0, n1: n1 - n0, [(0, 1), (1, 3)]) == [1, 2]
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert len(calls) == 5 + workers and _scratch._paged_in_threads == workers

@@ -17,7 +17,9 @@ system ``libopenblas``), :func:`map_chunks` also sets its thread count to 1 whil
 run (:func:`blas_on_calling_thread`): a chunk's matrix products may then be as
 large as its data, one product per image instead of pieces of at most ``GEMM_SIZE`` (faster
 for the im2col shapes of a CIFAR ResNet: docs/benchmarks.md); elsewhere the products are cut as before. A
-lone chunk (one image through a large layer) keeps BLAS's own threads.
+lone chunk (one image through a large layer) keeps BLAS's own threads. Before its first chunks,
+:func:`map_chunks` has OpenBLAS's packing buffers written once (:func:`page_in_blas_buffers`):
+small products in a fresh process were up to 3.6x slower than after a large one.
 """
 from __future__ import annotations
 
@@ -159,6 +161,57 @@ def blas_on_calling_thread() -> Iterator[bool]:
                     put(count)
 
 
+PAGE_IN_GEMM = 512  # the side of a square product whose panels fill the pages of a thread's BLAS buffer
+_paged_in_threads = 0
+_page_in_lock = threading.Lock()
+
+
+def _page_in_product() -> None:
+    """One float32 product of PAGE_IN_GEMM squares: its packed panels write the first ~1 MiB of
+    the OpenBLAS buffer the calling thread holds (and its threads' buffers, if BLAS splits it)."""
+    a = np.ones((PAGE_IN_GEMM, PAGE_IN_GEMM), dtype=np.float32)
+    a @ a
+
+
+def page_in_blas_buffers(workers: int) -> None:
+    """Write the packing buffers OpenBLAS will use, once per process and thread count: those of
+    ``workers`` threads calling it at once (BLAS on each calling thread), and those of its own
+    threads.
+
+    OpenBLAS maps a 32 MiB buffer for each thread inside a product and packs panels into it; pages
+    no product has written yet stay unmapped. Its sgemm kernels prefetch past the panels they read,
+    and a prefetch into an unmapped page costs a page walk that is not remembered, so until some
+    product with large panels has run, every small one pays it again: (64 x 512) @ (512 x 288),
+    the dw of a chunk of a 32 -> 64 stride-2 conv, ran at 9.6 GFLOP/s before and 35 after one
+    384-square product in the same process, and the stride-2 convs' forward + backward took 0.73x
+    and 0.48x their time (2-core AMD EPYC, 2026-12-02). Cost: one PAGE_IN_GEMM product per thread,
+    about 10 ms. The products start together (a barrier) so that each thread holds a buffer of its
+    own; a pool thread busy elsewhere for over a second is not waited for.
+    """
+    global _paged_in_threads
+    if workers <= _paged_in_threads:
+        return
+    with _page_in_lock:
+        if workers <= _paged_in_threads:
+            return
+        _page_in_product()  # large enough for BLAS to run it on its own threads
+        together = threading.Barrier(workers)
+
+        def product() -> None:
+            try:
+                together.wait(timeout=1.0)
+            except threading.BrokenBarrierError:
+                pass
+            _page_in_product()
+
+        with blas_on_calling_thread():
+            helpers = [_executor(workers - 1).submit(product) for _ in range(workers - 1)]
+            product()
+            for helper in helpers:
+                helper.result()
+        _paged_in_threads = workers
+
+
 def map_chunks(work: Callable[[int, int], object], chunks: list[tuple[int, int]]) -> list:
     """``[work(n0, n1) for n0, n1 in chunks]``, the chunks shared out over Numba's thread count,
     OpenBLAS kept on the calling threads (:func:`blas_on_calling_thread`) meanwhile.
@@ -167,9 +220,10 @@ def map_chunks(work: Callable[[int, int], object], chunks: list[tuple[int, int]]
     The calling thread works too; an exception in any chunk is raised here. A single chunk (one
     image of a large layer, say) runs on the calling thread with BLAS's threads left as they are.
     """
+    workers = min(len(chunks), numba.get_num_threads())
+    page_in_blas_buffers(max(1, workers))
     if len(chunks) == 1:
         return [work(*chunks[0])]
-    workers = min(len(chunks), numba.get_num_threads())
     with blas_on_calling_thread():
         if workers <= 1:  # one Numba thread: the chunks one after the other, BLAS on this thread
             return [work(n0, n1) for n0, n1 in chunks]
