@@ -178,15 +178,16 @@ def page_in_blas_buffers(workers: int) -> None:
     ``workers`` threads calling it at once (BLAS on each calling thread), and those of its own
     threads.
 
-    OpenBLAS maps a 32 MiB buffer for each thread inside a product and packs panels into it; pages
-    no product has written yet stay unmapped. Its sgemm kernels prefetch past the panels they read,
-    and a prefetch into an unmapped page costs a page walk that is not remembered, so until some
-    product with large panels has run, every small one pays it again: (64 x 512) @ (512 x 288),
-    the dw of a chunk of a 32 -> 64 stride-2 conv, ran at 9.6 GFLOP/s before and 35 after one
-    384-square product in the same process, and the stride-2 convs' forward + backward took 0.73x
-    and 0.48x their time (2-core AMD EPYC, 2026-12-02). Cost: one PAGE_IN_GEMM product per thread,
-    about 10 ms. The products start together (a barrier) so that each thread holds a buffer of its
-    own; a pool thread busy elsewhere for over a second is not waited for.
+    OpenBLAS maps a 32 MiB buffer for each thread inside a product and packs panels into it;
+    pages no product has written yet stay unmapped. Until a product with large panels has written
+    them, small products are slow, every time: (64 x 512) @ (512 x 288), the dw of a chunk of a
+    32 -> 64 stride-2 conv, ran at 9.6 GFLOP/s before and 35 after one 384-square product in the
+    same process, and the stride-2 convs' forward + backward took 0.73x and 0.48x their time
+    (2-core AMD EPYC, 2026-12-02). Writing the buffer's pages with memset had the same effect, and
+    the sgemm kernel ran with the same arguments before and after: most likely its prefetches past
+    the panels it reads, each into an unmapped page a page walk. Cost: one PAGE_IN_GEMM product
+    per thread, about 10 ms. The products start together (a barrier) so that each thread holds a
+    buffer of its own; a pool thread busy elsewhere for over a second is not waited for.
     """
     global _paged_in_threads
     if workers <= _paged_in_threads:
