@@ -205,11 +205,8 @@ def page_in_blas_buffers(workers: int) -> None:
                 pass
             _page_in_product()
 
-        with blas_on_calling_thread():
-            helpers = [_executor(workers - 1).submit(product) for _ in range(workers - 1)]
-            product()
-            for helper in helpers:
-                helper.result()
+        with blas_on_calling_thread():  # each chunk holds its thread at the barrier: no thread takes two
+            _map_chunks(lambda n0, n1: product(), [(i, i + 1) for i in range(workers)], workers)
         _paged_in_threads = workers
 
 
