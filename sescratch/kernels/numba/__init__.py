@@ -32,6 +32,15 @@ private runtime, 138-141 ms on workqueue, PyTorch's own step unchanged (116-122 
 kernels are not ``parallel=True``: they split the batch over their own Python threads
 (``_scratch.py``), so only the main thread ever launches a parallel kernel, as the workqueue
 layer requires.
+
+Compile time. Every kernel is ``cache=True``: a first run compiles them (about 25 s for an
+SE-ResNet-20 step), later runs load them (about 1 s). Two habits keep the cold compile short.
+No kernel stores an array into an array slice (``U[:, c] = Uc``): Numba then compiles, once per
+process, a shape-mismatch error that formats both shapes as strings, 3-4 s of string code; the
+kernels copy with loops instead. No literal constant is handed to a kernel that is not inlined
+(``_correlate(f, 0, ...)``): Numba compiles a copy specialised to that value. Measured on a
+2-core AMD EPYC (Zen 2, 2026-12-02), cold first step at batch 16: 34.2 s and 86 compilations
+before, 25.0 s and 48 after, the kernels as fast as before.
 """
 import ctypes
 import os

@@ -156,7 +156,7 @@ def _forward_images(x, w, bias, PH, PW, n0, n1, y):
     acc = np.empty((K, OH * Wp), dtype=x.dtype)  # y's grid
     for n in range(n0, n1):
         _to_grid(x, n, 0, PH, PW, Wp, f)
-        _correlate(f, 0, Wp, w, bias, acc)
+        _correlate(f, np.int64(0), Wp, w, bias, acc)  # not the literal 0: one compiled _correlate for both
         _from_grid(acc, 0, Wp, y, n)
 
 

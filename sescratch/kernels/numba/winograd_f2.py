@@ -117,7 +117,9 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                     n2[q], n3[q] = d2, d3
         tail = KA if TH % 2 == 0 else KB  # the last band's rows 2, 3: no band after it
         for p in range(2):
-            L[p, 2 * TH], L[p, 2 * TH + 1] = tail[p, 0], tail[p, 1]
+            l2, l3, t2, t3 = L[p, 2 * TH], L[p, 2 * TH + 1], tail[p, 0], tail[p, 1]
+            for q in range(Q):
+                l2[q], l3[q] = t2[q], t3[q]
         from_phases(L, PH, PW, 2, dx, n)
 
 
@@ -156,12 +158,10 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
     L = np.zeros((2, 2 * TH, Q), dtype=dy.dtype)  # dy[n] split as Y of output_tiles; zero beyond
     R = np.empty((2, 4, Q), dtype=dy.dtype)  # A dy for the band of rows 2th, 2th+1
     dMf = dM.reshape(16, T * K)  # 16,T*K
-    totals = np.empty(K, dtype=np.float64)
     for m in range(T // (TH * TW)):
         n = n0 + m
         if plane_sums.shape[0]:
-            to_phases_summing(dy, n, 2, L, totals)  # beyond OH, OW, L stays zero
-            plane_sums[n] = totals
+            to_phases_summing(dy, n, 2, L, plane_sums[n])  # beyond OH, OW, L stays zero
         else:
             to_phases(dy, n, 0, 0, 2, L)
         for th in range(TH):
@@ -195,7 +195,9 @@ def weight_tiles(w, U):
                 Uc[4 * i + 1, k] = 0.5 * (t0 + t1 + t2)
                 Uc[4 * i + 2, k] = 0.5 * (t0 - t1 + t2)
                 Uc[4 * i + 3, k] = t2
-        U[:, c] = Uc  # 16 runs of K values: U's planes may lie a multiple of 4 KiB apart
+        for t in range(16):  # 16 runs of K values: U's planes may lie a multiple of 4 KiB apart
+            for k in range(K):
+                U[t, c, k] = Uc[t, k]
 
 
 @njit(nogil=True, cache=True)

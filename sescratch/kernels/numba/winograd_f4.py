@@ -146,7 +146,9 @@ def input_tiles_adjoint(dV, n0, PH, PW, TH, TW, dx):
                     n4[q], n5[q] = d4, d5
         tail = KA if TH % 2 == 0 else KB  # the last band's rows 4, 5: no band after it
         for p in range(4):
-            L[p, 4 * TH], L[p, 4 * TH + 1] = tail[p, 0], tail[p, 1]
+            l4, l5, t4, t5 = L[p, 4 * TH], L[p, 4 * TH + 1], tail[p, 0], tail[p, 1]
+            for q in range(Q):
+                l4[q], l5[q] = t4[q], t5[q]
         from_phases(L, PH, PW, 4, dx, n)
 
 
@@ -223,12 +225,10 @@ def output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums):
     L = np.zeros((4, 4 * TH, Q), dtype=dy.dtype)  # dy[n] split as Y of output_tiles; zero beyond
     R = np.empty((4, 6, Q), dtype=dy.dtype)  # A dy for the band of rows 4th .. 4th+3
     dMf = dM.reshape(36, T * K)  # 36,T*K
-    totals = np.empty(K, dtype=np.float64)
     for m in range(T // (TH * TW)):
         n = n0 + m
         if plane_sums.shape[0]:
-            to_phases_summing(dy, n, 4, L, totals)  # beyond OH, OW, L stays zero
-            plane_sums[n] = totals
+            to_phases_summing(dy, n, 4, L, plane_sums[n])  # beyond OH, OW, L stays zero
         else:
             to_phases(dy, n, 0, 0, 4, L)
         for th in range(TH):  # each band: A along the rows, then down every tile's columns
@@ -278,7 +278,9 @@ def weight_tiles(w, U):
             u3, u4, u5 = Uc[6 * i + 3], Uc[6 * i + 4], Uc[6 * i + 5]
             for k in range(K):
                 u0[k], u1[k], u2[k], u3[k], u4[k], u5[k] = _g(t0[k], t1[k], t2[k])
-        U[:, c] = Uc  # 36 runs of K values: U's planes may lie a multiple of 4 KiB apart
+        for t in range(36):  # 36 runs of K values: U's planes may lie a multiple of 4 KiB apart
+            for k in range(K):
+                U[t, c, k] = Uc[t, k]
 
 
 @njit(nogil=True, cache=True)
@@ -289,7 +291,9 @@ def weight_tiles_adjoint(dU, dw):
     E = np.empty((6, 3, K), dtype=np.float64)  # D G
     F = np.empty((3, 3, K), dtype=np.float64)  # G^T D G
     for c in range(C):
-        D[:] = dU[:, c]
+        for t in range(36):
+            for k in range(K):
+                D[t, k] = dU[t, c, k]
         for i in range(6):  # D G, row i
             d0, d1, d2 = D[6 * i], D[6 * i + 1], D[6 * i + 2]
             d3, d4, d5 = D[6 * i + 3], D[6 * i + 4], D[6 * i + 5]
