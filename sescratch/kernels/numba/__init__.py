@@ -39,7 +39,7 @@ No kernel stores an array into an array slice (``U[:, c] = Uc``): Numba then com
 process, a shape-mismatch error that formats both shapes as strings, 3-4 s of string code; the
 kernels copy with loops instead. No literal constant is handed to a kernel that is not inlined
 (``_correlate(f, 0, ...)``): Numba compiles a copy specialised to that value. Measured on a
-2-core AMD EPYC (Zen 2, 2026-12-02), cold first step at batch 16: 34.2 s and 86 compilations
+2-core AMD EPYC (Zen 2, 2026-12-02), cold first step at batch 16: 34.2 s and 84 compilations
 before, 25.0 s and 48 after, the kernels as fast as before.
 """
 import ctypes
