@@ -233,6 +233,36 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
         assert _rel(got, want) <= TOL[dtype]
 
 
+def test_winograd_chunks_keep_their_tiles_within_a_few_l2_caches(monkeypatch):
+    """Where the L2 cache's size is known, a chunk's transformed tiles (V and M) take at most
+    TILE_CACHE_MULTIPLE L2 caches, and never less than one image; the GEMM rule still caps them."""
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(_scratch, "GEMM_SIZE", 10 * 64)  # 10 images of TH * TW * C * K = 64
+    monkeypatch.setattr(winograd, "TILE_CACHE_MULTIPLE", 4)
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 1000)
+    assert [n1 - n0 for n0, n1 in winograd._chunks(12, 2, 2, 4, 4, tile_bytes=1000)] == [4, 4, 4]
+    assert [n1 - n0 for n0, n1 in winograd._chunks(3, 2, 2, 4, 4, tile_bytes=10**6)] == [1, 1, 1]
+    assert [n1 - n0 for n0, n1 in winograd._chunks(12, 2, 2, 4, 4, tile_bytes=100)] == [6, 6]  # 10 at most, evenly
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: None)  # unknown: the GEMM rule alone
+    assert [n1 - n0 for n0, n1 in winograd._chunks(12, 2, 2, 4, 4, tile_bytes=1000)] == [6, 6]
+    tiles, TH, TW = winograd.winograd_f4, 8, 8  # 16 channels at 32x32, float32: 36 * 64 * 32 * 4 bytes
+    assert winograd._tile_bytes(tiles, TH, TW, 16, 16, np.float32) == 36 * 64 * 32 * 4
+
+
+def test_l2_cache_size_is_read_from_sysfs(tmp_path):
+    """cpu0's ``index*/`` entries: the level-2 one's ``size`` (``512K``, ``2M``); None without one."""
+    for index, level, size in (("index0", "1", "32K"), ("index2", "2", "512K"), ("index3", "3", "16384K")):
+        (tmp_path / "a" / index).mkdir(parents=True)
+        (tmp_path / "a" / index / "level").write_text(level + "\n")
+        (tmp_path / "a" / index / "size").write_text(size + "\n")
+    assert _scratch.l2_cache_bytes(str(tmp_path / "a")) == 512 * 1024
+    (tmp_path / "b" / "index1").mkdir(parents=True)
+    (tmp_path / "b" / "index1" / "level").write_text("2\n")
+    (tmp_path / "b" / "index1" / "size").write_text("2M\n")
+    assert _scratch.l2_cache_bytes(str(tmp_path / "b")) == 2 << 20
+    assert _scratch.l2_cache_bytes(str(tmp_path / "missing")) is None
+
+
 G_MATRICES = {  # Winograd's filter transform G of each tiling (Lavin & Gray, 2016)
     2: np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
     4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],

@@ -24,10 +24,12 @@ small products in a fresh process were up to 3.6x slower than after a large one.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numba
@@ -70,6 +72,24 @@ def image_chunks(N: int, per_image: int, budget: int | None = None) -> list[tupl
         count = min(N, count + workers - count % workers)
     bounds = [i * N // count for i in range(count + 1)]  # sizes differ by at most 1, none above step
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+@functools.lru_cache(maxsize=None)
+def l2_cache_bytes(cpu_cache: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
+    """One core's L2 cache in bytes, as Linux's sysfs describes cpu0's caches (``index*/level``
+    2, ``size`` such as ``512K``); None where that cannot be read (another OS, a bare container)."""
+    for index in sorted(Path(cpu_cache).glob("index*")):
+        try:
+            if (index / "level").read_text().strip() != "2":
+                continue
+            size = (index / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+        digits = size.rstrip("KM")
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits) * scale
+    return None
 
 
 MIN_BLOCK_COLUMNS = 8  # narrower pieces would be matrix-vector products: BLAS can't use them well
