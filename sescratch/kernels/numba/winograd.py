@@ -61,8 +61,8 @@ def _chunks(N, TH, TW, C, K, tile_bytes=0):
     """Image ranges whose products (TH*TW*images, C) @ (C, K) are each at most GEMM_SIZE and whose
     transformed tiles, ``tile_bytes`` per image (V and M), take at most TILE_CACHE_MULTIPLE times
     the L2 cache where its size is known. Measured fwd + bwd with 16 channels on a 2-core AMD EPYC
-    (Zen 2, L2 512 KiB, 2026-12-02): chunks of 4-8 images (1.2-2.4 MB of tiles) took 0.81-0.86x
-    the time of the GEMM rule's 21 at 32x32, 0.72-0.77x its 32 at 28x28; with 32 or 64 channels
+    (Zen 2, L2 512 KiB, 2026-12-02): chunks of 4-8 images (1.2-2.4 MB of tiles) took 0.85-0.88x
+    the time of the GEMM rule's 21 at 32x32, 0.72-0.79x its 32 at 28x28; with 32 or 64 channels
     the GEMM rule's chunks were as fast as any."""
     images = _scratch.GEMM_SIZE // max(1, TH * TW * C * K)
     l2 = _scratch.l2_cache_bytes()
@@ -115,7 +115,8 @@ def winograd_forward(x, w, b, padding, tiles=None):
         M = np.matmul(V, U, out=buffer("M", (tiles.POINTS, T, K), x.dtype))  # P,T,K
         tiles.output_tiles(M, bias, n0, TH, TW, y)
 
-    map_chunks(chunk, _chunks(N, TH, TW, C, K, _tile_bytes(tiles, TH, TW, C, K, x.dtype)))
+    tile_bytes = _tile_bytes(tiles, TH, TW, C, K, x.dtype)
+    map_chunks(chunk, _chunks(N, TH, TW, C, K, tile_bytes))
     return y
 
 
@@ -139,6 +140,7 @@ def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
         tiles.input_tiles_adjoint(dV, n0, *padding, TH, TW, dx)
         return dU
 
-    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K, _tile_bytes(tiles, TH, TW, C, K, x.dtype))))  # P,C,K
+    tile_bytes = _tile_bytes(tiles, TH, TW, C, K, x.dtype)
+    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K, tile_bytes)))  # P,C,K
     db = plane_sums.sum(axis=0).astype(dy.dtype) if has_bias else None
     return dx, _weight_transform_adjoint(dU, tiles), db
