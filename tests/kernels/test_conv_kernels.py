@@ -118,6 +118,7 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
         assert winograd.tiling(7, 4) is winograd.winograd_f4
         per_image = (2 * 1) * C * 4  # tiles * C * K of one image's products
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * per_image)
+        monkeypatch.setattr(winograd, "MIN_TILE_ROWS", 1)  # no floor of tiles per chunk
         assert winograd._chunks(5, 2, 1, C, 4) == [(0, 1), (1, 3), (3, 5)]
     else:  # OH = 4, OW = 2: columns of 3*3*3 rows
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize

@@ -214,6 +214,7 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
         tiles = getattr(winograd, path)
         TH, TW = -(-OH // tiles.STEP), -(-OW // tiles.STEP)
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 2 * (TH * TW) * 3 * 4)  # 2 images' products
+        monkeypatch.setattr(winograd, "MIN_TILE_ROWS", 1)  # no floor of tiles per chunk
         assert winograd._chunks(5, TH, TW, 3, 4) == [(0, 1), (1, 3), (3, 5)]
         y = winograd.winograd_forward(x, w, b, padding, tiles)
         grads = winograd.winograd_backward(dy, x, w, padding, True, tiles)
@@ -239,6 +240,7 @@ def test_winograd_chunks_keep_their_tiles_within_a_few_l2_caches(monkeypatch):
     monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)
     monkeypatch.setattr(_scratch, "GEMM_SIZE", 10 * 64)  # 10 images of TH * TW * C * K = 64
     monkeypatch.setattr(winograd, "TILE_CACHE_MULTIPLE", 4)
+    monkeypatch.setattr(winograd, "MIN_TILE_ROWS", 1)
     monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 1000)
     assert [n1 - n0 for n0, n1 in winograd._chunks(12, 2, 2, 4, 4, tile_bytes=1000)] == [4, 4, 4]
     assert [n1 - n0 for n0, n1 in winograd._chunks(3, 2, 2, 4, 4, tile_bytes=10**6)] == [1, 1, 1]
@@ -247,6 +249,17 @@ def test_winograd_chunks_keep_their_tiles_within_a_few_l2_caches(monkeypatch):
     assert [n1 - n0 for n0, n1 in winograd._chunks(12, 2, 2, 4, 4, tile_bytes=1000)] == [6, 6]
     tiles, TH, TW = winograd.winograd_f4, 8, 8  # 16 channels at 32x32, float32: 36 * 64 * 32 * 4 bytes
     assert winograd._tile_bytes(tiles, TH, TW, 16, 16, np.float32) == 36 * 64 * 32 * 4
+
+
+def test_winograd_chunks_hold_at_least_min_tile_rows_tiles(monkeypatch):
+    """Few tiles per image and many channels (512 at 4x4: 1 tile) would make every product of a
+    one-image chunk a matrix-vector product: chunks take enough images for MIN_TILE_ROWS tiles,
+    above the GEMM and cache rules."""
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(winograd, "MIN_TILE_ROWS", 64)
+    assert [n1 - n0 for n0, n1 in winograd._chunks(128, 1, 1, 512, 512, tile_bytes=10**8)] == [64, 64]
+    assert [n1 - n0 for n0, n1 in winograd._chunks(128, 2, 2, 256, 256)] == [16] * 8
+    assert len(winograd._chunks(128, 8, 8, 16, 16)) > 2  # 64 tiles an image: the floor is 1 image
 
 
 def test_l2_cache_size_is_read_from_sysfs(tmp_path):

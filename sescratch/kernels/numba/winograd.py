@@ -55,6 +55,7 @@ def tiling(OH, OW):
 
 
 TILE_CACHE_MULTIPLE = 4  # a chunk's transformed tiles (V and M): at most this many L2 caches
+MIN_TILE_ROWS = 64  # tiles per chunk at least: fewer make the products matrix-vector products
 
 
 def _chunks(N, TH, TW, C, K, tile_bytes=0):
@@ -63,11 +64,14 @@ def _chunks(N, TH, TW, C, K, tile_bytes=0):
     the L2 cache where its size is known. Measured fwd + bwd with 16 channels on a 2-core AMD EPYC
     (Zen 2, L2 512 KiB, 2026-12-02): chunks of 4-8 images (1.2-2.4 MB of tiles) took 0.85-0.88x
     the time of the GEMM rule's 21 at 32x32, 0.72-0.79x its 32 at 28x28; with 32 or 64 channels
-    the GEMM rule's chunks were as fast as any."""
+    the GEMM rule's chunks were as fast as any. A chunk takes at least enough images for
+    MIN_TILE_ROWS tiles: with one 4x4 tile an image and 512 channels, one-image chunks made every
+    product a matrix-vector product (fwd + bwd at batch 128, same host: 2065 ms against 139)."""
     images = _scratch.GEMM_SIZE // max(1, TH * TW * C * K)
     l2 = _scratch.l2_cache_bytes()
     if tile_bytes and l2:
         images = min(images, TILE_CACHE_MULTIPLE * l2 // tile_bytes)
+    images = max(images, -(-MIN_TILE_ROWS // max(1, TH * TW)))
     return image_chunks(N, 1, max(1, images))
 
 
