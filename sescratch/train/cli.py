@@ -159,6 +159,7 @@ def config_from_args(args) -> "TrainConfig":
 def run_train(args) -> int:
     from sescratch.data import list_datasets
     from sescratch.models import list_models
+    from sescratch.train.compile_notice import compile_notice
     from sescratch.train.trainer import Trainer, print_epoch
 
     if "list" in (args.model, args.dataset):
@@ -194,7 +195,7 @@ def run_train(args) -> int:
           f"{config.epochs} epochs -> {trainer.out_dir}"
           + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""), flush=True)
     try:
-        with failing_together(config.distributed):  # issue 14
+        with failing_together(config.distributed), compile_notice() as compiling:  # issue 14
             result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C
         print("aborted without saving", flush=True)
@@ -204,13 +205,21 @@ def run_train(args) -> int:
     last = result.history[-1]
     print(f"done: test top-1 error {100 * last['test_top1_error']:.2f}% (accuracy "
           f"{100 * last['test_accuracy']:.2f}%), top-5 error {100 * last['test_top5_error']:.2f}%, "
-          f"{last['elapsed_s']:.0f} s of training; best epoch {result.best['epoch']}; "
+          f"{last['elapsed_s']:.0f} s of training{_compile_share(compiling)}; best epoch {result.best['epoch']}; "
           f"files in {result.out_dir}")
     return 0
 
 
+def _compile_share(compiling) -> str:
+    """" (N s of it compiling K Numba kernels)" when the run compiled any, else ""."""
+    if not compiling.compiled:
+        return ""
+    return f" ({compiling.seconds:.0f} s of it compiling {compiling.compiled} Numba kernels)"
+
+
 def run_eval(args) -> int:
     from sescratch.train import rundir
+    from sescratch.train.compile_notice import compile_notice
     from sescratch.train.evaluation import evaluate, load_for_evaluation
     from sescratch.train.metrics import plot_confusion
     from sescratch.train.pretrained import PREFIX, resolve_checkpoint
@@ -234,8 +243,9 @@ def run_eval(args) -> int:
     ev = load_for_evaluation(ckpt_path, dataset=args.dataset, data_dir=args.data_dir,
                              download=args.download, backend=args.backend)
     config, data, name = ev.config, ev.data, ev.dataset
-    result = evaluate(ev.model, data.x_test, data.y_test, ev.transform, num_classes=data.num_classes,
-                      batch_size=args.batch_size, device=ev.device)
+    with compile_notice():
+        result = evaluate(ev.model, data.x_test, data.y_test, ev.transform,
+                          num_classes=data.num_classes, batch_size=args.batch_size, device=ev.device)
     print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} "
           f"images, from {data.source or 'memory'})")
     print(result.report(data.classes))
