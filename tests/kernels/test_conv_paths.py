@@ -299,3 +299,54 @@ def test_weight_transform_is_g_w_gt_and_its_adjoint_the_transpose(tiles, K, C):
     dw = np.empty_like(w)
     tiles.weight_tiles_adjoint(dU, dw)
     assert np.isclose(np.vdot(U, dU), np.vdot(w, dw), rtol=1e-12)
+
+
+def test_winograd_pays_off_where_its_tiles_outweigh_the_weight_transform(monkeypatch):
+    """Transformed weights within L2: Winograd whatever the batch. Beyond it: from 40 tiles a call
+    with F(4x4) (T * (16*9 - 36) >= 120 * 36) and 96 with F(2x2) (T * (4*9 - 16) >= 120 * 16)."""
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 2 << 20)
+    assert winograd.WEIGHT_POINT_COST == 120
+    assert winograd.pays_off(1, 8, 8, 64, 64, 4)  # 36 * 64 * 64 * 4 bytes = 576 KiB: within L2
+    assert not winograd.pays_off(9, 7, 7, 512, 512, 4) and winograd.pays_off(10, 7, 7, 512, 512, 4)  # 4 tiles an image
+    assert not winograd.pays_off(1, 14, 14, 256, 256, 4) and winograd.pays_off(2, 14, 14, 256, 256, 4)  # F(2x2): 49
+    assert winograd.pays_off(1, 28, 28, 128, 128, 4)  # 49 tiles of F(4x4), 2.25 MiB of weights
+    assert winograd.pays_off(1, 8, 8, 96, 96, 4) and not winograd.pays_off(1, 8, 8, 96, 96, 8)  # 1.3 / 2.6 MB
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: None)  # unknown: 1 MiB assumed
+    assert winograd.pays_off(1, 8, 8, 64, 64, 4) and not winograd.pays_off(1, 8, 8, 128, 128, 4)
+
+
+def _refuse(name):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{name} should not run here")
+    return refuse
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convs_with_large_weights_and_few_outputs_leave_winograd_and_im2row(monkeypatch, dtype):
+    """With the L2 cache taken as a few bytes every weight is large: a 3x3 stride-1 conv with few
+    tiles goes to im2row instead of Winograd, and a forward with fewer than MIN_REORDERED_PIXELS
+    output pixels to the columns (the weights as they are) instead of im2row, the backward to
+    im2row; each result equals the reference."""
+    if not _scratch.blas_controllable():
+        pytest.skip("no OpenBLAS to keep on the calling thread: im2row does not run")
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 16)
+    monkeypatch.setattr(nb_conv, "winograd_forward", _refuse("winograd_forward"))
+    monkeypatch.setattr(nb_conv, "winograd_backward", _refuse("winograd_backward"))
+    rng = np.random.default_rng(11)
+    for x_shape, K, stride in (((2, 8, 7, 7), 5, (1, 1)), ((3, 6, 9, 8), 4, (2, 2))):
+        x = rng.standard_normal(x_shape).astype(dtype)
+        w = rng.standard_normal((K, x_shape[1], 3, 3)).astype(dtype)
+        b = rng.standard_normal(K).astype(dtype)
+        OH, OW = nb_conv._geometry(x, w, stride, (1, 1))
+        assert x_shape[0] * OH * OW < nb_conv.MIN_REORDERED_PIXELS
+        dy = rng.standard_normal((x_shape[0], K, OH, OW)).astype(dtype)
+        y_ref, grads_ref = _reference(x, w, b, stride, (1, 1), dy)
+        with monkeypatch.context() as forward_only:
+            forward_only.setattr(nb_conv, "im2row_forward", _refuse("im2row_forward"))
+            y = nb_conv.conv2d_forward(x, w, b, stride, (1, 1), 1)
+        grads = nb_conv.conv2d_backward(dy, x, w, stride, (1, 1), 1, True)
+        for got, want in zip((y, *grads), (y_ref, *grads_ref)):
+            assert got.dtype == dtype and _rel(got, want) <= TOL[dtype]
+    big = np.zeros((2, 8, 20, 20), dtype)  # 2 * 20 * 20 = 800 output pixels: im2row forward
+    assert nb_conv._rows_pay_off_forward(big, np.zeros((4, 8, 3, 3), dtype), (1, 1), (1, 1), 20, 20)
+    assert nb_conv._rows_pay_off_forward(big[:1, :, :7, :7], np.zeros((4, 8, 1, 1), dtype), (1, 1), (0, 0), 7, 7)  # 1x1

@@ -81,7 +81,7 @@ def _row2im(drows, n0, KH, KW, SH, SW, PH, PW, OH, OW, dx):
                     dx[n0 + m, c, i, j] = pad[PH + i, (PW + j) * C + c]
 
 
-def _pointwise(w, stride, padding):
+def pointwise(w, stride, padding):
     """A 1x1 convolution without padding: its columns are the image itself, subsampled by the
     stride (a CIFAR ResNet's stride-2 projection shortcuts: 1.5-2x faster than through rows)."""
     return w.shape[2:] == (1, 1) and padding == (0, 0)
@@ -117,15 +117,15 @@ def im2row_forward(x, w, b, stride, padding, OH, OW, chunks):
     K, S = w.shape[0], OH * OW
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
     y3 = y.reshape(N, K, S)
-    pointwise = _pointwise(w, stride, padding)
-    if pointwise:
+    pointwise_conv = pointwise(w, stride, padding)
+    if pointwise_conv:
         w_mat, x3 = w.reshape(K, C), _subsampled(x, stride)  # K,C and N,C,OH*OW
     else:
         w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, -1)  # K,KH*KW*C
-    whole_chunk = not pointwise and _chunk_products(S, w_mat.shape[1])
+    whole_chunk = not pointwise_conv and _chunk_products(S, w_mat.shape[1])
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread
-        if pointwise:
+        if pointwise_conv:
             np.matmul(w_mat, x3[n0:n1], out=y3[n0:n1])  # images,K,H*W
         else:
             rows = buffer("cols", ((n1 - n0) * S, w_mat.shape[1]), x.dtype)  # images*OH*OW,R
@@ -148,18 +148,18 @@ def im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, chunks):
     N, C, H, W = x.shape
     K, S = w.shape[0], OH * OW
     dy3 = dy.reshape(N, K, S)
-    pointwise = _pointwise(w, stride, padding)
+    pointwise_conv = pointwise(w, stride, padding)
     strided = stride != (1, 1)
-    dx = np.zeros_like(x) if pointwise and strided else np.empty_like(x)  # strided: only the sampled pixels get a gradient
-    if pointwise:
+    dx = np.zeros_like(x) if pointwise_conv and strided else np.empty_like(x)  # strided: only the sampled pixels get a gradient
+    if pointwise_conv:
         w_mat_t, x3 = np.ascontiguousarray(w.reshape(K, C).T), _subsampled(x, stride)  # C,K and N,C,OH*OW
         dx3 = np.empty((N, C, S), dtype=x.dtype) if strided else dx.reshape(N, C, S)  # N,C,OH*OW
     else:
         w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(K, -1)  # K,KH*KW*C
-    whole_chunk = not pointwise and _chunk_products_backward(S, w_mat.shape[1])
+    whole_chunk = not pointwise_conv and _chunk_products_backward(S, w_mat.shape[1])
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dw
-        if pointwise:
+        if pointwise_conv:
             np.matmul(w_mat_t, dy3[n0:n1], out=dx3[n0:n1])  # images,C,H*W
             return np.matmul(dy3[n0:n1], x3[n0:n1].transpose(0, 2, 1)).sum(axis=0)  # K,C
         rows = buffer("cols", ((n1 - n0) * S, w_mat.shape[1]), x.dtype)  # images*OH*OW,R
@@ -177,9 +177,9 @@ def im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, chunks):
         return dw
 
     dw = sum(map_chunks(chunk, chunks))  # K,R
-    if pointwise and strided:
+    if pointwise_conv and strided:
         dx[:, :, ::stride[0], ::stride[1]] = dx3.reshape(N, C, OH, OW)
-    if not pointwise:
+    if not pointwise_conv:
         dw = dw.reshape(K, *w.shape[2:], C).transpose(0, 3, 1, 2)  # K,C,KH,KW
     dw = np.ascontiguousarray(dw).reshape(w.shape)
     db = dy3.sum(axis=(0, 2), dtype=np.float64).astype(dy.dtype) if has_bias else None  # K

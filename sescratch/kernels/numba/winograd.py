@@ -54,6 +54,30 @@ def tiling(OH, OW):
     return winograd_f4 if covered(4) <= 1.25 * covered(2) else winograd_f2
 
 
+WEIGHT_POINT_COST = 120  # multiply-adds of im2col's GEMM that one transformed weight point costs
+L2_UNKNOWN = 1 << 20  # the L2 size assumed where sysfs does not tell it
+
+
+def pays_off(N, OH, OW, C, K, itemsize):
+    """Whether Winograd beats im2col's GEMM for N images of OH x OW outputs, C -> K channels.
+
+    Per channel pair, its products spend P multiply-adds on each of the T = N * TH * TW tiles
+    where im2col's spend 9 m^2, and its weights cost P points to transform forward (and two
+    P-point transforms in the backward) whatever the batch. While the transformed weights fit in
+    L2 that cost is small (32 channels at 16x16, 16 tiles: Winograd still 0.7x im2col's time);
+    beyond, Winograd pays off when the tiles' saving ``T * (9 m^2 - P)`` exceeds
+    WEIGHT_POINT_COST * P: from 40 tiles with F(4x4), 96 with F(2x2). Measured with C = K
+    (2-core Xeon, L2 2 MiB, 2026-12-03): 512 channels at 7x7 (4 tiles an image, 38 MB of
+    transformed weights) Winograd took 4.1x im2col's time forward at batch 1, 2.1x fwd + bwd at
+    batch 8; 256 at 14x14 with F(2x2) 1.5x at batch 1, 0.71-0.80x from batch 2; 128 at 28x28
+    with F(4x4) 0.85-0.95x at batch 1."""
+    tiles = tiling(OH, OW)
+    if tiles.POINTS * C * K * itemsize <= (_scratch.l2_cache_bytes() or L2_UNKNOWN):
+        return True
+    T = N * -(-OH // tiles.STEP) * -(-OW // tiles.STEP)
+    return T * (9 * tiles.STEP ** 2 - tiles.POINTS) >= WEIGHT_POINT_COST * tiles.POINTS
+
+
 TILE_CACHE_MULTIPLE = 4  # a chunk's transformed tiles (V and M): at most this many L2 caches
 MIN_TILE_ROWS = 64  # tiles per chunk at least: fewer make the products matrix-vector products
 
