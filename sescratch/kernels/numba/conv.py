@@ -12,7 +12,9 @@ Three strategies:
 * 3x3 kernels with stride 1 and one group (every 3x3 conv of a CIFAR ResNet but the two that
   downsample, and the first) use Winograd F(4x4, 3x3), or F(2x2, 3x3) where 4x4 tiles would
   waste outputs (:mod:`sescratch.kernels.numba.winograd`): 4x (2.25x) fewer multiplications, and
-  the transformed tiles are 2.25x (4x) the input instead of im2col's 9x.
+  the transformed tiles are 2.25x (4x) the input instead of im2col's 9x. Its weights are
+  transformed on every call, whatever the batch: where they exceed L2 and the call has few
+  tiles (one 7x7 image with 512 channels), im2col takes the layer (:func:`.winograd.pays_off`).
 * With fewer than MIN_WINOGRAD_CHANNELS input channels (a network's first layer, C = 1 or 3) the
   Winograd products would be C deep and cost more than they save, and im2col's as thin: those
   3x3 stride-1 convolutions are computed directly, vectorised over the pixels of a flat padded
@@ -26,7 +28,9 @@ Three strategies:
   With one group, and OpenBLAS kept on the calling thread (:mod:`sescratch.kernels.numba._scratch`),
   im2col is channels last instead (:mod:`sescratch.kernels.numba.im2row`): every receptive field
   a row of KH runs of KW*C contiguous values, each image's products written straight into and
-  read straight out of the NCHW arrays; 1x1 stride-1 convs multiply the images in place. On the
+  read straight out of the NCHW arrays; 1x1 stride-1 convs multiply the images in place. It
+  reorders the weights on every call: a forward with weights beyond L2 and few output pixels
+  takes the columns instead (:func:`_rows_pay_off_forward`). On the
   stride-2 convs of a CIFAR ResNet this halved the time of a forward + backward.
 
 Both go through the batch in chunks of a few images, each chunk start to end on one thread, in
