@@ -92,6 +92,14 @@ def l2_cache_bytes(cpu_cache: str = "/sys/devices/system/cpu/cpu0/cache") -> int
     return None
 
 
+L2_UNKNOWN = 1 << 20  # the L2 size assumed where sysfs does not tell it
+
+
+def l2_or_assumed() -> int:
+    """:func:`l2_cache_bytes`, or L2_UNKNOWN where that cannot be read."""
+    return l2_cache_bytes() or L2_UNKNOWN
+
+
 MIN_BLOCK_COLUMNS = 8  # narrower pieces would be matrix-vector products: BLAS can't use them well
 
 

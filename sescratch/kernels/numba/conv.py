@@ -200,7 +200,6 @@ def _blocks(P, rows, inner):
 
 
 MIN_REORDERED_PIXELS = 400  # output pixels a call below which large weights skip im2row (forward)
-L2_UNKNOWN = 1 << 20  # the L2 size assumed where sysfs does not tell it
 
 
 def _rows_pay_off_forward(x, w, stride, padding, OH, OW):
@@ -215,7 +214,7 @@ def _rows_pay_off_forward(x, w, stride, padding, OH, OW):
     A 1x1 conv without padding reorders nothing and multiplies the images in place."""
     if pointwise(w, stride, padding) or x.shape[0] * OH * OW >= MIN_REORDERED_PIXELS:
         return True
-    return w.nbytes <= (_scratch.l2_cache_bytes() or L2_UNKNOWN)
+    return w.nbytes <= _scratch.l2_or_assumed()
 
 
 def _chunks(x, w, OH, OW):

@@ -55,7 +55,6 @@ def tiling(OH, OW):
 
 
 WEIGHT_POINT_COST = 120  # multiply-adds of im2col's GEMM that one transformed weight point costs
-L2_UNKNOWN = 1 << 20  # the L2 size assumed where sysfs does not tell it
 
 
 def pays_off(N, OH, OW, C, K, itemsize):
@@ -72,7 +71,7 @@ def pays_off(N, OH, OW, C, K, itemsize):
     batch 8; 256 at 14x14 with F(2x2) 1.5x at batch 1, 0.71-0.80x from batch 2; 128 at 28x28
     with F(4x4) 0.85-0.95x at batch 1."""
     tiles = tiling(OH, OW)
-    if tiles.POINTS * C * K * itemsize <= (_scratch.l2_cache_bytes() or L2_UNKNOWN):
+    if tiles.POINTS * C * K * itemsize <= _scratch.l2_or_assumed():
         return True
     T = N * -(-OH // tiles.STEP) * -(-OW // tiles.STEP)
     return T * (9 * tiles.STEP ** 2 - tiles.POINTS) >= WEIGHT_POINT_COST * tiles.POINTS
