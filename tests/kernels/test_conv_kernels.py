@@ -123,6 +123,7 @@ def test_chunks_cover_the_batch(monkeypatch, dtype, stride):
     else:  # OH = 4, OW = 2: columns of 3*3*3 rows
         per_image = 3 * 3 * 3 * 4 * 2 * x.itemsize
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * per_image)
+        monkeypatch.setattr(nb_conv, "MIN_CHUNK_PIXELS", 1)  # no floor of pixels per chunk
         assert nb_conv._chunks(x, w, 4, 2) == [(0, 1), (1, 3), (3, 5)]
         monkeypatch.setattr(_scratch, "GEMM_SIZE", 3 * 4 * 27)  # products of 3 columns at a time
         assert _scratch.column_blocks(16, 4, 27) == [(0, 16)]  # < MIN_BLOCK_COLUMNS: not cut

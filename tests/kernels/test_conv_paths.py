@@ -29,6 +29,8 @@ GEOMETRIES = [  # (N, C, H, W), (K, KH, KW), stride, padding
     ((2, 2, 5, 6), (3, 2, 4), (3, 1), (0, 2)),  # uneven kernel, stride and padding
     ((2, 3, 7, 7), (2, 3, 3), (1, 1), (0, 0)),  # 3x3 stride 1 without padding (im2col forced)
     ((3, 32, 8, 7), (5, 3, 3), (2, 2), (1, 1)),  # R = 288, small output: products over whole chunks
+    ((3, 24, 2, 3), (20, 1, 1), (1, 1), (0, 0)),  # 1x1, many channels, few pixels: dw over all pixels at once
+    ((2, 16, 4, 4), (24, 1, 1), (2, 2), (0, 0)),  # the same, strided
 ]
 
 
@@ -227,6 +229,7 @@ def test_chunks_of_each_path_cover_the_batch(monkeypatch, dtype, path):
         if not _scratch.blas_controllable():
             pytest.skip("no OpenBLAS to keep on the calling thread")
         monkeypatch.setattr(_scratch, "CHUNK_BYTES", 2 * 27 * OH * OW * x.itemsize)  # 2 images' rows
+        monkeypatch.setattr(nb_conv, "MIN_CHUNK_PIXELS", 1)  # no floor of pixels per chunk
         assert nb_conv._chunks(x, w, OH, OW) == [(0, 1), (1, 3), (3, 5)]
         y = im2row.im2row_forward(x, w, b, (1, 1), padding, OH, OW, nb_conv._chunks(x, w, OH, OW))
         grads = im2row.im2row_backward(dy, x, w, (1, 1), padding, True, OH, OW, nb_conv._chunks(x, w, OH, OW))
@@ -350,3 +353,20 @@ def test_convs_with_large_weights_and_few_outputs_leave_winograd_and_im2row(monk
     big = np.zeros((2, 8, 20, 20), dtype)  # 2 * 20 * 20 = 800 output pixels: im2row forward
     assert nb_conv._rows_pay_off_forward(big, np.zeros((4, 8, 3, 3), dtype), (1, 1), (1, 1), 20, 20)
     assert nb_conv._rows_pay_off_forward(big[:1, :, :7, :7], np.zeros((4, 8, 1, 1), dtype), (1, 1), (0, 0), 7, 7)  # 1x1
+
+
+def test_pointwise_dw_is_one_product_where_the_channels_outnumber_the_pixels():
+    """K*C > (K + C)*S: SE-ResNet-50's 2048 <- 512 at 7x7; not the CIFAR shortcuts."""
+    assert im2row._pixels_first(49, 2048, 512) and im2row._pixels_first(6, 20, 24)
+    assert not im2row._pixels_first(256, 32, 16) and not im2row._pixels_first(64, 64, 32)
+    assert not im2row._pixels_first(49, 64, 32)  # Fashion-MNIST's 32 -> 64 shortcut at 7x7
+
+
+def test_chunks_of_small_images_with_many_channels_hold_several_images(monkeypatch):
+    """512 channels at 7x7 (903 KB of columns an image, above CHUNK_BYTES): chunks of several
+    images, budgeted for MIN_CHUNK_PIXELS output pixels; CIFAR's 64 at 8x8 as before."""
+    monkeypatch.setattr(_scratch.numba, "get_num_threads", lambda: 2)
+    x, w = np.zeros((8, 512, 7, 7), np.float32), np.zeros((512, 512, 3, 3), np.float32)
+    assert nb_conv._chunks(x, w, 7, 7) == [(0, 4), (4, 8)]  # 6 images a chunk, shared evenly
+    x, w = np.zeros((128, 64, 8, 8), np.float32), np.zeros((64, 64, 3, 3), np.float32)
+    assert nb_conv._chunks(x, w, 8, 8) == _scratch.image_chunks(128, 64 * 9 * 64 * 4)

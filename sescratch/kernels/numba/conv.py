@@ -217,9 +217,19 @@ def _rows_pay_off_forward(x, w, stride, padding, OH, OW):
     return w.nbytes <= _scratch.l2_or_assumed()
 
 
+MIN_CHUNK_PIXELS = 256  # output pixels per chunk at least: its products' inner size in dw
+
+
 def _chunks(x, w, OH, OW):
-    """Image ranges whose columns take about CHUNK_BYTES."""
-    return image_chunks(x.shape[0], x.shape[1] * w.shape[2] * w.shape[3] * OH * OW * x.itemsize)
+    """Image ranges whose columns take about CHUNK_BYTES, but budgeted for MIN_CHUNK_PIXELS
+    output pixels at least (the threads' even shares may cut that a little): where the images are
+    small and the channels many (512 at 7x7: 903 KB of columns an image), one-image chunks made
+    each chunk's dw share a (512, 49) @ (49, 4608) product written to its own 9.4 MB array, then
+    summed. SE-ResNet-50's three such layers, fwd + bwd at batch 8 (2-core Xeon, 2026-12-03):
+    189 -> 134 ms. The CIFAR and Fashion-MNIST ResNets' chunks already hold more pixels."""
+    per_image = x.shape[1] * w.shape[2] * w.shape[3] * OH * OW * x.itemsize
+    images = -(-MIN_CHUNK_PIXELS // max(1, OH * OW))
+    return image_chunks(x.shape[0], per_image, max(_scratch.CHUNK_BYTES, images * per_image))
 
 
 def conv2d_forward(x, w, b, stride, padding, groups):
