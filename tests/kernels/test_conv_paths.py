@@ -306,7 +306,8 @@ def test_weight_transform_is_g_w_gt_and_its_adjoint_the_transpose(tiles, K, C):
 
 def test_winograd_pays_off_where_its_tiles_outweigh_the_weight_transform(monkeypatch):
     """Transformed weights within L2: Winograd whatever the batch. Beyond it: from 40 tiles a call
-    with F(4x4) (T * (16*9 - 36) >= 120 * 36) and 96 with F(2x2) (T * (4*9 - 16) >= 120 * 16)."""
+    with F(4x4) (T * (16*9 - 36) >= 120 * 36) and 96 with F(2x2) (T * (4*9 - 16) >= 120 * 16);
+    in the backward from 84 and 200 (a cost of 250 a point)."""
     monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 2 << 20)
     assert winograd.WEIGHT_POINT_COST == 120
     assert winograd.pays_off(1, 8, 8, 64, 64, 4)  # 36 * 64 * 64 * 4 bytes = 576 KiB: within L2
@@ -314,6 +315,11 @@ def test_winograd_pays_off_where_its_tiles_outweigh_the_weight_transform(monkeyp
     assert not winograd.pays_off(1, 14, 14, 256, 256, 4) and winograd.pays_off(2, 14, 14, 256, 256, 4)  # F(2x2): 49
     assert winograd.pays_off(1, 28, 28, 128, 128, 4)  # 49 tiles of F(4x4), 2.25 MiB of weights
     assert winograd.pays_off(1, 8, 8, 96, 96, 4) and not winograd.pays_off(1, 8, 8, 96, 96, 8)  # 1.3 / 2.6 MB
+    assert winograd.BACKWARD_WEIGHT_POINT_COST == 250  # backward: from 84 tiles (F(4x4)), 200 (F(2x2))
+    assert not winograd.pays_off(20, 7, 7, 512, 512, 4, backward=True)
+    assert winograd.pays_off(21, 7, 7, 512, 512, 4, backward=True)
+    assert not winograd.pays_off(4, 14, 14, 256, 256, 4, backward=True)
+    assert winograd.pays_off(5, 14, 14, 256, 256, 4, backward=True)
     monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: None)  # unknown: 1 MiB assumed
     assert winograd.pays_off(1, 8, 8, 64, 64, 4) and not winograd.pays_off(1, 8, 8, 128, 128, 4)
 

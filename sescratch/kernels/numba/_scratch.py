@@ -59,6 +59,18 @@ def buffer(slot: str, shape: tuple, dtype) -> np.ndarray:
     return buf[:size].reshape(shape)
 
 
+def sum_shares(shares: list):
+    """The sum of the chunks' shares (of dw, say) in chunk order, added into the first: each share
+    must be an array of its chunk's own. ``sum(shares)`` would copy the first into yet another
+    array (at 512 channels a Winograd dU of 38 MB, its pages faulted in anew each call). The order
+    is the chunks', not the threads' (which thread ran which chunk varies from call to call), so
+    the float sums come out the same bits every time."""
+    total = shares[0]
+    for share in shares[1:]:
+        total += share
+    return total
+
+
 def image_chunks(N: int, per_image: int, budget: int | None = None) -> list[tuple[int, int]]:
     """Ranges ``[n0, n1)`` covering ``range(N)``, each at most ``budget // per_image`` images (at
     least 1; ``budget`` defaults to CHUNK_BYTES), in a number of chunks that the threads of

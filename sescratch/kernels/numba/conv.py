@@ -50,6 +50,7 @@ from sescratch.kernels.numba._scratch import (
     column_blocks,
     image_chunks,
     map_chunks,
+    sum_shares,
 )
 from sescratch.kernels.numba import _scratch, direct3x3
 from sescratch.kernels.numba.im2row import im2row_backward, im2row_forward, pointwise
@@ -179,9 +180,10 @@ def _winograd_applies(w, stride, groups):
     return direct3x3.applies(w, stride, groups) and w.shape[1] >= MIN_WINOGRAD_CHANNELS
 
 
-def _winograd_pays_off(x, w, stride, padding):
+def _winograd_pays_off(x, w, stride, padding, backward=False):
     """For a conv Winograd applies to: whether it beats im2col here (:func:`.winograd.pays_off`)."""
-    return winograd_pays_off(x.shape[0], *_geometry(x, w, stride, padding), *w.shape[1::-1], x.itemsize)
+    OH, OW = _geometry(x, w, stride, padding)
+    return winograd_pays_off(x.shape[0], OH, OW, *w.shape[1::-1], x.itemsize, backward)
 
 
 def _direct_applies(w, stride, groups):
@@ -263,7 +265,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
 
 def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
     """(dx, dw, db) of :func:`sescratch.ops.conv2d_backward`; db is None without a bias."""
-    if _winograd_applies(w, stride, groups) and _winograd_pays_off(x, w, stride, padding):
+    if _winograd_applies(w, stride, groups) and _winograd_pays_off(x, w, stride, padding, backward=True):
         return winograd_backward(dy, x, w, padding, has_bias)
     if _direct_applies(w, stride, groups):
         return direct3x3.direct_backward(dy, x, w, padding, has_bias)
@@ -294,8 +296,8 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
         return dw, sums
 
     shares = map_chunks(chunk, _chunks(x, w, OH, OW))
-    dw = sum(share[0] for share in shares).reshape(w.shape)
-    db = sum(share[1] for share in shares).astype(dy.dtype) if has_bias else None
+    dw = sum_shares([share[0] for share in shares]).reshape(w.shape)
+    db = sum_shares([share[1] for share in shares]).astype(dy.dtype) if has_bias else None
     return dx, dw, db
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sescratch.kernels.numba._scratch import image_chunks, map_chunks
+from sescratch.kernels.numba._scratch import image_chunks, map_chunks, sum_shares
 
 __all__ = ["direct_forward", "direct_backward"]
 
@@ -210,6 +210,6 @@ def direct_backward(dy, x, w, padding, has_bias):
         _backward_images(dy, x, w_flipped, PH, PW, n0, n1, dx, dw)
         return dw
 
-    dw = sum(map_chunks(chunk, _chunks(N))).astype(w.dtype)
+    dw = sum_shares(map_chunks(chunk, _chunks(N))).astype(w.dtype)
     db = dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dy.dtype) if has_bias else None
     return dx, dw, db

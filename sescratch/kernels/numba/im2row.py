@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from sescratch.kernels.numba._scratch import buffer, map_chunks
+from sescratch.kernels.numba._scratch import buffer, map_chunks, sum_shares
 
 __all__ = ["im2row_forward", "im2row_backward"]
 
@@ -194,7 +194,7 @@ def im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, chunks):
         _row2im(rows, n0, *w.shape[2:], *stride, *padding, OH, OW, dx)
         return dw
 
-    dw = sum(map_chunks(chunk, chunks))  # K,R
+    dw = sum_shares(map_chunks(chunk, chunks))  # K,R
     if pointwise_conv and strided:
         dx[:, :, ::stride[0], ::stride[1]] = dx3.reshape(N, C, OH, OW)
     if not pointwise_conv:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from sescratch.kernels.numba import _scratch, winograd_f2, winograd_f4
-from sescratch.kernels.numba._scratch import buffer, image_chunks, map_chunks
+from sescratch.kernels.numba._scratch import buffer, image_chunks, map_chunks, sum_shares
 from sescratch.ops.window import conv_output_size
 
 TILINGS = {2: winograd_f2, 4: winograd_f4}  # outputs per tile side -> its transforms
@@ -55,26 +55,31 @@ def tiling(OH, OW):
 
 
 WEIGHT_POINT_COST = 120  # multiply-adds of im2col's GEMM that one transformed weight point costs
+BACKWARD_WEIGHT_POINT_COST = 250  # the same in the backward: two transforms and dU's product
 
 
-def pays_off(N, OH, OW, C, K, itemsize):
-    """Whether Winograd beats im2col's GEMM for N images of OH x OW outputs, C -> K channels.
+def pays_off(N, OH, OW, C, K, itemsize, backward=False):
+    """Whether Winograd beats im2col's GEMM for N images of OH x OW outputs, C -> K channels,
+    in the forward or (``backward``) the backward.
 
     Per channel pair, its products spend P multiply-adds on each of the T = N * TH * TW tiles
-    where im2col's spend 9 m^2, and its weights cost P points to transform forward (and two
-    P-point transforms in the backward) whatever the batch. While the transformed weights fit in
-    L2 that cost is small (32 channels at 16x16, 16 tiles: Winograd still 0.7x im2col's time);
-    beyond, Winograd pays off when the tiles' saving ``T * (9 m^2 - P)`` exceeds
-    WEIGHT_POINT_COST * P: from 40 tiles with F(4x4), 96 with F(2x2). Measured with C = K
-    (2-core Xeon, L2 2 MiB, 2026-12-03): 512 channels at 7x7 (4 tiles an image, 38 MB of
-    transformed weights) Winograd took 4.1x im2col's time forward at batch 1, 2.1x fwd + bwd at
-    batch 8; 256 at 14x14 with F(2x2) 1.5x at batch 1, 0.71-0.80x from batch 2; 128 at 28x28
-    with F(4x4) 0.85-0.95x at batch 1."""
+    where im2col's spend 9 m^2, and its weights cost P points to transform forward (in the
+    backward two P-point transforms and dU's P products) whatever the batch. While the
+    transformed weights fit in L2 that cost is small (32 channels at 16x16, 16 tiles: Winograd
+    still 0.7x im2col's time); beyond, Winograd pays off when the tiles' saving
+    ``T * (9 m^2 - P)`` exceeds WEIGHT_POINT_COST * P (BACKWARD_WEIGHT_POINT_COST * P): forward
+    from 40 tiles with F(4x4), 96 with F(2x2); backward from 84 and 200. Measured with C = K
+    (2-core Xeon, L2 2 MiB, 2026-12-03), forward: 512 channels at 7x7 (4 tiles an image, 38 MB
+    of transformed weights) Winograd took 4.1x im2col's time at batch 1, 0.9-1.4x at batch 8-12;
+    256 at 14x14 with F(2x2) 1.5x at batch 1, 0.75-0.8x from batch 4; 128 at 28x28 with F(4x4)
+    0.85-0.95x at batch 1. Fwd + bwd: 512 at 7x7 1.1x at batch 16, about 1.0x at 24, 0.8x at
+    32; 256 at 14x14 1.2x at batch 3, 0.8-0.9x at 4-8."""
     tiles = tiling(OH, OW)
     if tiles.POINTS * C * K * itemsize <= _scratch.l2_or_assumed():
         return True
     T = N * -(-OH // tiles.STEP) * -(-OW // tiles.STEP)
-    return T * (9 * tiles.STEP ** 2 - tiles.POINTS) >= WEIGHT_POINT_COST * tiles.POINTS
+    cost = BACKWARD_WEIGHT_POINT_COST if backward else WEIGHT_POINT_COST
+    return T * (9 * tiles.STEP ** 2 - tiles.POINTS) >= cost * tiles.POINTS
 
 
 TILE_CACHE_MULTIPLE = 4  # a chunk's transformed tiles (V and M): at most this many L2 caches
@@ -110,11 +115,22 @@ def _geometry(x, padding, step):
 
 
 def _weight_transform(w, tiles):
-    """U[ξ, c, k] = (G g G^T)[ξ] with g = w[k, c]: shape (P, C, K)."""
+    """U[ξ, c, k] = (G g G^T)[ξ] with g = w[k, c]: shape (P, C, K), in the calling thread's
+    buffer "U" (valid until its next Winograd call): at 512 channels U is 38 MB, whose pages a
+    new array faulted in on every call (fwd at batch 16: 20 ms against 16)."""
     K, C = w.shape[:2]
-    U = np.empty((tiles.POINTS, C, K), dtype=w.dtype)
+    U = buffer("U", (tiles.POINTS, C, K), w.dtype)
     tiles.weight_tiles(w, U)
     return U
+
+
+def _transposed_for_blas(U):
+    """U^T (P, K, C) for the products dV = dM @ U^T: a copy where U fits in L2 (BLAS reads it
+    faster: 16 channels 0.35 against 0.61 ms a product), the transposed view beyond (512
+    channels: the copy alone took 13 ms, the product from the view 13.1 against 26.5 with it;
+    2-core Xeon, 2026-12-03)."""
+    U_t = U.transpose(0, 2, 1)  # P,K,C
+    return U_t if U.nbytes > _scratch.l2_or_assumed() else np.ascontiguousarray(U_t)
 
 
 def _weight_transform_adjoint(dU, tiles):
@@ -152,9 +168,14 @@ def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
     (N, C), K = x.shape[:2], w.shape[0]
     tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
     OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
-    U_t = np.ascontiguousarray(_weight_transform(w, tiles).transpose(0, 2, 1))  # P,K,C
+    U_t = _transposed_for_blas(_weight_transform(w, tiles))  # P,K,C
     plane_sums = np.empty((N if has_bias else 0, K), dtype=np.float64)  # db's per-image shares
     dx = np.empty_like(x)
+
+    chunks = _chunks(N, TH, TW, C, K, _tile_bytes(tiles, TH, TW, C, K, x.dtype))
+    # one chunk: its dU is the whole, in this thread's buffer (38 MB at 512 channels, whose pages
+    # a new array faulted in on every call: 83 -> 38 ms at batch 16); else a new array each
+    dU_out = buffer("dU", (tiles.POINTS, C, K), x.dtype) if len(chunks) == 1 else None
 
     def chunk(n0, n1):  # images n0 .. n1 - 1, on one thread; returns their share of dU
         T = (n1 - n0) * TH * TW
@@ -162,12 +183,11 @@ def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
         tiles.output_tiles_adjoint(dy, n0, TH, TW, dM, plane_sums)
         V = buffer("V", (tiles.POINTS, T, C), x.dtype)
         tiles.input_tiles(x, n0, *padding, TH, TW, V)  # recomputed, not kept from the forward
-        dU = np.matmul(V.transpose(0, 2, 1), dM)  # P,C,K
+        dU = np.matmul(V.transpose(0, 2, 1), dM, out=dU_out)  # P,C,K
         dV = np.matmul(dM, U_t, out=V)  # P,T,C (in V's memory)
         tiles.input_tiles_adjoint(dV, n0, *padding, TH, TW, dx)
         return dU
 
-    tile_bytes = _tile_bytes(tiles, TH, TW, C, K, x.dtype)
-    dU = sum(map_chunks(chunk, _chunks(N, TH, TW, C, K, tile_bytes)))  # P,C,K
+    dU = sum_shares(map_chunks(chunk, chunks))  # P,C,K
     db = plane_sums.sum(axis=0).astype(dy.dtype) if has_bias else None
     return dx, _weight_transform_adjoint(dU, tiles), db
