@@ -2,9 +2,10 @@
 
 Every Numba kernel is ``cache=True``: the first run on a machine compiles them (on the 2-core hosts
 of 2026-12, 17 s and 61 kernels before ``sescratch train``'s first step, 25-37 s before the
-CIFAR-shape benchmark's), later runs load them from Numba's cache in about a second. Numba announces each compilation that the cache could not spare with a
-``numba:compile`` event (:mod:`numba.core.event`; a cache hit sends none), so the notice appears
-on first runs, after an upgrade or on a new CPU, and never on a run that only loads kernels.
+CIFAR-shape benchmark's), later runs load them from Numba's cache in about a second. Numba
+announces each compilation that the cache could not spare with a ``numba:compile`` event
+(:mod:`numba.core.event`; a cache hit sends none), so the notice appears on first runs, after an
+upgrade or on a new CPU, and never on a run that only loads kernels.
 """
 from __future__ import annotations
 
