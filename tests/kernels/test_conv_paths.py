@@ -376,3 +376,29 @@ def test_chunks_of_small_images_with_many_channels_hold_several_images(monkeypat
     assert nb_conv._chunks(x, w, 7, 7) == [(0, 4), (4, 8)]  # 6 images a chunk, shared evenly
     x, w = np.zeros((128, 64, 8, 8), np.float32), np.zeros((64, 64, 3, 3), np.float32)
     assert nb_conv._chunks(x, w, 8, 8) == _scratch.image_chunks(128, 64 * 9 * 64 * 4)
+
+
+@pytest.mark.parametrize("tiles", winograd.TILINGS.values(), ids=lambda t: t.__name__.rsplit("_", 1)[-1])
+@pytest.mark.parametrize("images", [1, 5], ids=["one_chunk", "chunks"])
+def test_winograd_with_weights_beyond_l2_equals_the_reference(monkeypatch, tiles, images):
+    """Transformed weights beyond L2 (taken as 16 bytes): the backward multiplies by U^T as a
+    transposed view, not a copy; with one chunk its dU goes into the thread's buffer, with several
+    the shares are summed in chunk order. Both equal the reference."""
+    monkeypatch.setattr(_scratch, "l2_cache_bytes", lambda: 16)
+    monkeypatch.setattr(winograd, "MIN_TILE_ROWS", 1)
+    monkeypatch.setattr(_scratch, "GEMM_SIZE", 1)  # one image a chunk
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((images, 7, 9, 8))
+    w = rng.standard_normal((5, 7, 3, 3))
+    b = rng.standard_normal(5)
+    U = winograd._weight_transform(w, tiles)
+    assert not winograd._transposed_for_blas(U).flags.c_contiguous  # the view
+    OH, OW = nb_conv._geometry(x, w, (1, 1), (1, 1))
+    TH, TW = -(-OH // tiles.STEP), -(-OW // tiles.STEP)
+    assert len(winograd._chunks(images, TH, TW, 7, 5)) == images
+    dy = rng.standard_normal((images, 5, OH, OW))
+    y_ref, grads_ref = _reference(x, w, b, (1, 1), (1, 1), dy)
+    y = winograd.winograd_forward(x, w, b, (1, 1), tiles)
+    grads = winograd.winograd_backward(dy, x, w, (1, 1), True, tiles)
+    for got, want in zip((y, *grads), (y_ref, *grads_ref)):
+        assert _rel(got, want) <= TOL[np.float64]
