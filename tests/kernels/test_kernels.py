@@ -298,3 +298,21 @@ def test_max_pool2d_and_backward(family, dtype, geometry, seed, ties):
     np.add.at(dx, (planes, argmax.reshape(N * C, -1)), dy64.reshape(N * C, -1))
     dx_k = K["max_pool2d_backward"](xp.asarray(dy), xp.asarray(argmax), H, W)
     assert_close(dx_k, dx.reshape(N, C, H, W), dtype, scale=np.linalg.norm(dy64), what="dx")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_max_pool2d_nan_is_the_maximum_and_the_first_nan_wins(family, dtype, stride):
+    """NaN beats every number (+inf too) and the first NaN of a window, in row-by-row order,
+    is its argmax: the kernels take the windows' values tap by tap, not window by window."""
+    K, xp = kernels(family)
+    rng = np.random.default_rng(stride)
+    x = rng.standard_normal((2, 3, 11, 13)).astype(dtype)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    y, argmax = max_pool_formula(x.astype(np.float64), 3, 3, stride, stride, 1, 1)
+    assert np.isnan(y).any() and (~np.isnan(y)).any()
+    y_k, argmax_k = K["max_pool2d_forward"](xp.asarray(x), 3, 3, stride, stride, 1, 1)
+    np.testing.assert_array_equal(to_numpy(y_k), y.astype(dtype))  # NaN where y is NaN
+    np.testing.assert_array_equal(to_numpy(argmax_k), argmax)
