@@ -6,7 +6,7 @@
 Times one forward, softmax cross-entropy and backward (no optimizer update) in float32 with the
 current CPU kernel family (``SESCRATCH_BACKEND``), after one warm-up call; prints the median.
 """
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -34,7 +34,27 @@ def measure(name: str, batch: int, size: int, reps: int) -> None:
           f"over {reps} (first call {times[0]:.2f} s)")
 
 
+def parse_spec(spec: str) -> tuple[str, int, int, int]:
+    """``NAME:BATCH:SIZE[:REPEATS]`` -> (name, batch, size, repeats), or argparse's error naming it."""
+    parts = spec.split(":")
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME:BATCH:SIZE[:REPEATS]")
+    name, numbers = parts[0], parts[1:]
+    if name not in models.list_models():
+        raise argparse.ArgumentTypeError(f"{spec!r}: unknown model {name!r}; models.list_models() has "
+                                         f"{', '.join(models.list_models())}")
+    try:
+        batch, size, repeats = (int(v) for v in numbers + ["3"] * (4 - len(parts)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: BATCH, SIZE and REPEATS must be integers") from None
+    if min(batch, size, repeats) < 1:
+        raise argparse.ArgumentTypeError(f"{spec!r}: BATCH, SIZE and REPEATS must be >= 1")
+    return name, batch, size, repeats
+
+
 if __name__ == "__main__":
-    for spec in sys.argv[1:] or DEFAULT:
-        name, batch, size, *reps = spec.split(":")
-        measure(name, int(batch), int(size), int(reps[0]) if reps else 3)
+    parser = argparse.ArgumentParser(description="Forward + backward time of whole models on the CPU.")
+    parser.add_argument("specs", nargs="*", type=parse_spec, metavar="NAME:BATCH:SIZE[:REPEATS]",
+                        help=f"models to time (default: {' '.join(DEFAULT)})")
+    for spec in parser.parse_args().specs or [parse_spec(s) for s in DEFAULT]:
+        measure(*spec)

@@ -1,7 +1,7 @@
 """Single-image predict latency and peak memory on the CPU: sescratch vs PyTorch, same run.
 
     python benchmarks/bench_predict.py                 # se_resnet50, one 3x224x224 image, 10 repeats
-    python benchmarks/bench_predict.py senet154 5      # NAME [REPEATS]
+    python benchmarks/bench_predict.py senet154 5      # NAME [REPEATS]; NAME one of the release's
 
 Both sides run the same weights (random, with BN statistics) in float32 and eval mode: ours is
 ``sescratch.models.create(NAME)`` with the current CPU kernel family (``SESCRATCH_BACKEND``),
@@ -12,6 +12,7 @@ resident memory (``ru_maxrss``) is its own; the "+N MiB" is how far building the
 forwards raised it above the peak reached by the imports. Prints the median latency over the repeats after one warm-up, the ratio
 ours / torch, and the agreement of the logits.
 """
+import argparse
 import json
 import os
 import resource
@@ -89,8 +90,24 @@ def main(name: str = "se_resnet50", repeats: int = 10) -> None:
           f"{np.abs(a - b).max() / np.abs(b).max():.1e}")
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    """NAME (one of the SENet release's models) and REPEATS (>= 1), checked before any work."""
+    sys.path.insert(0, str(ROOT))
+    from tests.interop.release_senet import RELEASE
+
+    parser = argparse.ArgumentParser(description="Single-image predict latency: sescratch vs PyTorch.")
+    parser.add_argument("name", nargs="?", default="se_resnet50", choices=list(RELEASE),
+                        help="a model of the SENet release (default: se_resnet50)")
+    parser.add_argument("repeats", nargs="?", type=int, default=10, help="timed forwards (default: 10)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"repeats must be >= 1, got {args.repeats}")
+    return args
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         print(json.dumps(worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
     else:
-        main(*(sys.argv[1:2] or ["se_resnet50"]), *[int(a) for a in sys.argv[2:3]])
+        args = parse_args()
+        main(args.name, args.repeats)
