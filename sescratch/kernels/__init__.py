@@ -33,6 +33,8 @@ DECLARED = (
     "add_into",  # a fan-out sum of two gradients, in place into the first
     "max_pool2d_forward",
     "max_pool2d_backward",
+    "avg_pool2d_forward",  # the window sums over a divisor the op computes (count_include_pad, ceil_mode)
+    "avg_pool2d_backward",
     "global_avg_pool_forward",
     "global_avg_pool_backward",
     "global_avg_pool_backward_into",  # added in place to another path's gradient (the SE fan-out)

@@ -76,7 +76,9 @@ from sescratch.ops.bn_se_add_relu import (
 )
 from sescratch.ops.pool import (
     avg_pool2d_backward,
+    avg_pool2d_backward_reference,
     avg_pool2d_forward,
+    avg_pool2d_forward_reference,
     max_pool2d_backward,
     max_pool2d_backward_reference,
     max_pool2d_forward,
@@ -167,6 +169,8 @@ __all__ = [
     "max_pool2d_backward_reference",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "avg_pool2d_forward_reference",
+    "avg_pool2d_backward_reference",
     "max_pool2d_reference",
     "avg_pool2d_reference",
     "log_softmax",

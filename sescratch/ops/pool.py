@@ -38,6 +38,7 @@ __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_reference",
     "max_pool2d_forward_reference", "max_pool2d_backward_reference",
     "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_reference",
+    "avg_pool2d_forward_reference", "avg_pool2d_backward_reference",
 ]
 
 
@@ -95,9 +96,14 @@ def _geometry(op, x, kernel_size, stride, padding, ceil_mode) -> PoolGeometry:
 
 def _window(shape, KH, KW, SH, SW, PH, PW, ceil_mode=False) -> PoolGeometry:
     """The geometry of a (checked) pooling of an input of ``shape`` (N, C, H, W)."""
+    OH = conv_output_size(shape[2], KH, SH, PH, ceil_mode=ceil_mode)
+    OW = conv_output_size(shape[3], KW, SW, PW, ceil_mode=ceil_mode)
+    return _with_output(shape, KH, KW, SH, SW, PH, PW, OH, OW)
+
+
+def _with_output(shape, KH, KW, SH, SW, PH, PW, OH, OW) -> PoolGeometry:
+    """The geometry of a pooling of ``shape`` (N, C, H, W) into OH x OW windows."""
     N, C, H, W = shape
-    OH = conv_output_size(H, KH, SH, PH, ceil_mode=ceil_mode)
-    OW = conv_output_size(W, KW, SW, PW, ceil_mode=ceil_mode)
     EH = max(0, (OH - 1) * SH + KH - (H + 2 * PH))  # how far the last window overhangs
     EW = max(0, (OW - 1) * SW + KW - (W + 2 * PW))
     return PoolGeometry(N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW, EH, EW)
@@ -160,66 +166,26 @@ def max_pool2d_backward_reference(dy, argmax, H, W):
     return dx.reshape(N, C, H, W).astype(dy.dtype)  # N,C,H,W
 
 
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
-                       count_include_pad=True):
-    """Mean over each KH x KW window.
-
-    Parameters
-    ----------
-    x : array, shape (N, C, H, W), float32 or float64
-    kernel_size, stride, padding : int or (h, w) pair
-        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
-    ceil_mode : bool
-        Round the output size up (see the module notation).
-    count_include_pad : bool
-        Divide by the window's cells including the zero padding (True, PyTorch's default) or
-        by its input cells only.
-
-    Returns
-    -------
-    y : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-    """
-    op = "avg_pool2d_forward"
-    g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise ValueError(f"{op}: argument 'count_include_pad' must be True or False, "
-                         f"got {count_include_pad!r}")
+def avg_pool2d_forward_reference(x, KH, KW, SH, SW, PH, PW, divisor):
+    """Average pooling in ``xp``, one strided view per tap: ``y`` (N, C, OH, OW) the window sums
+    (taps in row-by-row order) divided by ``divisor`` (OH, OW), which fixes OH and OW."""
+    g = _with_output(x.shape, KH, KW, SH, SW, PH, PW, *divisor.shape)
     xp = get_array_module(x)
-    rows = _counts(xp, g.H, g.KH, g.SH, g.PH, g.OH, count_include_pad)  # OH
-    cols = _counts(xp, g.W, g.KW, g.SW, g.PW, g.OW, count_include_pad)  # OW
-    divisor = (rows[:, None] * cols[None, :]).astype(x.dtype)  # OH,OW
     xpad = _pad(x, g, 0)  # N,C,H+2PH+EH,W+2PW+EW
     y = xp.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)  # N,C,OH,OW
     for i in range(g.KH):
         for j in range(g.KW):
             y += _tap(xpad, i, j, g)  # N,C,OH,OW
-    return y / divisor, AvgPool2dCache(g, divisor)
+    return y / divisor  # N,C,OH,OW
 
 
-def avg_pool2d_backward(dy, cache: AvgPool2dCache):
-    """Gradient of average pooling.
-
-    Parameters
-    ----------
-    dy : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-
-    Returns
-    -------
-    dx : array, shape (N, C, H, W)
-
-    Derivation
-    ----------
-    ``y[oh, ow] = (1 / D[oh, ow]) sum_{i, j} xpad[oh S + i, ow S + j]`` with the divisor ``D``
-    a constant of the geometry (``KH KW`` by default), so each window sends ``dy[oh, ow] / D``
-    to each of its ``KH KW`` entries; overlapping windows add up (one ``+=`` per tap,
-    mirroring the forward). Gradients landing on the padding are dropped.
-    """
-    g, divisor = cache
-    _check_dy("avg_pool2d_backward", dy, g)
+def avg_pool2d_backward_reference(dy, divisor, H, W, KH, KW, SH, SW, PH, PW):
+    """``dx`` (N, C, H, W) of average pooling in ``xp``: ``dy / divisor`` added back through each
+    tap's strided view, the taps in row-by-row order."""
+    N, C, OH, OW = dy.shape
+    g = _with_output((N, C, H, W), KH, KW, SH, SW, PH, PW, OH, OW)
     xp = get_array_module(dy)
-    share = dy / divisor.astype(dy.dtype)  # N,C,OH,OW
+    share = dy / divisor  # N,C,OH,OW
     dxpad = xp.zeros((g.N, g.C, g.H + 2 * g.PH + g.EH, g.W + 2 * g.PW + g.EW), dtype=dy.dtype)
     for i in range(g.KH):
         for j in range(g.KW):
@@ -259,9 +225,8 @@ def avg_pool2d_reference(x, kernel_size, stride=None, padding=0, *, ceil_mode=Fa
     return _loop_pool("avg_pool2d_reference", x, kernel_size, stride, padding, ceil_mode, mean)
 
 
-# Dispatch: the public max-pooling ops check their inputs, then run a declared kernel or the
-# reference. Average pooling has no kernel: its functions above are the op.
-_KERNELS = declare_kernels("max_pool2d_forward", "max_pool2d_backward")
+# Dispatch: the public pooling ops check their inputs, then run a declared kernel or the reference.
+_KERNELS = declare_kernels("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward")
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
@@ -314,3 +279,64 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache):
     kernel = _KERNELS.get("max_pool2d_backward", dy, argmax)
     backward = max_pool2d_backward_reference if kernel is None else kernel
     return backward(dy, argmax, g.H, g.W)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
+                       count_include_pad=True):
+    """Mean over each KH x KW window.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W), float32 or float64
+    kernel_size, stride, padding : int or (h, w) pair
+        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
+    ceil_mode : bool
+        Round the output size up (see the module notation).
+    count_include_pad : bool
+        Divide by the window's cells including the zero padding (True, PyTorch's default) or
+        by its input cells only.
+
+    Returns
+    -------
+    y : array, shape (N, C, OH, OW)
+    cache : AvgPool2dCache
+    """
+    op = "avg_pool2d_forward"
+    g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise ValueError(f"{op}: argument 'count_include_pad' must be True or False, "
+                         f"got {count_include_pad!r}")
+    xp = get_array_module(x)
+    rows = _counts(xp, g.H, g.KH, g.SH, g.PH, g.OH, count_include_pad)  # OH
+    cols = _counts(xp, g.W, g.KW, g.SW, g.PW, g.OW, count_include_pad)  # OW
+    divisor = (rows[:, None] * cols[None, :]).astype(x.dtype)  # OH,OW
+    kernel = _KERNELS.get("avg_pool2d_forward", x)
+    forward = avg_pool2d_forward_reference if kernel is None else kernel
+    return forward(xp.ascontiguousarray(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, divisor), AvgPool2dCache(g, divisor)
+
+
+def avg_pool2d_backward(dy, cache: AvgPool2dCache):
+    """Gradient of average pooling.
+
+    Parameters
+    ----------
+    dy : array, shape (N, C, OH, OW)
+    cache : AvgPool2dCache
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+
+    Derivation
+    ----------
+    ``y[oh, ow] = (1 / D[oh, ow]) sum_{i, j} xpad[oh S + i, ow S + j]`` with the divisor ``D``
+    a constant of the geometry (``KH KW`` by default), so each window sends ``dy[oh, ow] / D``
+    to each of its ``KH KW`` entries; overlapping windows add up (one ``+=`` per tap,
+    mirroring the forward). Gradients landing on the padding are dropped.
+    """
+    g, divisor = cache
+    _check_dy("avg_pool2d_backward", dy, g)
+    dy = get_array_module(dy).ascontiguousarray(dy)
+    kernel = _KERNELS.get("avg_pool2d_backward", dy)
+    backward = avg_pool2d_backward_reference if kernel is None else kernel
+    return backward(dy, divisor.astype(dy.dtype), g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)

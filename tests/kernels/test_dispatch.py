@@ -111,6 +111,11 @@ def _max_pool(r):
     ops.max_pool2d_backward(r(*y.shape), cache)
 
 
+def _avg_pool(r):
+    y, cache = ops.avg_pool2d_forward(r(2, 3, 5, 5), 3, stride=2, padding=1, ceil_mode=True)
+    ops.avg_pool2d_backward(r(*y.shape), cache)
+
+
 def _squeeze(r):
     z, cache = ops.global_avg_pool_forward(r(2, 3, 4, 4))
     ops.global_avg_pool_backward(r(*z.shape), cache)
@@ -154,6 +159,8 @@ USES = {
     "add_into": _add_into,
     "max_pool2d_forward": _max_pool,
     "max_pool2d_backward": _max_pool,
+    "avg_pool2d_forward": _avg_pool,
+    "avg_pool2d_backward": _avg_pool,
     "global_avg_pool_forward": _squeeze,
     "global_avg_pool_backward": _squeeze,
     "global_avg_pool_backward_into": _squeeze_into,
@@ -224,6 +231,9 @@ def _reference_calls(r):
     ops.add_into_reference(r(*x.shape), x)
     y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
     ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)
+    divisor = r.xp.full((3, 3), 9.0)
+    y = ops.avg_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1, divisor)
+    ops.avg_pool2d_backward_reference(r(*y.shape), divisor, 5, 5, 3, 3, 2, 2, 1, 1)
     ops.global_avg_pool_backward_reference(ops.global_avg_pool_forward_reference(x), 5, 5)
     ops.global_avg_pool_backward_into_reference(r(2, 3), r(*x.shape))
     s = r(2, 3)

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sescratch import backend
+from sescratch.ops import avg_pool2d_forward, avg_pool2d_reference
 from tests.helpers import DTYPES, KERNEL_FAMILIES as FAMILIES, family_modules as kernels, to_numpy
 from tests.helpers import assert_kernel_close as assert_close
 
@@ -298,6 +300,34 @@ def test_max_pool2d_and_backward(family, dtype, geometry, seed, ties):
     np.add.at(dx, (planes, argmax.reshape(N * C, -1)), dy64.reshape(N * C, -1))
     dx_k = K["max_pool2d_backward"](xp.asarray(dy), xp.asarray(argmax), H, W)
     assert_close(dx_k, dx.reshape(N, C, H, W), dtype, scale=np.linalg.norm(dy64), what="dx")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(geometry=pool_geometry, seed=seeds, ceil_mode=st.booleans(), count_include_pad=st.booleans())
+def test_avg_pool2d_and_backward(family, dtype, geometry, seed, ceil_mode, count_include_pad):
+    """y against the loop oracle in float64; dx against the adjoint of the forward in float64
+    (``dx[e] = sum over the windows holding e of dy / divisor``, built from unit inputs)."""
+    K, xp = kernels(family)
+    KH, KW, SH, SW, PH, PW, N, C, H, W = geometry
+    rng = np.random.default_rng(seed)
+    x, x64 = draw(rng, (N, C, H, W), dtype)
+    y64 = avg_pool2d_reference(x64, (KH, KW), (SH, SW), (PH, PW), ceil_mode=ceil_mode,
+                               count_include_pad=count_include_pad)
+    with backend.use("numpy"):
+        divisor = avg_pool2d_forward(x64, (KH, KW), (SH, SW), (PH, PW), ceil_mode=ceil_mode,
+                                     count_include_pad=count_include_pad)[1].divisor  # OH,OW
+    y_k = K["avg_pool2d_forward"](xp.asarray(x), KH, KW, SH, SW, PH, PW, xp.asarray(divisor.astype(dtype)))
+    assert_close(y_k, y64, dtype, scale=np.abs(x64).max(), what="y")
+
+    dy, dy64 = draw(rng, y64.shape, dtype)
+    pool = lambda a: avg_pool2d_reference(a, (KH, KW), (SH, SW), (PH, PW), ceil_mode=ceil_mode,  # noqa: E731
+                                          count_include_pad=count_include_pad)
+    units = np.eye(H * W).reshape(H * W, 1, H, W)  # image e: the input cell e alone
+    window_weights = pool(units)[:, 0]  # H*W,OH,OW: d y[oh, ow] / d x[e]
+    dx = np.einsum("eij,ncij->nce", window_weights, dy64).reshape(N, C, H, W)
+    dx_k = K["avg_pool2d_backward"](xp.asarray(dy), xp.asarray(divisor.astype(dtype)), H, W, KH, KW, SH, SW, PH, PW)
+    assert_close(dx_k, dx, dtype, scale=np.linalg.norm(dy64), what="dx")
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -66,6 +66,11 @@ def max_pool_round_trip(x, dy):
     return y, ops.max_pool2d_backward(dy, cache)
 
 
+def avg_pool_round_trip(x, dy):
+    y, cache = ops.avg_pool2d_forward(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+    return y, ops.avg_pool2d_backward(dy, cache)
+
+
 @pytest.mark.parametrize("family", KERNEL_FAMILIES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ops_agree_with_and_without_kernels(family, dtype):
@@ -82,6 +87,7 @@ def test_ops_agree_with_and_without_kernels(family, dtype):
         "se_scale": (scale_round_trip, [r(*shape), r(N, C), r(*shape)]),
         "relu": (relu_round_trip, [r(*shape), r(*shape)]),
         "max_pool2d": (max_pool_round_trip, [r(*shape), r(N, C, 4, 3)]),
+        "avg_pool2d": (avg_pool_round_trip, [r(*shape), r(N, C, 4, 3)]),
         "conv2d": (conv_round_trip, [r(*shape), r(5, C, 3, 3), r(5), r(N, 5, H, W)]),
         "se_block": (se_block_round_trip, [r(*shape), r(3, C), r(3) + 1, r(C, 3), r(C), r(*shape)]),
     }

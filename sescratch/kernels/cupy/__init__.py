@@ -24,7 +24,12 @@ from sescratch.kernels.cupy.norm_relu import (
     batchnorm2d_relu_forward,
 )
 from sescratch.kernels.cupy.norm_running import batchnorm2d_running_update
-from sescratch.kernels.cupy.pool import max_pool2d_backward, max_pool2d_forward
+from sescratch.kernels.cupy.pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 from sescratch.kernels.cupy.squeeze_scale import (
     global_avg_pool_backward,
     global_avg_pool_backward_into,
@@ -57,6 +62,8 @@ KERNELS = {
     "add_into": add_into,
     "max_pool2d_forward": max_pool2d_forward,
     "max_pool2d_backward": max_pool2d_backward,
+    "avg_pool2d_forward": avg_pool2d_forward,
+    "avg_pool2d_backward": avg_pool2d_backward,
     "global_avg_pool_forward": global_avg_pool_forward,
     "global_avg_pool_backward": global_avg_pool_backward,
     "global_avg_pool_backward_into": global_avg_pool_backward_into,

@@ -1,4 +1,5 @@
-"""Max-pooling kernels (CuPy, GPU), PyTorch semantics; see :mod:`sescratch.kernels.numba.pool`.
+"""Max- and average-pooling kernels (CuPy, GPU), PyTorch semantics; see
+:mod:`sescratch.kernels.numba.pool`.
 
 The forward runs one thread per output element and scans its window row by row (first maximum
 wins, NaN wins). The backward runs one thread per (n, c) plane, which adds the plane's ``dy``
@@ -7,6 +8,10 @@ overlap when the stride is smaller than the kernel, and ``atomicAdd`` would sum 
 an input in a different order from run to run; this way the sum, and so a resumed run, is
 bit-for-bit reproducible (and equal to the CPU's). N*C threads are enough for the stem pool
 of the ImageNet models (64 channels), the one max pool of the SE-ResNets.
+
+Average pooling runs one thread per output element forward and one per input element backward
+(a gather over the windows that hold it, no atomics); both take the window's taps in row-by-row
+order, as the NumPy reference does.
 """
 from __future__ import annotations
 
@@ -57,6 +62,54 @@ _max_pool_backward = cp.ElementwiseKernel(
     "sescratch_max_pool2d_backward",
 )
 
+_avg_pool = cp.ElementwiseKernel(
+    "raw T x, raw T divisor, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
+    "int64 SH, int64 SW, int64 PH, int64 PW",
+    "T y",
+    """
+    const long long ow = i % OW;
+    const long long oh = (i / OW) % OH;
+    const long long base = (i / (OW * OH)) * H * W;
+    T sum = 0;
+    for (long long kh = 0; kh < KH; ++kh) {
+        const long long h = oh * SH - PH + kh;
+        if (h < 0 || h >= H) continue;
+        for (long long kw = 0; kw < KW; ++kw) {
+            const long long w = ow * SW - PW + kw;
+            if (w < 0 || w >= W) continue;
+            sum += x[base + h * W + w];
+        }
+    }
+    y = sum / divisor[oh * OW + ow];
+    """,
+    "sescratch_avg_pool2d",
+)
+
+_avg_pool_backward = cp.ElementwiseKernel(
+    "raw T dy, raw T divisor, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
+    "int64 SH, int64 SW, int64 PH, int64 PW",
+    "T dx",
+    """
+    const long long w = i % W;
+    const long long h = (i / W) % H;
+    const long long base = (i / (W * H)) * OH * OW;
+    T sum = 0;
+    for (long long kh = 0; kh < KH; ++kh) {      // input (h, w) is tap (kh, kw) of window
+        const long long r = h + PH - kh;          // (oh, ow) when oh*SH = h + PH - kh, ...
+        if (r < 0 || r % SH != 0 || r / SH >= OH) continue;
+        const long long oh = r / SH;
+        for (long long kw = 0; kw < KW; ++kw) {
+            const long long c = w + PW - kw;      // ... and ow*SW = w + PW - kw
+            if (c < 0 || c % SW != 0 || c / SW >= OW) continue;
+            const long long ow = c / SW;
+            sum += dy[base + oh * OW + ow] / divisor[oh * OW + ow];
+        }
+    }
+    dx = sum;
+    """,
+    "sescratch_avg_pool2d_backward",
+)
+
 
 def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     """Max pooling; returns ``(y, argmax)``, argmax int64 flat ``h*W + w`` in the (n, c) plane."""
@@ -83,4 +136,23 @@ def max_pool2d_backward(dy, argmax, H, W):
         cp.ascontiguousarray(dy), cp.ascontiguousarray(argmax, dtype=cp.int64),
         dy.shape[2] * dy.shape[3], H * W, dx, size=N * C,
     )  # N,C,H,W
+    return dx
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor):
+    """Average pooling: (N, C, OH, OW), with (OH, OW) = divisor.shape."""
+    x = cp.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    OH, OW = divisor.shape
+    y = cp.empty((N, C, OH, OW), dtype=x.dtype)
+    _avg_pool(x, cp.ascontiguousarray(divisor, dtype=x.dtype), H, W, OH, OW, KH, KW, SH, SW, PH, PW, y)
+    return y
+
+
+def avg_pool2d_backward(dy, divisor, H, W, KH, KW, SH, SW, PH, PW):
+    """dx (N, C, H, W) of :func:`avg_pool2d_forward`."""
+    N, C, OH, OW = dy.shape
+    dx = cp.empty((N, C, H, W), dtype=dy.dtype)
+    _avg_pool_backward(cp.ascontiguousarray(dy), cp.ascontiguousarray(divisor, dtype=dy.dtype),
+                       H, W, OH, OW, KH, KW, SH, SW, PH, PW, dx)
     return dx
