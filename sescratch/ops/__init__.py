@@ -75,15 +75,17 @@ from sescratch.ops.bn_se_add_relu import (
     relu_plane_sums_reference,
 )
 from sescratch.ops.pool import (
-    avg_pool2d_backward,
-    avg_pool2d_backward_reference,
-    avg_pool2d_forward,
-    avg_pool2d_forward_reference,
     max_pool2d_backward,
     max_pool2d_backward_reference,
     max_pool2d_forward,
     max_pool2d_forward_reference,
     max_pool2d_reference,
+)
+from sescratch.ops.avg_pool import (
+    avg_pool2d_backward,
+    avg_pool2d_backward_reference,
+    avg_pool2d_forward,
+    avg_pool2d_forward_reference,
     avg_pool2d_reference,
 )
 from sescratch.ops.loss import log_softmax, softmax_cross_entropy

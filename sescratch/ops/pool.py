@@ -1,4 +1,5 @@
-"""Max and average pooling over KH x KW windows, with PyTorch's semantics.
+"""Max pooling over KH x KW windows, with PyTorch's semantics, and the window geometry that
+average pooling (:mod:`sescratch.ops.avg_pool`) shares.
 
 Notation
 --------
@@ -34,11 +35,9 @@ from sescratch.ops._checks import check_float_array, check_nonempty, check_shape
 from sescratch.ops.window import check_allocation, conv_output_size
 
 __all__ = [
-    "PoolGeometry", "MaxPool2dCache", "AvgPool2dCache",
+    "PoolGeometry", "MaxPool2dCache",
     "max_pool2d_forward", "max_pool2d_backward", "max_pool2d_reference",
     "max_pool2d_forward_reference", "max_pool2d_backward_reference",
-    "avg_pool2d_forward", "avg_pool2d_backward", "avg_pool2d_reference",
-    "avg_pool2d_forward_reference", "avg_pool2d_backward_reference",
 ]
 
 
@@ -62,11 +61,6 @@ class PoolGeometry(NamedTuple):
 class MaxPool2dCache(NamedTuple):
     geometry: PoolGeometry
     argmax: Any  # N,C,OH,OW  int64 flat index into the (unpadded) H*W plane
-
-
-class AvgPool2dCache(NamedTuple):
-    geometry: PoolGeometry
-    divisor: Any  # OH,OW  cells counted in each window
 
 
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode) -> PoolGeometry:
@@ -120,15 +114,6 @@ def _pad(x, g: PoolGeometry, value):
     return xp.pad(x, widths, constant_values=value)  # N,C,H+2PH+EH,W+2PW+EW
 
 
-def _counts(xp, size, K, S, P, O, count_include_pad):
-    """Cells of each window along one axis: padding included or not, the overhang never."""
-    start = xp.arange(O) * S - P  # O
-    end = xp.minimum(start + K, size + P)  # O  (a ceil_mode window stops at the right padding)
-    if not count_include_pad:
-        start, end = xp.maximum(start, 0), xp.minimum(end, size)
-    return end - start  # O
-
-
 def _check_dy(op, dy, g: PoolGeometry):
     check_float_array(op, "dy", dy, ndim=4)
     check_shape(op, "dy", dy, (g.N, g.C, g.OH, g.OW), "the shape of y")
@@ -166,33 +151,6 @@ def max_pool2d_backward_reference(dy, argmax, H, W):
     return dx.reshape(N, C, H, W).astype(dy.dtype)  # N,C,H,W
 
 
-def avg_pool2d_forward_reference(x, KH, KW, SH, SW, PH, PW, divisor):
-    """Average pooling in ``xp``, one strided view per tap: ``y`` (N, C, OH, OW) the window sums
-    (taps in row-by-row order) divided by ``divisor`` (OH, OW), which fixes OH and OW."""
-    g = _with_output(x.shape, KH, KW, SH, SW, PH, PW, *divisor.shape)
-    xp = get_array_module(x)
-    xpad = _pad(x, g, 0)  # N,C,H+2PH+EH,W+2PW+EW
-    y = xp.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)  # N,C,OH,OW
-    for i in range(g.KH):
-        for j in range(g.KW):
-            y += _tap(xpad, i, j, g)  # N,C,OH,OW
-    return y / divisor  # N,C,OH,OW
-
-
-def avg_pool2d_backward_reference(dy, divisor, H, W, KH, KW, SH, SW, PH, PW):
-    """``dx`` (N, C, H, W) of average pooling in ``xp``: ``dy / divisor`` added back through each
-    tap's strided view, the taps in row-by-row order."""
-    N, C, OH, OW = dy.shape
-    g = _with_output((N, C, H, W), KH, KW, SH, SW, PH, PW, OH, OW)
-    xp = get_array_module(dy)
-    share = dy / divisor  # N,C,OH,OW
-    dxpad = xp.zeros((g.N, g.C, g.H + 2 * g.PH + g.EH, g.W + 2 * g.PW + g.EW), dtype=dy.dtype)
-    for i in range(g.KH):
-        for j in range(g.KW):
-            _tap(dxpad, i, j, g)[...] += share  # N,C,OH,OW into a strided view
-    return xp.ascontiguousarray(dxpad[:, :, g.PH: g.PH + g.H, g.PW: g.PW + g.W])  # N,C,H,W
-
-
 def _loop_pool(op, x, kernel_size, stride, padding, ceil_mode, window_value):
     """Plain loops over windows: ``window_value(cells, rows, cols)`` per window (NumPy only)."""
     g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
@@ -214,19 +172,9 @@ def max_pool2d_reference(x, kernel_size, stride=None, padding=0, *, ceil_mode=Fa
                       lambda cells, rows, cols: cells.max(axis=(2, 3)))
 
 
-def avg_pool2d_reference(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
-                         count_include_pad=True):
-    """Plain-loop average pooling (NumPy only): the oracle of :func:`avg_pool2d_forward`."""
-
-    def mean(cells, rows, cols):
-        counted = (rows[1] - rows[0]) * (cols[1] - cols[0])
-        return cells.sum(axis=(2, 3)) / (counted if count_include_pad else cells[0, 0].size)
-
-    return _loop_pool("avg_pool2d_reference", x, kernel_size, stride, padding, ceil_mode, mean)
-
-
-# Dispatch: the public pooling ops check their inputs, then run a declared kernel or the reference.
-_KERNELS = declare_kernels("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward")
+# Dispatch: the public max-pooling ops check their inputs, then run a declared kernel or the
+# reference. Average pooling: sescratch/ops/avg_pool.py.
+_KERNELS = declare_kernels("max_pool2d_forward", "max_pool2d_backward")
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False):
@@ -279,64 +227,3 @@ def max_pool2d_backward(dy, cache: MaxPool2dCache):
     kernel = _KERNELS.get("max_pool2d_backward", dy, argmax)
     backward = max_pool2d_backward_reference if kernel is None else kernel
     return backward(dy, argmax, g.H, g.W)
-
-
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=False,
-                       count_include_pad=True):
-    """Mean over each KH x KW window.
-
-    Parameters
-    ----------
-    x : array, shape (N, C, H, W), float32 or float64
-    kernel_size, stride, padding : int or (h, w) pair
-        ``stride`` defaults to ``kernel_size``; ``padding <= kernel_size // 2``.
-    ceil_mode : bool
-        Round the output size up (see the module notation).
-    count_include_pad : bool
-        Divide by the window's cells including the zero padding (True, PyTorch's default) or
-        by its input cells only.
-
-    Returns
-    -------
-    y : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-    """
-    op = "avg_pool2d_forward"
-    g = _geometry(op, x, kernel_size, stride, padding, ceil_mode)
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise ValueError(f"{op}: argument 'count_include_pad' must be True or False, "
-                         f"got {count_include_pad!r}")
-    xp = get_array_module(x)
-    rows = _counts(xp, g.H, g.KH, g.SH, g.PH, g.OH, count_include_pad)  # OH
-    cols = _counts(xp, g.W, g.KW, g.SW, g.PW, g.OW, count_include_pad)  # OW
-    divisor = (rows[:, None] * cols[None, :]).astype(x.dtype)  # OH,OW
-    kernel = _KERNELS.get("avg_pool2d_forward", x)
-    forward = avg_pool2d_forward_reference if kernel is None else kernel
-    return forward(xp.ascontiguousarray(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, divisor), AvgPool2dCache(g, divisor)
-
-
-def avg_pool2d_backward(dy, cache: AvgPool2dCache):
-    """Gradient of average pooling.
-
-    Parameters
-    ----------
-    dy : array, shape (N, C, OH, OW)
-    cache : AvgPool2dCache
-
-    Returns
-    -------
-    dx : array, shape (N, C, H, W)
-
-    Derivation
-    ----------
-    ``y[oh, ow] = (1 / D[oh, ow]) sum_{i, j} xpad[oh S + i, ow S + j]`` with the divisor ``D``
-    a constant of the geometry (``KH KW`` by default), so each window sends ``dy[oh, ow] / D``
-    to each of its ``KH KW`` entries; overlapping windows add up (one ``+=`` per tap,
-    mirroring the forward). Gradients landing on the padding are dropped.
-    """
-    g, divisor = cache
-    _check_dy("avg_pool2d_backward", dy, g)
-    dy = get_array_module(dy).ascontiguousarray(dy)
-    kernel = _KERNELS.get("avg_pool2d_backward", dy)
-    backward = avg_pool2d_backward_reference if kernel is None else kernel
-    return backward(dy, divisor.astype(dy.dtype), g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)

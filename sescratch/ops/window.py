@@ -19,8 +19,8 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, *, ceil_
 
     ``floor((size + 2 * padding - kernel) / stride) + 1`` (``ceil`` with ``ceil_mode``).
     ``size`` is the input height or width, ``padding`` the zeros added on *each* border. Used by
-    :mod:`sescratch.ops.conv`, :mod:`sescratch.ops.pool`, their kernels and the layers' shape
-    traces. A result below 1 means the window does not fit in the padded input.
+    :mod:`sescratch.ops.conv`, :mod:`sescratch.ops.pool`, :mod:`sescratch.ops.avg_pool`, their
+    kernels and the layers' shape traces. A result below 1 means the window does not fit in the padded input.
 
     ``ceil_mode`` is PyTorch's pooling rule: round up, so that a last, partial window covers the
     leftover rows, but drop that window when it would start in the right padding (every window

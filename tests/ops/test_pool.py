@@ -5,14 +5,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from sescratch.ops.pool import (
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    avg_pool2d_reference,
-    max_pool2d_backward,
-    max_pool2d_forward,
-    max_pool2d_reference,
-)
+from sescratch.ops.avg_pool import avg_pool2d_backward, avg_pool2d_forward, avg_pool2d_reference
+from sescratch.ops.pool import max_pool2d_backward, max_pool2d_forward, max_pool2d_reference
 from tests.helpers import to_numpy
 from tests.ops._ophelp import assert_rel, check_gradients, torch_grads, with_xp
 

@@ -12,7 +12,7 @@ from sescratch.cli import main
 from sescratch.data.cifar import read_python_batch
 from sescratch.data.unpickle import _check_plain, restricted_loads
 from sescratch.errors import DataError
-from sescratch.ops import conv, pool
+from sescratch.ops import avg_pool, conv, pool
 from sescratch.train import TrainConfig, fit, load_checkpoint, save_checkpoint
 
 TINY_API = dict(model="se_resnet20", model_options={"width": 2}, reduction=2, dataset="synthetic",
@@ -154,7 +154,7 @@ OP_CALLS = {
                            "max_pool2d_forward: argument 'x' must have a floating dtype"),
     "max_pool2d empty batch": (lambda: pool.max_pool2d_forward(np.zeros((0, 1, 4, 4), np.float32), 2),
                                "max_pool2d_forward: argument 'x' is empty"),
-    "avg_pool2d empty batch": (lambda: pool.avg_pool2d_forward(np.zeros((0, 1, 4, 4), np.float32), 2),
+    "avg_pool2d empty batch": (lambda: avg_pool.avg_pool2d_forward(np.zeros((0, 1, 4, 4), np.float32), 2),
                                "avg_pool2d_forward: argument 'x' is empty"),
 }
 
