@@ -134,12 +134,8 @@ from sescratch.kernels.numba.norm_relu import (
     batchnorm2d_relu_forward,
 )
 from sescratch.kernels.numba.norm_running import batchnorm2d_running_update  # noqa: E402
-from sescratch.kernels.numba.pool import (  # noqa: E402
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
+from sescratch.kernels.numba.avg_pool import avg_pool2d_backward, avg_pool2d_forward  # noqa: E402
+from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.squeeze_scale import (  # noqa: E402
     global_avg_pool_backward,
     global_avg_pool_backward_into,

@@ -1,13 +1,12 @@
-"""Max- and average-pooling kernels (Numba, CPU), PyTorch semantics.
+"""Max-pooling kernels (Numba, CPU), PyTorch semantics (average pooling:
+:mod:`sescratch.kernels.numba.avg_pool`).
 
 Notation: x (N, C, H, W), kernel KH x KW, stride SH, SW, padding PH, PW (implicit -inf),
 ``OH, OW`` from :func:`sescratch.ops.window.conv_output_size`. Each window's values are taken
 row by row; the first maximum wins (NaN counts as the maximum, the first NaN wins), as
 ``numpy.argmax`` over the flattened window does. ``argmax`` holds the flat index ``h*W + w`` of
 the winner in its (n, c) plane, so the backward is a scatter-add within the plane, and planes
-(the ``prange`` unit) never write to one another. Average pooling divides each window's sum
-by the ``divisor`` (OH, OW) its op computed; both directions add the taps in the window's
-row-by-row order, as the NumPy reference does, so the results are the reference's bit for bit.
+(the ``prange`` unit) never write to one another.
 """
 from __future__ import annotations
 
@@ -115,93 +114,4 @@ def max_pool2d_backward(dy, argmax, H, W):
         np.ascontiguousarray(argmax, dtype=np.int64).reshape(N * C, -1),
         dx.reshape(N * C, H * W),
     )
-    return dx
-
-
-@njit(inline="always")
-def _add_taps(acc, seg, step):
-    """acc[i] += seg[i*step]."""
-    for i in range(acc.shape[0]):
-        acc[i] += seg[i * step]
-
-
-@njit(inline="always")
-def _spread(dst, step, share):
-    """dst[i*step] += share[i]."""
-    for i in range(share.shape[0]):
-        dst[i * step] += share[i]
-
-
-@njit(parallel=True, cache=True)
-def _avg_pool(x3, W, KH, KW, SH, SW, PH, PW, divisor, y3):
-    """One output row at a time, each tap a pass adding its column to the row's sums (a literal
-    stride 1 or 2 vectorises the pass, as in :func:`_max_pool`); the padding adds nothing."""
-    P, HW = x3.shape
-    H = HW // W
-    OH, OW = divisor.shape
-    for p in prange(P):
-        acc = np.empty(OW, dtype=x3.dtype)
-        for oh in range(OH):
-            acc[:] = 0
-            for kh in range(KH):
-                h = oh * SH - PH + kh
-                if h < 0 or h >= H:
-                    continue
-                for kw in range(KW):
-                    lo, hi = _columns(W, kw - PW, SW, OW)
-                    seg, a = x3[p, h * W + lo * SW + kw - PW:], acc[lo:hi]
-                    if SW == 2:
-                        _add_taps(a, seg, 2)
-                    elif SW == 1:
-                        _add_taps(a, seg, 1)
-                    else:
-                        _add_taps(a, seg, SW)
-            for ow in range(OW):
-                y3[p, oh * OW + ow] = acc[ow] / divisor[oh, ow]
-
-
-@njit(parallel=True, cache=True)
-def _avg_pool_backward(dy3, divisor, W, KH, KW, SH, SW, PH, PW, dx3):
-    """dx3[p] = each window's dy / divisor added to its cells, tap by tap over the plane (each
-    input gets its shares in the order of the taps)."""
-    P, HW = dx3.shape
-    H = HW // W
-    OH, OW = divisor.shape
-    for p in prange(P):
-        share = np.empty(OH * OW, dtype=dy3.dtype)
-        for j in range(OH * OW):
-            share[j] = dy3[p, j] / divisor[j // OW, j % OW]
-        dx3[p, :] = 0
-        for kh in range(KH):
-            for kw in range(KW):
-                lo, hi = _columns(W, kw - PW, SW, OW)
-                for oh in range(OH):
-                    h = oh * SH - PH + kh
-                    if h < 0 or h >= H:
-                        continue
-                    dst, s = dx3[p, h * W + lo * SW + kw - PW:], share[oh * OW + lo:oh * OW + hi]
-                    if SW == 2:
-                        _spread(dst, 2, s)
-                    elif SW == 1:
-                        _spread(dst, 1, s)
-                    else:
-                        _spread(dst, SW, s)
-
-
-def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor):
-    """Average pooling of an NCHW array: (N, C, OH, OW), with (OH, OW) = divisor.shape."""
-    N, C, H, W = x.shape
-    OH, OW = divisor.shape
-    y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    _avg_pool(_planes(x).reshape(N * C, H * W), W, KH, KW, SH, SW, PH, PW,
-              np.ascontiguousarray(divisor, dtype=x.dtype), y.reshape(N * C, OH * OW))
-    return y
-
-
-def avg_pool2d_backward(dy, divisor, H, W, KH, KW, SH, SW, PH, PW):
-    """dx (N, C, H, W) of :func:`avg_pool2d_forward`."""
-    N, C, OH, OW = dy.shape
-    dx = np.empty((N, C, H, W), dtype=dy.dtype)
-    _avg_pool_backward(np.ascontiguousarray(dy).reshape(N * C, OH * OW), np.ascontiguousarray(divisor, dtype=dy.dtype),
-                       W, KH, KW, SH, SW, PH, PW, dx.reshape(N * C, H * W))
     return dx
