@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sescratch import backend
-from sescratch.ops import avg_pool2d_forward, avg_pool2d_reference
+from sescratch.ops import avg_pool2d_forward, avg_pool2d_reference, max_pool2d_forward_reference
 from tests.helpers import DTYPES, KERNEL_FAMILIES as FAMILIES, family_modules as kernels, to_numpy
 from tests.helpers import assert_kernel_close as assert_close
 
@@ -300,6 +300,24 @@ def test_max_pool2d_and_backward(family, dtype, geometry, seed, ties):
     np.add.at(dx, (planes, argmax.reshape(N * C, -1)), dy64.reshape(N * C, -1))
     dx_k = K["max_pool2d_backward"](xp.asarray(dy), xp.asarray(argmax), H, W)
     assert_close(dx_k, dx.reshape(N, C, H, W), dtype, scale=np.linalg.norm(dy64), what="dx")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_max_pool2d_windows_of_minus_infinity_keep_their_first_cell(family, dtype, stride):
+    """Most inputs -inf, so that whole windows are: their argmax is the window's first cell
+    inside the image (never the padding), as the NumPy reference has it."""
+    K, xp = kernels(family)
+    rng = np.random.default_rng(10 + stride)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
+    x[rng.random(x.shape) < 0.85] = -np.inf
+    for ceil_mode in (False, True):
+        y, argmax = max_pool2d_forward_reference(x, 3, 3, stride, stride, 1, 1, ceil_mode)
+        assert np.isneginf(y).any()
+        y_k, argmax_k = K["max_pool2d_forward"](xp.asarray(x), 3, 3, stride, stride, 1, 1, ceil_mode)
+        np.testing.assert_array_equal(to_numpy(y_k), y)
+        np.testing.assert_array_equal(to_numpy(argmax_k), argmax)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

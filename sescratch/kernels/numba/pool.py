@@ -10,9 +10,11 @@ the winner in its (n, c) plane, so the backward is a scatter-add within the plan
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from sescratch.kernels.numba.depthwise import _span
 from sescratch.kernels.numba.norm import _planes
 from sescratch.ops.window import conv_output_size
 
@@ -70,6 +72,43 @@ def _max_pool(x3, W, KH, KW, SH, SW, PH, PW, OH, OW, neg_inf, y3, am3):
 
 
 @njit(parallel=True, cache=True)
+def _unit_stride(x3, W, KH, KW, PH, PW, OH, OW, neg_inf, tasks, y3, am3):
+    """Stride 1 (Inception's pool branches) on a flat grid, as the stride-1 average pool
+    (:mod:`sescratch.kernels.numba.avg_pool`): the plane inside a -inf border ``Wp = W + 2 PW``
+    wide, each tap t = kh*KW + kw one unit-stride pass over the whole plane that keeps the
+    winning tap. Padding never wins (strict ``>``); a window whose values are all -inf keeps its
+    first in-bounds cell, as the scan of :func:`_max_pool` does (t = -1 below)."""
+    P, HW = x3.shape
+    H, Wp = HW // W, W + 2 * PW
+    L = OH * Wp
+    for task in prange(tasks):
+        grid = np.full((H + 2 * PH) * Wp + KW, neg_inf[0], dtype=x3.dtype)  # the border stays -inf
+        best = np.empty(L, dtype=x3.dtype)
+        tap = np.empty(L, dtype=np.int64)
+        p0, p1 = _span(task, tasks, P)
+        for p in range(p0, p1):
+            for i in range(H):
+                grid[(PH + i) * Wp + PW:(PH + i) * Wp + PW + W] = x3[p, i * W:(i + 1) * W]
+            best[:] = neg_inf[0]
+            tap[:] = -1
+            for t in range(KH * KW):
+                seg = grid[(t // KW) * Wp + t % KW:]
+                for q in range(L):
+                    v, b = seg[q], best[q]
+                    take = (v > b) | ((v != v) & (b == b))
+                    best[q] = v if take else b
+                    tap[q] = t if take else tap[q]
+            for oh in range(OH):
+                for ow in range(OW):
+                    q, t = oh * Wp + ow, tap[oh * Wp + ow]
+                    y3[p, oh * OW + ow] = best[q]
+                    if t < 0:
+                        am3[p, oh * OW + ow] = max(oh - PH, 0) * W + max(ow - PW, 0)
+                    else:
+                        am3[p, oh * OW + ow] = (oh + t // KW - PH) * W + ow + t % KW - PW
+
+
+@njit(parallel=True, cache=True)
 def _max_pool_backward(dy2, am2, dx2):
     P, L = dy2.shape
     for p in prange(P):
@@ -98,10 +137,11 @@ def max_pool2d_forward(x, KH, KW, SH, SW, PH, PW, ceil_mode=False):
     x3 = _planes(x).reshape(N * C, H * W)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int64)
-    _max_pool(
-        x3, W, KH, KW, SH, SW, PH, PW, OH, OW, np.full(1, -np.inf, dtype=x.dtype),
-        y.reshape(N * C, OH * OW), argmax.reshape(N * C, OH * OW),
-    )
+    neg_inf, y3, am3 = np.full(1, -np.inf, dtype=x.dtype), y.reshape(N * C, OH * OW), argmax.reshape(N * C, OH * OW)
+    if SH == SW == 1:
+        _unit_stride(x3, W, KH, KW, PH, PW, OH, OW, neg_inf, max(1, min(N * C, 4 * numba.get_num_threads())), y3, am3)
+    else:
+        _max_pool(x3, W, KH, KW, SH, SW, PH, PW, OH, OW, neg_inf, y3, am3)
     return y, argmax
 
 
