@@ -5,7 +5,8 @@ its draws or depend on the machine, so each one is checked here on purpose: Wino
 and F(4x4, 3x3) whatever the channel count (few channels go to the direct kernel otherwise), the
 direct 3x3 kernel whatever the channel count, the 1x1 convolution that multiplies the
 (subsampled) images in place, channels-last im2col (one group, any kernel, stride and padding),
-and the grouped / no-BLAS-control path that cuts products into blocks.
+1x1 convolutions in groups (each group's product on the images in place), and the grouped /
+no-BLAS-control path that cuts products into blocks.
 """
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 
 from sescratch import backend  # noqa: E402
-from sescratch.kernels.numba import _scratch, conv as nb_conv, direct3x3, im2row, winograd  # noqa: E402
+from sescratch.kernels.numba import _scratch, conv as nb_conv, direct3x3, grouped_pointwise, im2row, winograd  # noqa: E402
 from sescratch.ops import conv as conv_op  # noqa: E402
 from tests.helpers import DTYPES, KERNEL_TOL as TOL  # noqa: E402
 from tests.helpers import relative_error as _rel  # noqa: E402
@@ -162,6 +163,44 @@ def test_each_path_equals_the_reference(monkeypatch, dtype, geometry, bias, path
             continue
         assert g.dtype == dtype and g.shape == g_ref.shape, name
         assert _rel(g, g_ref) <= TOL[dtype], name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 2)], ids=lambda s: f"s{s[0]}{s[1]}")
+@pytest.mark.parametrize("groups", [2, 3])
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+def test_grouped_pointwise_convs_multiply_the_images_in_place(monkeypatch, dtype, stride, groups, bias):
+    """ShuffleNet's 1x1 group convs: the kernels' dispatch takes grouped_pointwise (where OpenBLAS
+    can be kept on the calling thread), and its results equal the reference's."""
+    if not _scratch.blas_controllable():
+        pytest.skip("no OpenBLAS to keep on the calling thread: the blocks path runs instead")
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((5, 4 * groups, 7, 6)).astype(dtype)
+    w = rng.standard_normal((3 * groups, 4, 1, 1)).astype(dtype)
+    b = rng.standard_normal(3 * groups).astype(dtype) if bias else None
+    OH, OW = nb_conv._geometry(x, w, stride, (0, 0))
+    dy = rng.standard_normal((5, 3 * groups, OH, OW)).astype(dtype)
+    with backend.use("numpy"):
+        y_ref, cache = conv_op.conv2d_forward(x, w, b, stride=stride, groups=groups)
+        grads_ref = conv_op.conv2d_backward(dy, cache)
+    taken = []
+    for name in ("grouped_pointwise_forward", "grouped_pointwise_backward"):
+        original = getattr(grouped_pointwise, name)
+        monkeypatch.setattr(grouped_pointwise, name, lambda *a, _f=original, _n=name: taken.append(_n) or _f(*a))
+    monkeypatch.setattr(_scratch, "CHUNK_BYTES", 64)  # several chunks: dw is a sum of shares
+    monkeypatch.setattr(nb_conv, "MIN_CHUNK_PIXELS", 1)
+    assert len(nb_conv._chunks(x, w, OH, OW)) > 1
+    y = nb_conv.conv2d_forward(x, w, b, stride, (0, 0), groups)
+    grads = nb_conv.conv2d_backward(dy, x, w, stride, (0, 0), groups, bias)
+    assert taken == ["grouped_pointwise_forward", "grouped_pointwise_backward"]
+    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
+    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
+        if g_ref is None:
+            assert g is None, name
+            continue
+        assert g.dtype == dtype and g.shape == g_ref.shape, name
+        assert _rel(g, g_ref) <= TOL[dtype], name
+    assert not grouped_pointwise.applies(w, (1, 1), groups) and not grouped_pointwise.applies(w, (0, 0), 1)
 
 
 def test_blas_threads_are_restored():

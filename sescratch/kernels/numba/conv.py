@@ -31,7 +31,9 @@ Three strategies:
   read straight out of the NCHW arrays; 1x1 stride-1 convs multiply the images in place. It
   reorders the weights on every call: a forward with weights beyond L2 and few output pixels
   takes the columns instead (:func:`_rows_pay_off_forward`). On the
-  stride-2 convs of a CIFAR ResNet this halved the time of a forward + backward.
+  stride-2 convs of a CIFAR ResNet this halved the time of a forward + backward. 1x1 convs
+  without padding in several groups (ShuffleNet's) multiply each group of the images in place
+  (:mod:`sescratch.kernels.numba.grouped_pointwise`).
 
 Both go through the batch in chunks of a few images, each chunk start to end on one thread, in
 buffers kept between calls (:mod:`sescratch.kernels.numba._scratch`; chunks write disjoint images
@@ -52,7 +54,7 @@ from sescratch.kernels.numba._scratch import (
     map_chunks,
     sum_shares,
 )
-from sescratch.kernels.numba import _scratch, direct3x3
+from sescratch.kernels.numba import _scratch, direct3x3, grouped_pointwise
 from sescratch.kernels.numba.im2row import im2row_backward, im2row_forward, pointwise
 from sescratch.kernels.numba.winograd import pays_off as winograd_pays_off
 from sescratch.kernels.numba.winograd import winograd_backward, winograd_forward
@@ -271,6 +273,8 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     OH, OW = _geometry(x, w, stride, padding)
     if G == 1 and blas_controllable() and _rows_pay_off_forward(x, w, stride, padding, OH, OW):
         return im2row_forward(x, w, b, stride, padding, OH, OW, _chunks(x, w, OH, OW))
+    if grouped_pointwise.applies(w, padding, G) and blas_controllable():
+        return grouped_pointwise.grouped_pointwise_forward(x, w, b, stride, G, OH, OW, _chunks(x, w, OH, OW))
     w_mat = w.reshape(G, K // G, R)  # G,K/G,R
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
     y = np.empty((N, K, OH, OW), dtype=x.dtype)
@@ -300,6 +304,8 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
     OH, OW = _geometry(x, w, stride, padding)
     if G == 1 and blas_controllable():
         return im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, _chunks(x, w, OH, OW))
+    if grouped_pointwise.applies(w, padding, G) and blas_controllable():
+        return grouped_pointwise.grouped_pointwise_backward(dy, x, w, stride, G, has_bias, _chunks(x, w, OH, OW))
     w_mat_t = np.ascontiguousarray(w.reshape(G, K // G, R).transpose(0, 2, 1))  # G,R,K/G
     dx = np.empty_like(x)
 
