@@ -11,8 +11,8 @@ Stride 1 (Inception's 3x3 pool branch): the plane goes into a zero-bordered flat
 reads tap (kh, kw) at ``q + kh Wp + kw``, so each tap is one unit-stride pass over the whole
 plane, however short its rows (4x4 at the end of a CIFAR network), and the backward adds each
 tap's shares back the same way (the grid's last KW - 1 columns, outside the output, carry
-zeros). Other strides go one output row at a time, each tap a pass over the row's windows with
-the stride as a literal where it is 2.
+zeros). Stride 2 (ShuffleNet's shortcut) does the same on the input's four parity phases.
+Other strides go one output row at a time, each tap a pass over the row's windows.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from sescratch.kernels.numba.depthwise import _span
 from sescratch.kernels.numba.norm import _planes
-from sescratch.kernels.numba.pool import _columns
+from sescratch.kernels.numba.pool import _columns, _from_phases, _to_phases
 
 __all__ = ["avg_pool2d_forward", "avg_pool2d_backward"]
 
@@ -84,6 +84,53 @@ def _unit_stride_backward(dy3, divisor, W, KH, KW, PH, PW, tasks, dx3):
                     _spread(grid[kh * Wp + kw:], 1, share)
             for i in range(H):
                 dx3[p, i * W:(i + 1) * W] = grid[(PH + i) * Wp + PW:(PH + i) * Wp + PW + W]
+
+
+@njit(parallel=True, cache=True)
+def _stride_two(x3, W, KH, KW, PH, PW, divisor, tasks, y3):
+    """Stride 2 on the input's four parity phases, zero where x_pad is padding or past the image
+    (as :func:`sescratch.kernels.numba.pool._stride_two`): one unit-stride pass per tap."""
+    P, HW = x3.shape
+    H, (OH, OW) = HW // W, divisor.shape
+    Rq, Wq = OH + (KH - 1) // 2, OW + (KW - 1) // 2
+    Lq = Rq * Wq
+    for task in prange(tasks):
+        f = np.zeros(4 * Lq + KW, dtype=x3.dtype)  # cells no image value reaches stay zero
+        acc = np.empty(OH * Wq, dtype=x3.dtype)
+        p0, p1 = _span(task, tasks, P)
+        for p in range(p0, p1):
+            _to_phases(x3[p], H, W, PH, PW, Rq, Wq, f)
+            acc[:] = 0
+            for t in range(KH * KW):
+                kh, kw = t // KW, t % KW
+                _add_taps(acc, f[(2 * (kh % 2) + kw % 2) * Lq + (kh // 2) * Wq + kw // 2:], 1)
+            for oh in range(OH):
+                for ow in range(OW):
+                    y3[p, oh * OW + ow] = acc[oh * Wq + ow] / divisor[oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def _stride_two_backward(dy3, divisor, W, KH, KW, PH, PW, tasks, dx3):
+    """The adjoint of :func:`_stride_two`: shares added into the phases tap by tap, then the
+    phases' image cells into dx (cells no window holds get zero)."""
+    P, HW = dx3.shape
+    H, (OH, OW) = HW // W, divisor.shape
+    Rq, Wq = OH + (KH - 1) // 2, OW + (KW - 1) // 2
+    Lq = Rq * Wq
+    for task in prange(tasks):
+        share = np.zeros(OH * Wq, dtype=dy3.dtype)  # columns OW .. Wq - 1 stay zero
+        f = np.empty(4 * Lq + KW, dtype=dy3.dtype)
+        p0, p1 = _span(task, tasks, P)
+        for p in range(p0, p1):
+            for oh in range(OH):
+                for ow in range(OW):
+                    share[oh * Wq + ow] = dy3[p, oh * OW + ow] / divisor[oh, ow]
+            f[:] = 0
+            for t in range(KH * KW):
+                kh, kw = t // KW, t % KW
+                _spread(f[(2 * (kh % 2) + kw % 2) * Lq + (kh // 2) * Wq + kw // 2:], 1, share)
+            dx3[p, :] = 0
+            _from_phases(f, H, W, PH, PW, Rq, Wq, dx3[p])
 
 
 @njit(parallel=True, cache=True)
@@ -153,6 +200,8 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor):
     x3, y3, d = _planes(x).reshape(N * C, H * W), y.reshape(N * C, OH * OW), np.ascontiguousarray(divisor, dtype=x.dtype)
     if SH == SW == 1:
         _unit_stride(x3, W, KH, KW, PH, PW, d, _tasks(N * C), y3)
+    elif SH == SW == 2:
+        _stride_two(x3, W, KH, KW, PH, PW, d, _tasks(N * C), y3)
     else:
         _by_rows(x3, W, KH, KW, SH, SW, PH, PW, d, _tasks(N * C), y3)
     return y
@@ -166,6 +215,8 @@ def avg_pool2d_backward(dy, divisor, H, W, KH, KW, SH, SW, PH, PW):
     d = np.ascontiguousarray(divisor, dtype=dy.dtype)
     if SH == SW == 1:
         _unit_stride_backward(dy3, d, W, KH, KW, PH, PW, _tasks(N * C), dx3)
+    elif SH == SW == 2:
+        _stride_two_backward(dy3, d, W, KH, KW, PH, PW, _tasks(N * C), dx3)
     else:
         _by_rows_backward(dy3, d, W, KH, KW, SH, SW, PH, PW, _tasks(N * C), dx3)
     return dx

@@ -128,6 +128,45 @@ def _unit_stride(x3, W, KH, KW, PH, PW, OH, OW, neg_inf, tasks, y3, am3):
             _crop(best, tap, Wp, 1, KW, PH, PW, W, p, OH, OW, y3, am3)
 
 
+@njit(inline="always")
+def _phase_columns(b, PW, W, Wq):
+    """Phase b's columns: image column j0 + 2s' goes to phase column s0 + s' for s' < count."""
+    j0 = (b - PW) % 2  # the first column j with (j + PW) % 2 == b
+    s0 = (j0 + PW) // 2
+    return j0, s0, min(Wq - s0, (W - j0 + 1) // 2)
+
+
+@njit(inline="always")
+def _to_phases(plane, H, W, PH, PW, Rq, Wq, f):
+    """f[(2a + b) Lq + r Wq + s] = x_pad[2r + a, 2s + b] for the image's cells (r < Rq, s < Wq;
+    Lq = Rq Wq); f's other cells (the padding) are left as they are."""
+    Lq = Rq * Wq
+    for i in range(H):
+        r, a = (i + PH) // 2, (i + PH) % 2
+        if r >= Rq:
+            break
+        for b in range(2):
+            j0, s0, count = _phase_columns(b, PW, W, Wq)
+            dst, src = f[(2 * a + b) * Lq + r * Wq + s0:], plane[i * W + j0:]
+            for s in range(count):
+                dst[s] = src[2 * s]
+
+
+@njit(inline="always")
+def _from_phases(f, H, W, PH, PW, Rq, Wq, plane):
+    """The inverse of :func:`_to_phases`: plane[i*W + j] = f's cell of x_pad[PH + i, PW + j]."""
+    Lq = Rq * Wq
+    for i in range(H):
+        r, a = (i + PH) // 2, (i + PH) % 2
+        if r >= Rq:
+            break
+        for b in range(2):
+            j0, s0, count = _phase_columns(b, PW, W, Wq)
+            dst, src = plane[i * W + j0:], f[(2 * a + b) * Lq + r * Wq + s0:]
+            for s in range(count):
+                dst[2 * s] = src[s]
+
+
 @njit(parallel=True, cache=True)
 def _stride_two(x3, W, KH, KW, PH, PW, OH, OW, neg_inf, tasks, y3, am3):
     """Stride 2 (the stems' and reduction modules' pools) on the input's four parity phases:
@@ -145,17 +184,7 @@ def _stride_two(x3, W, KH, KW, PH, PW, OH, OW, neg_inf, tasks, y3, am3):
         tap = np.empty(L, dtype=np.int64)
         p0, p1 = _span(task, tasks, P)
         for p in range(p0, p1):
-            for i in range(H):
-                r, a = (i + PH) // 2, (i + PH) % 2
-                if r >= Rq:
-                    break
-                for b in range(2):
-                    j0 = (b - PW) % 2  # the first column j with (j + PW) % 2 == b
-                    s0 = (j0 + PW) // 2
-                    count = min(Wq - s0, (W - j0 + 1) // 2)
-                    dst, src = f[(2 * a + b) * Lq + r * Wq + s0:], x3[p, i * W + j0:]
-                    for s in range(count):
-                        dst[s] = src[2 * s]
+            _to_phases(x3[p], H, W, PH, PW, Rq, Wq, f)
             best[:] = neg_inf[0]
             tap[:] = -1
             for t in range(KH * KW):
