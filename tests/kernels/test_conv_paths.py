@@ -41,6 +41,17 @@ def test_small_outputs_with_long_rows_multiply_whole_chunks():
     assert not im2row._chunk_products(4 * 4, 36) and not im2row._chunk_products(32 * 32, 288)
 
 
+def _assert_matches(y, grads, y_ref, grads_ref, dtype):
+    """y and (dx, dw, db) of a kernel path equal the reference's (db None where it is)."""
+    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
+    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
+        if g_ref is None:
+            assert g is None, name
+            continue
+        assert g.dtype == dtype and g.shape == g_ref.shape, name
+        assert _rel(g, g_ref) <= TOL[dtype], name
+
+
 def _reference(x, w, b, stride, padding, dy):
     with backend.use("numpy"):
         y, cache = conv_op.conv2d_forward(x, w, b, stride=stride, padding=padding)
@@ -156,13 +167,7 @@ def test_each_path_equals_the_reference(monkeypatch, dtype, geometry, bias, path
         monkeypatch.setattr(_scratch, "MIN_BLOCK_COLUMNS", 1)
         y = nb_conv.conv2d_forward(x, w, b, stride, padding, 1)
         grads = nb_conv.conv2d_backward(dy, x, w, stride, padding, 1, bias)
-    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
-    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
-        if g_ref is None:
-            assert g is None, name
-            continue
-        assert g.dtype == dtype and g.shape == g_ref.shape, name
-        assert _rel(g, g_ref) <= TOL[dtype], name
+    _assert_matches(y, grads, y_ref, grads_ref, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -193,13 +198,7 @@ def test_grouped_pointwise_convs_multiply_the_images_in_place(monkeypatch, dtype
     y = nb_conv.conv2d_forward(x, w, b, stride, (0, 0), groups)
     grads = nb_conv.conv2d_backward(dy, x, w, stride, (0, 0), groups, bias)
     assert taken == ["grouped_pointwise_forward", "grouped_pointwise_backward"]
-    assert y.dtype == dtype and _rel(y, y_ref) <= TOL[dtype]
-    for name, g, g_ref in zip(("dx", "dw", "db"), grads, grads_ref):
-        if g_ref is None:
-            assert g is None, name
-            continue
-        assert g.dtype == dtype and g.shape == g_ref.shape, name
-        assert _rel(g, g_ref) <= TOL[dtype], name
+    _assert_matches(y, grads, y_ref, grads_ref, dtype)
     assert not grouped_pointwise.applies(w, (1, 1), groups) and not grouped_pointwise.applies(w, (0, 0), 1)
 
 
