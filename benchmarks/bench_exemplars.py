@@ -81,7 +81,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in models.list_models()]
     if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; models.list_models() has {', '.join(models.list_models())}")
+        parser.error(f"unknown model(s) {', '.join(unknown)}; "
+                     f"models.list_models() has {', '.join(models.list_models())}")
     if args.batch < 1 or args.repeats < 1:
         parser.error(f"--batch and --repeats must be >= 1, got {args.batch} and {args.repeats}")
     print(f"training step (fwd, loss, bwd), batch {args.batch}, 3x32x32, float32; {cpu_name()}, "

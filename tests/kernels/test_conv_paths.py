@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 
 from sescratch import backend  # noqa: E402
-from sescratch.kernels.numba import _scratch, conv as nb_conv, direct3x3, grouped_pointwise, im2row, winograd  # noqa: E402
+from sescratch.kernels.numba import _scratch, conv as nb_conv, direct3x3, im2row, winograd  # noqa: E402
+from sescratch.kernels.numba import grouped_pointwise  # noqa: E402
 from sescratch.ops import conv as conv_op  # noqa: E402
 from tests.helpers import DTYPES, KERNEL_TOL as TOL  # noqa: E402
 from tests.helpers import relative_error as _rel  # noqa: E402

@@ -197,7 +197,8 @@ def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor):
     N, C, H, W = x.shape
     OH, OW = divisor.shape
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
-    x3, y3, d = _planes(x).reshape(N * C, H * W), y.reshape(N * C, OH * OW), np.ascontiguousarray(divisor, dtype=x.dtype)
+    x3, y3 = _planes(x).reshape(N * C, H * W), y.reshape(N * C, OH * OW)
+    d = np.ascontiguousarray(divisor, dtype=x.dtype)
     if SH == SW == 1:
         _unit_stride(x3, W, KH, KW, PH, PW, d, _tasks(N * C), y3)
     elif SH == SW == 2:
