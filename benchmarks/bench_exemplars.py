@@ -24,19 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402  (first, so that its OpenMP runtime keeps its own settings)
 
+from bench_ops import machine  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from sescratch import models, ops  # noqa: E402
 from sescratch.interop.torch import to_torch  # noqa: E402
 
 EXEMPLARS = ["se_resnet56", "se_vgg16_bn_cifar", "se_bn_inception_cifar", "se_inception_resnet_v2_cifar",
              "se_mobilenet_v1_cifar", "se_shufflenet_v1_g3_cifar"]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 def steps(name: str, batch: int):
@@ -85,7 +78,8 @@ def main(argv=None) -> None:
                      f"models.list_models() has {', '.join(models.list_models())}")
     if args.batch < 1 or args.repeats < 1:
         parser.error(f"--batch and --repeats must be >= 1, got {args.batch} and {args.repeats}")
-    print(f"training step (fwd, loss, bwd), batch {args.batch}, 3x32x32, float32; {cpu_name()}, "
+    cpu = machine().get("cpu", "unknown CPU")
+    print(f"training step (fwd, loss, bwd), batch {args.batch}, 3x32x32, float32; {cpu}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"median of {args.repeats}, alternating")
     print(f"{'model':32s} {'ours ms':>9s} {'torch ms':>9s} {'x torch':>8s}")

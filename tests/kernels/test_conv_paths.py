@@ -200,7 +200,8 @@ def test_grouped_pointwise_convs_multiply_the_images_in_place(monkeypatch, dtype
     grads = nb_conv.conv2d_backward(dy, x, w, stride, (0, 0), groups, bias)
     assert taken == ["grouped_pointwise_forward", "grouped_pointwise_backward"]
     _assert_matches(y, grads, y_ref, grads_ref, dtype)
-    assert not grouped_pointwise.applies(w, (1, 1), groups) and not grouped_pointwise.applies(w, (0, 0), 1)
+    assert not grouped_pointwise.applies(w, stride, (1, 1), groups)  # padded
+    assert not grouped_pointwise.applies(w, stride, (0, 0), 1)  # one group: im2row's
 
 
 def test_blas_threads_are_restored():

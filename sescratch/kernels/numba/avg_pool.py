@@ -16,13 +16,12 @@ Other strides go one output row at a time, each tap a pass over the row's window
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from sescratch.kernels.numba.depthwise import _span
+from sescratch.kernels.numba.depthwise import _span, _tasks
 from sescratch.kernels.numba.norm import _planes
-from sescratch.kernels.numba.pool import _columns, _from_phases, _to_phases
+from sescratch.kernels.numba.pool import _columns, _from_phases, _phase_grid, _phase_tap, _to_phases
 
 __all__ = ["avg_pool2d_forward", "avg_pool2d_backward"]
 
@@ -92,7 +91,7 @@ def _stride_two(x3, W, KH, KW, PH, PW, divisor, tasks, y3):
     (as :func:`sescratch.kernels.numba.pool._stride_two`): one unit-stride pass per tap."""
     P, HW = x3.shape
     H, (OH, OW) = HW // W, divisor.shape
-    Rq, Wq = OH + (KH - 1) // 2, OW + (KW - 1) // 2
+    Rq, Wq = _phase_grid(OH, OW, KH, KW)
     Lq = Rq * Wq
     for task in prange(tasks):
         f = np.zeros(4 * Lq + KW, dtype=x3.dtype)  # cells no image value reaches stay zero
@@ -102,8 +101,7 @@ def _stride_two(x3, W, KH, KW, PH, PW, divisor, tasks, y3):
             _to_phases(x3[p], H, W, PH, PW, Rq, Wq, f)
             acc[:] = 0
             for t in range(KH * KW):
-                kh, kw = t // KW, t % KW
-                _add_taps(acc, f[(2 * (kh % 2) + kw % 2) * Lq + (kh // 2) * Wq + kw // 2:], 1)
+                _add_taps(acc, f[_phase_tap(t, KW, Lq, Wq):], 1)
             for oh in range(OH):
                 for ow in range(OW):
                     y3[p, oh * OW + ow] = acc[oh * Wq + ow] / divisor[oh, ow]
@@ -115,7 +113,7 @@ def _stride_two_backward(dy3, divisor, W, KH, KW, PH, PW, tasks, dx3):
     phases' image cells into dx (cells no window holds get zero)."""
     P, HW = dx3.shape
     H, (OH, OW) = HW // W, divisor.shape
-    Rq, Wq = OH + (KH - 1) // 2, OW + (KW - 1) // 2
+    Rq, Wq = _phase_grid(OH, OW, KH, KW)
     Lq = Rq * Wq
     for task in prange(tasks):
         share = np.zeros(OH * Wq, dtype=dy3.dtype)  # columns OW .. Wq - 1 stay zero
@@ -127,8 +125,7 @@ def _stride_two_backward(dy3, divisor, W, KH, KW, PH, PW, tasks, dx3):
                     share[oh * Wq + ow] = dy3[p, oh * OW + ow] / divisor[oh, ow]
             f[:] = 0
             for t in range(KH * KW):
-                kh, kw = t // KW, t % KW
-                _spread(f[(2 * (kh % 2) + kw % 2) * Lq + (kh // 2) * Wq + kw // 2:], 1, share)
+                _spread(f[_phase_tap(t, KW, Lq, Wq):], 1, share)
             dx3[p, :] = 0
             _from_phases(f, H, W, PH, PW, Rq, Wq, dx3[p])
 
@@ -185,11 +182,6 @@ def _by_rows_backward(dy3, divisor, W, KH, KW, SH, SW, PH, PW, tasks, dx3):
                             _spread(dst, 2, s)
                         else:
                             _spread(dst, SW, s)
-
-
-def _tasks(planes):
-    """A few runs of planes per thread: even loads, and few buffers to allocate."""
-    return max(1, min(planes, 4 * numba.get_num_threads()))
 
 
 def avg_pool2d_forward(x, KH, KW, SH, SW, PH, PW, divisor):

@@ -273,7 +273,7 @@ def conv2d_forward(x, w, b, stride, padding, groups):
     OH, OW = _geometry(x, w, stride, padding)
     if G == 1 and blas_controllable() and _rows_pay_off_forward(x, w, stride, padding, OH, OW):
         return im2row_forward(x, w, b, stride, padding, OH, OW, _chunks(x, w, OH, OW))
-    if grouped_pointwise.applies(w, padding, G) and blas_controllable():
+    if grouped_pointwise.applies(w, stride, padding, G) and blas_controllable():
         return grouped_pointwise.grouped_pointwise_forward(x, w, b, stride, G, OH, OW, _chunks(x, w, OH, OW))
     w_mat = w.reshape(G, K // G, R)  # G,K/G,R
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
@@ -304,7 +304,7 @@ def conv2d_backward(dy, x, w, stride, padding, groups, has_bias):
     OH, OW = _geometry(x, w, stride, padding)
     if G == 1 and blas_controllable():
         return im2row_backward(dy, x, w, stride, padding, has_bias, OH, OW, _chunks(x, w, OH, OW))
-    if grouped_pointwise.applies(w, padding, G) and blas_controllable():
+    if grouped_pointwise.applies(w, stride, padding, G) and blas_controllable():
         return grouped_pointwise.grouped_pointwise_backward(dy, x, w, stride, G, has_bias, _chunks(x, w, OH, OW))
     w_mat_t = np.ascontiguousarray(w.reshape(G, K // G, R).transpose(0, 2, 1))  # G,R,K/G
     dx = np.empty_like(x)

@@ -18,20 +18,20 @@ from __future__ import annotations
 import numpy as np
 
 from sescratch.kernels.numba._scratch import map_chunks, sum_shares
-from sescratch.kernels.numba.im2row import pointwise
+from sescratch.kernels.numba.im2row import _subsampled, pointwise
 
 __all__ = ["applies", "grouped_pointwise_forward", "grouped_pointwise_backward"]
 
 
-def applies(w, padding, groups):
+def applies(w, stride, padding, groups):
     """A 1x1 convolution without padding, in more than one group."""
-    return groups > 1 and pointwise(w, None, padding)
+    return groups > 1 and pointwise(w, stride, padding)
 
 
 def _sampled_groups(a, stride, groups):
     """a[:, :, ::SH, ::SW] as a C-contiguous (N, G, C/G, OH*OW) array (a itself for stride 1)."""
     N, C = a.shape[:2]
-    return np.ascontiguousarray(a[:, :, ::stride[0], ::stride[1]]).reshape(N, groups, C // groups, -1)
+    return _subsampled(a, stride).reshape(N, groups, C // groups, -1)
 
 
 def grouped_pointwise_forward(x, w, b, stride, groups, OH, OW, chunks):
