@@ -10,6 +10,9 @@ with CuPy's own code generators for float32 and float64 and compiles them with N
     pip install --no-deps --target /tmp/cupyenv /tmp/w/*.whl cuda-pathfinder
     PYTHONPATH=/tmp/cupyenv:. python benchmarks/compile_cupy_kernels.py
 
+A wheel installed with ``--target`` is not on the loader's path, and CuPy's library finder
+(``cuda-pathfinder``) does not look there: the script loads the NVRTC library it finds under
+``nvidia/*/lib`` of a ``sys.path`` entry first, and stops with a message if there is none.
 It uses CuPy internals (``cupy._core._kernel``, ``cupy._core._reduction``; checked with CuPy
 14.2): it is a developer's check, not a test. Exit status 0 when every kernel compiled.
 What it cannot see: wrong results, out-of-bounds indexing, launch shapes — the CuPy tests on a
@@ -17,12 +20,27 @@ GPU (``benchmarks/gpu_check.sh``) check those.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib
 import pkgutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _load_nvrtc() -> str | None:
+    """Load the first ``nvidia/*/lib/libnvrtc.so.*`` under a ``sys.path`` entry (the NVRTC
+    wheel's layout), so that CuPy finds it loaded; its path, or None where there is none."""
+    for entry in sys.path:
+        for lib in sorted(Path(entry or ".").glob("nvidia/*/lib/libnvrtc.so.*")):
+            if "builtins" not in lib.name:
+                ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+                return str(lib)
+    return None
+
+
+_load_nvrtc()
 
 import cupy  # noqa: E402
 import cupy._core._kernel as _kernel  # noqa: E402
@@ -90,6 +108,12 @@ _NVRTC_OPTIONS = ("-arch=compute_90", "--device-as-default-execution-space")
 
 
 def main() -> int:
+    try:
+        version = compiler._get_nvrtc_version()
+    except Exception as exc:  # cuda-pathfinder's DynamicLibNotFoundError, an OSError, ...
+        print(f"NVRTC cannot be loaded ({exc}); install the nvidia-cuda-nvrtc wheel as the module "
+              "docstring says, or put its lib/ folder on LD_LIBRARY_PATH", file=sys.stderr)
+        return 2
     options = core.assemble_cupy_compiler_options(())
     failures = 0
     for module, attr, k in kernels():
@@ -107,7 +131,7 @@ def main() -> int:
             else:
                 print(f"ok   {what}", flush=True)
     verdict = "all compiled" if not failures else f"{failures} failed"
-    print(f"{verdict} (NVRTC {compiler._get_nvrtc_version()})")
+    print(f"{verdict} (NVRTC {version})")
     return 1 if failures else 0
 
 
