@@ -235,8 +235,9 @@ def add_excitations_command(subparsers) -> None:
                    "(DIR/goldfish/*.jpg ...); needs --model and --weights")
     p.add_argument("--model", help="with --images: the model of the weights, e.g. se_resnet50")
     p.add_argument("--weights", metavar="PATH", help="with --images: .npz / .safetensors / .pth weights")
-    p.add_argument("--crop", type=int, default=224, help="with --images: centre crop (default 224)")
-    p.add_argument("--resize", type=int, help="with --images: shorter side first (default crop * 256 / 224)")
+    p.add_argument("--crop", type=int, help="with --images: centre crop (default the model family's, 224 for SENets)")
+    p.add_argument("--resize", type=int, help="with --images: shorter side first (default the family's for its "
+                                               "crop, else crop * 256 / 224)")
     p.add_argument("--classes", help="comma-separated class names or indices (default: 4 spread classes)")
     p.add_argument("--distribution-class", help="class of the Fig. 7 quartiles (default: the first chosen)")
     p.add_argument("--blocks", help="'paper' (default), 'all', or names such as SE_2_3,SE_4_1")

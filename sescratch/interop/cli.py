@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from sescratch.cli import int_list, parse_key_values
 from sescratch.errors import UsageError
 from sescratch.train.config import BACKENDS
@@ -39,13 +41,17 @@ def _weights_options(p, required: bool) -> None:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "predict", help="classify images with (ImageNet) weights: top-k classes and probabilities",
-        description="Classify images: RGB, shorter side resized to --resize (256), centre crop --crop "
-                    "(224; 320 for SENet-154's second setting), ImageNet mean/std; top-k ImageNet classes.")
+        description="Classify images with the preprocessing the model family's released weights expect: "
+                    "for the SENet family RGB, shorter side resized to --resize (256), centre crop --crop "
+                    "(224; 320 for SENet-154's second setting), ImageNet mean/std; BN-Inception and "
+                    "Inception-ResNet-v2 as Cadene's pretrainedmodels (BGR 0..255, 224; [-1, 1], 299). "
+                    "Top-k ImageNet classes.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG / JPEG files")
     _weights_options(p, required=True)
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--crop", type=int, default=224, help="centre-crop size (default 224)")
-    p.add_argument("--resize", type=int, help="shorter side before cropping (default crop * 256 / 224)")
+    p.add_argument("--crop", type=int, help="centre-crop size (default the family's: 224, 299 for Inception-ResNet-v2)")
+    p.add_argument("--resize", type=int, help="shorter side before cropping (default the family's for its crop, "
+                                               "else crop * 256 / 224)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--backend", choices=BACKENDS, default="numba", help="default numba")
     p.set_defaults(func=run_predict)
@@ -86,11 +92,14 @@ def weights_for_training(config, path):
     import dataclasses
 
     from sescratch.interop.loading import prepare_weights
+    from sescratch.train.config import model_options
 
     if config.resume:
         raise UsageError("--weights starts a run from a weights file; --resume continues a run from OUT/last.npz")
-    state, report = prepare_weights(config.model, path, config.model_options)
-    config = dataclasses.replace(config, model_options={**config.model_options, **report.options})
+    asked = model_options(config)  # with the run's reduction: a checkpoint's must agree
+    state, report = prepare_weights(config.model, path, asked)
+    implied = {k: v for k, v in report.options.items() if asked.get(k) != v}
+    config = dataclasses.replace(config, model_options={**config.model_options, **implied})
     return config.validate(), (state, report)
 
 
@@ -138,11 +147,12 @@ def run_eval_weights(args) -> int:
 
 def load_images_for_analysis(args):
     """``(model, x, labels, classes)`` for ``sescratch excitations --images DIR --model M --weights W``."""
-    from sescratch.interop.predict import load_image_folder
+    from sescratch.interop.predict import load_image_folder, preprocessing_for
 
     if not (args.model and args.weights):
         raise UsageError("--images needs --model NAME and --weights PATH (e.g. ImageNet weights of se_resnet50)")
-    x, labels, classes, _ = load_image_folder(args.images, crop=args.crop, resize=args.resize)
+    x, labels, classes, _ = load_image_folder(args.images, crop=args.crop, resize=args.resize,
+                                              settings=preprocessing_for(args.model))
     device = _use_backend(args.backend)
     model, report = model_from_args(args, args.model)
     print(report)
@@ -152,21 +162,28 @@ def load_images_for_analysis(args):
 
 
 def run_predict(args) -> int:
-    from sescratch.interop.predict import load_images, predict
+    from sescratch.interop.predict import predict, preprocess, preprocessing_for, read_images
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
-    x = load_images(args.images, crop=args.crop, resize=args.resize)  # every image read before the model
+    settings = preprocessing_for(args.model)
+    crop, resize = settings.sizes(args.crop, args.resize)
+    if resize < crop:
+        raise UsageError(f"--resize ({resize}) must be >= --crop ({crop})")
+    images = read_images(args.images)  # every image read before the model
     device = _use_backend(args.backend)
     model, report = model_from_args(args, args.model)
+    x = np.stack([preprocess(image, crop, resize, settings=settings) for image in images])
     results = predict(model.to(device), x, top=args.top, device=device)
     if args.json:
-        json.dump({"model": args.model, "weights": args.weights, "crop": args.crop,
+        json.dump({"model": args.model, "weights": args.weights, "crop": crop, "resize": resize,
+                   "preprocessing": settings.describe(crop, resize),
                    "predictions": [{"image": str(p), "top": r} for p, r in zip(args.images, results)]},
                   sys.stdout, indent=1)
         print()
         return 0
     print(report, file=sys.stderr)
+    print(f"preprocessing: {settings.describe(crop, resize)}", file=sys.stderr)
     for path, top in zip(args.images, results):
         print(path)
         for rank, r in enumerate(top, start=1):
@@ -196,10 +213,9 @@ def run_export(args) -> int:
 
 
 def _default_input(model) -> tuple[int, int, int]:
-    """The model's fixed input size if it has one, 224x224 for ImageNet networks, else 32x32."""
+    """The model's fixed input size if it has one, else the one it is designed for (224x224 for
+    ImageNet networks, 32x32 for CIFAR-scale ones: :func:`sescratch.models.native_input_size`)."""
+    from sescratch import models
+
     fixed = getattr(model, "input_size", None)
-    if fixed:
-        return (model.in_channels, *fixed)
-    stem = getattr(model, "layer0", None)
-    imagenet = stem is not None and hasattr(stem, "pool") or "cifar" not in model.model_name and stem is None
-    return (model.in_channels, 224, 224) if imagenet else (model.in_channels, 32, 32)
+    return (model.in_channels, *(fixed or models.native_input_size(model.model_name)))

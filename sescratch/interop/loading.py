@@ -16,7 +16,7 @@ import numpy as np
 
 from sescratch.interop.naming import (NAMINGS, architecture_options, detect_naming, file_key, file_shape,
                                       to_sescratch)
-from sescratch.interop.weights import WeightsError, read_weights
+from sescratch.interop.weights import WeightsError, read_run_options, read_weights
 
 __all__ = ["LoadReport", "load_pretrained", "prepare_weights", "load_state"]
 
@@ -33,11 +33,13 @@ class LoadReport:
     options: dict = field(default_factory=dict)
     loaded: int = 0
     new_keys: list = field(default_factory=list)
+    from_run: bool = False  # options read from a training checkpoint's configuration
 
     def __str__(self) -> str:
         lines = [f"weights {self.path}: {NAMINGS[self.naming]} naming, {self.loaded} tensors loaded"]
         if self.options:
-            lines.append("  architecture of the file's zoo: " + ", ".join(f"{k}={v}" for k, v in self.options.items()))
+            source = "the checkpoint's training run" if self.from_run else "the file's zoo"
+            lines.append(f"  architecture of {source}: " + ", ".join(f"{k}={v}" for k, v in self.options.items()))
         if self.new_keys:
             lines.append(f"  {len(self.new_keys)} keys not in the file, freshly initialised: " + ", ".join(self.new_keys))
         return "\n".join(lines)
@@ -55,7 +57,7 @@ def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | No
 
     ours, report = prepare_weights(name, path, options)
     num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
-    in_channels = in_channels or _in_channels(ours)
+    in_channels = in_channels or first_conv_channels(ours)
     model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
                           **{**options, **report.options})
     load_state(model, ours, naming=report.naming, init_missing=init_missing, report=report, source=str(path))
@@ -75,12 +77,14 @@ def prepare_weights(name: str, path: str | os.PathLike, options: dict | None = N
     except ValueError as exc:
         raise WeightsError(f"weights {path}: {exc}") from None
     accepted = models.default_options(name)
-    arch = {k: v for k, v in architecture_options(naming).items() if k in accepted}
+    run = read_run_options(path) or {}  # a training checkpoint: the options its run built
+    arch = {k: v for k, v in {**run, **architecture_options(naming)}.items() if k in accepted}
     for key, value in arch.items():
         if key in options and options[key] != value:
-            raise WeightsError(f"weights {path} ({NAMINGS[naming]}) need {key}={value!r}, "
+            source = "the training run's" if key in run else NAMINGS[naming]
+            raise WeightsError(f"weights {path} ({source}) need {key}={value!r}, "
                                f"but {key}={options[key]!r} was asked for")
-    return to_sescratch(state, naming), LoadReport(str(path), naming, arch)
+    return to_sescratch(state, naming), LoadReport(str(path), naming, arch, from_run=bool(run))
 
 
 def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: bool = False,
@@ -130,12 +134,17 @@ def _counter(value, target):
     return value.reshape(()) if value.size == 1 and np.ndim(target) == 0 else value
 
 
-def _in_channels(state) -> int:
-    """The first convolution's input channels: ``layer0.conv1`` or the file's first 4-D tensor."""
-    first = state.get("layer0.conv1.weight")
-    if first is None:
-        first = next((v for v in state.values() if np.ndim(v) == 4), np.zeros((1, 3, 1, 1)))
-    return int(np.shape(first)[1])
+# The first convolution of every family, in our names: ResNets, MobileNet and ShuffleNet, VGG,
+# BN-Inception (ImageNet, CIFAR), Inception-ResNet-v2 (tests check that each model has one)
+FIRST_CONVS = ("layer0.conv1.weight", "layer0.conv.weight", "features.0.weight", "conv1_7x7_s2.conv.weight",
+               "conv1_3x3.conv.weight", "conv2d_1a.conv.weight")
+
+
+def first_conv_channels(state) -> int | None:
+    """The first convolution's input channels, or None (the model's default) where the state has
+    none of :data:`FIRST_CONVS` (the file's key order says nothing: safetensors sorts its keys)."""
+    first = next((state[k] for k in FIRST_CONVS if k in state and np.ndim(state[k]) == 4), None)
+    return None if first is None else int(np.shape(first)[1])
 
 
 def _rows(state, key, axis, path, option) -> int:

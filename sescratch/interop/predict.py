@@ -1,4 +1,4 @@
-"""Classify images with ImageNet weights: the release's preprocessing, top-k class names.
+"""Classify images with ImageNet weights: each family's preprocessing, top-k class names.
 
 Preprocessing (the SENet release's evaluation, as torchvision's ``Resize(256)`` +
 ``CenterCrop(224)`` + ``ToTensor`` + ``Normalize`` on a Pillow image)::
@@ -7,14 +7,19 @@ Preprocessing (the SENet release's evaluation, as torchvision's ``Resize(256)`` 
         -> x / 255 -> (x - mean) / std per channel      (3, crop, crop) float32
 
 ``crop=224`` with ``resize=256`` is the standard setting; SENet-154's second one is ``crop=320``
-(``resize`` then defaults to ``crop * 256 / 224``, i.e. 366). The 1000 ILSVRC-2012 classes are
-package data (``sescratch/data/imagenet_classes.txt``: WordNet id, then the synonyms, in the
-order of the class indices). Images are read with Pillow (the ``images`` extra).
+(``resize`` then defaults to ``crop * 256 / 224``, i.e. 366). The other released weights the
+loader reads want their own (:func:`preprocessing_for`, the settings of Cadene's
+``pretrainedmodels``, which published them): BN-Inception BGR pixels in 0..255 less the
+per-channel means (104, 117, 128), Inception-ResNet-v2 a 299 crop (shorter side 341) scaled to
+[-1, 1]. The 1000 ILSVRC-2012 classes are package data (``sescratch/data/imagenet_classes.txt``:
+WordNet id, then the synonyms, in the order of the class indices). Images are read with Pillow
+(the ``images`` extra).
 """
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -22,11 +27,57 @@ import numpy as np
 
 from sescratch.errors import DataError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "imagenet_classes", "load_image", "preprocess",
-           "load_images", "image_files", "load_image_folder", "predict", "default_resize"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing", "preprocessing_for", "imagenet_classes",
+           "load_image", "preprocess", "load_images", "image_files", "load_image_folder", "predict",
+           "default_resize"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a family's weights were trained on: ``crop`` (and ``resize``, the shorter side before
+    it; None: :func:`default_resize`), pixels in 0..``value_range`` (1: divided by 255), then
+    ``(x - mean) / std`` per channel, in ``channels`` order ("RGB" or "BGR")."""
+
+    crop: int = 224
+    resize: int | None = None
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    value_range: int = 1
+    channels: str = "RGB"
+
+    def sizes(self, crop: int | None = None, resize: int | None = None) -> tuple[int, int]:
+        """``(crop, resize)``: the ones asked for, else these settings' (the shorter side of a
+        crop other than theirs is :func:`default_resize`'s)."""
+        if resize is None and crop in (None, self.crop):
+            resize = self.resize
+        crop = self.crop if crop is None else crop
+        return crop, default_resize(crop) if resize is None else resize
+
+    def describe(self, crop: int | None = None, resize: int | None = None) -> str:
+        crop, resize = self.sizes(crop, resize)
+        return (f"{self.channels}, values 0..{self.value_range}, mean {list(self.mean)}, std {list(self.std)}, "
+                f"shorter side {resize}, centre crop {crop}")
+
+
+# pretrainedmodels 0.7.4: bninception.py and inceptionresnetv2.py ``pretrained_settings``, the
+# shorter side ``floor(crop / 0.875)`` (``utils.TransformImage``); everything else is the SENet
+# release's (and torchvision's) setting
+_FAMILY_PREPROCESSING = {
+    "bn_inception": Preprocessing(224, 256, (104.0, 117.0, 128.0), (1.0, 1.0, 1.0), 255, "BGR"),
+    "inception_resnet_v2": Preprocessing(299, 341, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+
+
+def preprocessing_for(name: str) -> Preprocessing:
+    """The preprocessing the released weights of model ``name``'s family expect (an SE variant
+    takes its base network's; models without released weights the SENet release's)."""
+    base = name[len("se_"):] if name.startswith("se_") else name
+    return _FAMILY_PREPROCESSING.get(base, Preprocessing())
+
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -61,11 +112,16 @@ def load_image(path: str | os.PathLike):
         raise DataError(f"image {path}: not a readable image ({exc})") from None
 
 
-def preprocess(image, crop: int = 224, resize: int | None = None) -> np.ndarray:
-    """``(3, crop, crop)`` float32: shorter side to ``resize``, centre crop, ImageNet normalisation."""
+def preprocess(image, crop: int | None = None, resize: int | None = None, *,
+               settings: Preprocessing | None = None) -> np.ndarray:
+    """``(3, crop, crop)`` float32: shorter side to ``resize``, centre crop, then the value range,
+    channel order and normalisation of ``settings`` (default: the SENet release's, ImageNet
+    mean/std). ``crop`` / ``resize`` default to the settings' (``resize``: :func:`default_resize`
+    of a crop other than theirs)."""
     from PIL import Image
 
-    resize = default_resize(crop) if resize is None else resize
+    settings = settings or Preprocessing()
+    crop, resize = settings.sizes(crop, resize)
     if resize < crop:
         raise ValueError(f"preprocess: resize ({resize}) must be >= crop ({crop})")
     w, h = image.size
@@ -77,18 +133,26 @@ def preprocess(image, crop: int = 224, resize: int | None = None) -> np.ndarray:
     w, h = image.size
     top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
     image = image.crop((left, top, left + crop, top + crop))
-    x = np.asarray(image, dtype=np.float32) / 255.0  # crop,crop,3
-    x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    x = np.asarray(image, dtype=np.float32) / np.float32(255 / settings.value_range)  # crop,crop,3 RGB
+    if settings.channels == "BGR":
+        x = x[:, :, ::-1]
+    x = (x - np.array(settings.mean, np.float32)) / np.array(settings.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))  # 3,crop,crop
 
 
-def load_images(paths, crop: int = 224, resize: int | None = None) -> np.ndarray:
-    """``(N, 3, crop, crop)`` float32 from image files (every path checked before any work)."""
+def read_images(paths) -> list:
+    """Every image of ``paths`` read (RGB ``PIL.Image``s); each path checked before any is read."""
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"image file(s) not found: {', '.join(missing)}")
-    return np.stack([preprocess(load_image(p), crop, resize) for p in paths])
+    return [load_image(p) for p in paths]
+
+
+def load_images(paths, crop: int | None = None, resize: int | None = None, *,
+                settings: Preprocessing | None = None) -> np.ndarray:
+    """``(N, 3, crop, crop)`` float32 from image files (every path checked before any work)."""
+    return np.stack([preprocess(image, crop, resize, settings=settings) for image in read_images(paths)])
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -102,7 +166,8 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_image_folder(folder: str | os.PathLike, crop: int = 224, resize: int | None = None):
+def load_image_folder(folder: str | os.PathLike, crop: int | None = None, resize: int | None = None, *,
+                      settings: Preprocessing | None = None):
     """``(x (N, 3, crop, crop) float32, labels (N,), class names, paths)`` from an image folder.
 
     Sub-folders are classes (``DIR/goldfish/*.jpg``, ``DIR/pug/*.png`` ...; sorted names, the
@@ -115,7 +180,7 @@ def load_image_folder(folder: str | os.PathLike, crop: int = 224, resize: int | 
     groups = [(c, image_files(folder / c)) for c in classes] if classes else [(folder.name, image_files(folder))]
     paths = [p for _, files in groups for p in files]
     labels = np.concatenate([np.full(len(files), k, dtype=np.int64) for k, (_, files) in enumerate(groups)])
-    return load_images(paths, crop, resize), labels, [c for c, _ in groups], paths
+    return load_images(paths, crop, resize, settings=settings), labels, [c for c, _ in groups], paths
 
 
 def predict(model, x: np.ndarray, *, top: int = 5, class_names=None, batch_size: int = 8,

@@ -149,15 +149,18 @@ def from_torch(module, name, **options):
     conv); other ``options`` go to ``create``. The model takes the dtype of the torch weights.
     """
     from sescratch import models
+    from sescratch.interop.loading import FIRST_CONVS, first_conv_channels
 
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-    if "last_linear.weight" not in state or "layer0.conv1.weight" not in state:
+    in_channels = first_conv_channels(state)
+    if "last_linear.weight" not in state or in_channels is None:
         raise ValueError(
-            "from_torch: expected 'layer0.conv1.weight' and 'last_linear.weight' in the torch state_dict "
-            f"(a module built by to_torch or with the SENet release's names); got keys {sorted(state)[:6]} ..."
+            "from_torch: expected 'last_linear.weight' and a first conv (one of "
+            f"{', '.join(FIRST_CONVS)}) in the torch state_dict (a module built by to_torch or with "
+            f"the SENet release's names); got keys {sorted(state)[:6]} ..."
         )
     options.setdefault("num_classes", state["last_linear.weight"].shape[0])
-    options.setdefault("in_channels", state["layer0.conv1.weight"].shape[1])
+    options.setdefault("in_channels", in_channels)
     model = models.create(name, init=False, **options)
     if state["last_linear.weight"].dtype == np.float64:
         model.astype(np.float64)

@@ -15,6 +15,7 @@ A file that exists but holds no named arrays raises :class:`WeightsError` saying
 """
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 from sescratch.errors import DataError
 from sescratch.io import atomic_open
 
-__all__ = ["WeightsError", "read_weights", "save_weights", "WEIGHT_SUFFIXES"]
+__all__ = ["WeightsError", "read_weights", "read_run_options", "save_weights", "WEIGHT_SUFFIXES"]
 
 WEIGHT_SUFFIXES = (".npz", ".safetensors", ".pth", ".pt", ".bin")
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
@@ -48,6 +49,33 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not state:
         raise WeightsError(f"weights {path}: not a weights file (no named arrays in it)")
     return {k: _plain(v) for k, v in state.items()}
+
+
+def read_run_options(path: str | os.PathLike) -> dict | None:
+    """The ``create`` options a training checkpoint's model was built with (its configuration's
+    ``model_options``, with ``reduction`` for SE models); None for any other weights file.
+
+    Options such as ``stride_on``, ``stem_pool``, ``placement`` or ``gate`` change no tensor's
+    shape, so the weights alone cannot tell them: a checkpoint used as weights must rebuild its
+    run's network, not the defaults."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not {"meta", "config"} <= set(archive.files):
+                return None
+            text = str(archive["config"][()])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"weights {path}: not a readable .npz file ({exc})") from None
+    from sescratch.errors import UsageError
+    from sescratch.train.config import TrainConfig, model_options
+
+    try:
+        return model_options(TrainConfig.from_dict(json.loads(text)))
+    except (ValueError, TypeError, UsageError) as exc:  # json's JSONDecodeError is a ValueError
+        raise WeightsError(f"weights {path}: a training checkpoint whose configuration "
+                           f"cannot be read ({exc})") from None
 
 
 def save_weights(state, path: str | os.PathLike) -> Path:

@@ -56,7 +56,7 @@ from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
 
-__all__ = ["create", "check_options", "default_options", "list_models", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+__all__ = ["create", "check_options", "default_options", "list_models", "native_input_size", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
 
 DEFAULT_SEED = 0
 _COMMON = {"dropout": 0.0, "init": True, "seed": None}
@@ -97,6 +97,16 @@ for _name, (_builder, _cifar, _se, _defaults) in EXEMPLARS.items():
 def list_models() -> list[str]:
     """Every name :func:`create` accepts, CIFAR family first."""
     return list(_MODELS)
+
+
+def native_input_size(name: str) -> tuple[int, int]:
+    """The (H, W) the model ``name`` is designed for: 32x32 for the CIFAR-scale networks, 224x224
+    for the ImageNet ones (a model whose head fixes its input also says so in ``input_size``)."""
+    if name not in _MODELS:
+        raise ValueError(f"native_input_size: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
+    spec = _MODELS[name][0]
+    cifar = spec["family"] == "cifar" or spec["family"] == "exemplar" and spec["cifar"]
+    return (32, 32) if cifar else (224, 224)
 
 
 def default_options(name: str) -> dict:

@@ -117,3 +117,32 @@ def test_predict_command_missing_image(weights_and_images, capsys, tmp_path):
     code = main(["predict", str(png), str(tmp_path / "gone.jpg"), "--model", "se_resnet20",
                  "--weights", str(weights)])
     assert code == 1 and "gone.jpg" in capsys.readouterr().err
+
+
+def test_each_family_gets_the_preprocessing_of_its_released_weights():
+    from sescratch.interop.predict import preprocessing_for
+
+    red = Image.new("RGB", (300, 260), (255, 0, 0))
+    senet = preprocess(red, settings=preprocessing_for("se_resnet50"))
+    np.testing.assert_array_equal(senet, preprocess(red))  # the SENet release's, as before
+    # Cadene's BN-Inception port: BGR, 0..255, less (104, 117, 128), std 1
+    bn = preprocess(red, settings=preprocessing_for("bn_inception"))
+    assert bn.shape == (3, 224, 224)
+    np.testing.assert_array_equal(bn[:, 10, 10], [-104.0, -117.0, 127.0])
+    # Inception-ResNet-v2: a 299 crop of the image with its shorter side at floor(299 / 0.875) = 341, in [-1, 1]
+    irv2 = preprocessing_for("inception_resnet_v2")
+    assert irv2.sizes() == (299, 341) and irv2.sizes(320) == (320, default_resize(320))
+    np.testing.assert_array_equal(preprocess(red, settings=irv2)[:, 10, 10], [1.0, -1.0, -1.0])
+    assert preprocessing_for("se_bn_inception") == preprocessing_for("bn_inception")  # SE variants: the base's
+    assert preprocessing_for("bn_inception_cifar") == preprocessing_for("se_resnet20")  # no released weights
+
+
+def test_predict_command_reports_the_preprocessing(weights_and_images, capsys):
+    _, weights, png, _ = weights_and_images
+    assert main(["predict", str(png), "--model", "se_resnet20", "--weights", str(weights), "--crop", "32",
+                 "--json", "--backend", "numpy"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["crop"] == 32 and out["resize"] == default_resize(32) and out["preprocessing"].startswith("RGB")
+    code = main(["predict", str(png), "--model", "se_resnet20", "--weights", str(weights), "--crop", "32",
+                 "--resize", "16"])
+    assert code == 2 and "--resize (16) must be >= --crop (32)" in capsys.readouterr().err

@@ -64,3 +64,17 @@ def test_create_with_weights_reads_the_sizes_from_the_file(tmp_path):
         models.create("se_resnet20")
     with pytest.raises(ValueError, match="init_missing=True needs weights"):
         models.create("se_resnet20", num_classes=3, init_missing=True)
+
+
+def test_train_from_a_checkpoint_keeps_the_architecture_of_its_run(tmp_path, capsys):
+    first = tmp_path / "first"
+    argv = ["train", "--model", "se_resnet20", *TRAIN, "--model-option", "gate=hard_sigmoid", "--reduction", "2"]
+    assert main(argv + ["--out", str(first)]) == 0
+    second = tmp_path / "second"
+    base = ["train", "--model", "se_resnet20", "--weights", str(first / "last.npz"), *TRAIN]
+    assert main(base + ["--reduction", "2", "--out", str(second)]) == 0
+    assert "checkpoint's training run" in capsys.readouterr().out
+    config = load_checkpoint(second / "last.npz").config
+    assert config["model_options"]["gate"] == "hard_sigmoid" and config["reduction"] == 2
+    assert main(base + ["--out", str(tmp_path / "third")]) == 1  # the run's r = 2, the default r = 16 asked
+    assert "need reduction=2, but reduction=16 was asked for" in capsys.readouterr().err

@@ -128,3 +128,43 @@ def test_save_refuses_other_formats(tmp_path):
     _, state = small_state()
     with pytest.raises(WeightsError, match=".npz or .safetensors"):
         save_weights(state, tmp_path / "w.pth")
+
+
+def test_a_training_checkpoint_rebuilds_the_network_of_its_run(tmp_path):
+    """Options that change no shape (gate, placement) cannot be read off the weights: a checkpoint
+    used as weights takes them from its run's configuration, and refuses contradicting ones."""
+    from sescratch.interop.loading import load_pretrained
+    from sescratch.interop.weights import read_run_options
+    from sescratch.train import TrainConfig
+    from sescratch.train.checkpoint import save_checkpoint
+
+    options = {"gate": "hard_sigmoid", "placement": "pre", "width": 4}
+    trained = models.create("se_resnet20", num_classes=10, seed=3, reduction=2, **options).eval()
+    config = TrainConfig(model="se_resnet20", dataset="cifar10", reduction=2, model_options=options)
+    path = save_checkpoint(tmp_path / "last.npz", model_state=trained.state_dict(), optim_state={},
+                           rng_state={"a": 1}, config=config.to_dict(), meta={"epoch": 1})
+    assert read_run_options(path) == {**options, "reduction": 2}
+    assert read_run_options(save_weights(trained, tmp_path / "plain.npz")) is None
+    model, report = load_pretrained("se_resnet20", path)
+    assert report.from_run and report.options == {**options, "reduction": 2}
+    assert "checkpoint's training run: gate=hard_sigmoid" in str(report)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(model.eval()(x), trained(x))
+    with pytest.raises(WeightsError, match="training run's.*need gate='hard_sigmoid', but gate='sigmoid'"):
+        load_pretrained("se_resnet20", path, gate="sigmoid")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+@pytest.mark.parametrize("name", ["se_inception_resnet_v2_cifar", "se_bn_inception_cifar", "se_vgg16_bn_cifar",
+                                  "se_mobilenet_v1_cifar", "se_shufflenet_v1_g3_cifar"])
+def test_every_family_reloads_its_own_files(tmp_path, name, suffix):
+    """The input channels come from the family's first conv, not from the file's first 4-D
+    tensor: safetensors sorts its keys (Inception-ResNet-v2's ``block8`` comes first)."""
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    from sescratch.interop.loading import load_pretrained
+
+    model = models.create(name, num_classes=10, seed=1, in_channels=1)
+    back, _ = load_pretrained(name, save_weights(model, tmp_path / f"w{suffix}"))
+    assert back.in_channels == 1
+    _assert_same(back.state_dict(), model.state_dict())

@@ -157,5 +157,25 @@ def test_from_torch_accepts_release_conv_se_weights_and_reports_mismatch():
                                   model.layer1[0].se_module.fc1.weight.data)
     with pytest.raises(ValueError, match="shape mismatches: layer0.conv1.weight: expected"):
         from_torch(reference, "se_resnet20", width=8)
-    with pytest.raises(ValueError, match="from_torch: expected 'layer0.conv1.weight'"):
+    with pytest.raises(ValueError, match="from_torch: expected 'last_linear.weight' and a first conv"):
         from_torch(torch.nn.Linear(2, 2), "se_resnet20")
+
+
+@pytest.mark.parametrize("name", ["se_vgg16_bn_cifar", "se_mobilenet_v1_cifar", "se_bn_inception_cifar"])
+def test_from_torch_round_trip_of_the_exemplars(name):
+    model = models.create(name, num_classes=7, seed=2)
+    back = from_torch(to_torch(model), name)
+    for (key, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_every_model_has_a_first_conv_the_loaders_know():
+    from sescratch.interop.loading import FIRST_CONVS
+
+    small = [n for n in models.list_models() if models.native_input_size(n) == (32, 32)
+             or n in ("resnet18", "vgg16_bn", "bn_inception", "inception_resnet_v2", "mobilenet_v1",
+                      "shufflenet_v1_g3")]
+    for name in small:
+        state = models.create(name, num_classes=3, init=False).state_dict()
+        first = next(k for k, v in state.items() if np.ndim(v) == 4)
+        assert first in FIRST_CONVS, name
