@@ -145,7 +145,7 @@ def config_from_args(args) -> "TrainConfig":
         path = Path(given.get("out_dir", base["out_dir"])) / "last.npz"
         if not path.exists():
             raise UsageError(f"--resume: no checkpoint at {path} (pass the run's --out DIR)")
-        base = load_checkpoint(path).config
+        base = {**load_checkpoint(path).config, "overwrite": False}  # how the run began, not how it goes on
     config = TrainConfig.from_dict({**base, **given, "resume": bool(args.resume)})
     try:
         return config.validate()

@@ -201,24 +201,30 @@ def repair_best(out_dir: Path) -> str | None:
     return f"repaired {best_path}: it {was}, the run's best is epoch {best['epoch']} (from {last_path})"
 
 
+def remove_earlier_run(out_dir: Path) -> list[str]:
+    """``--overwrite``: delete the earlier run's files (:data:`RUN_FILES`); returns a note."""
+    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    for name in existing:
+        (out_dir / name).unlink()
+    return [f"--overwrite: removed the earlier run's {', '.join(existing)}"] if existing else []
+
+
 def prepare(out_dir: Path, *, resume: bool, overwrite: bool, lock: RunLock) -> list[str]:
     """Everything a run checks and fixes in its directory before it starts; returns notes to print.
 
     Raises :class:`UsageError` for a directory that is a file, not writable, in use by another
-    run, or holding an earlier run when neither ``resume`` nor ``overwrite`` is set.
+    run, or holding an earlier run when neither ``resume`` nor ``overwrite`` is set. With
+    ``overwrite`` the earlier run stays until :func:`remove_earlier_run`, called once everything
+    else about the new run has been checked.
     """
     check_writable(out_dir)
     lock.acquire()
     try:
         notes = []
         existing = [name for name in RUN_FILES if (out_dir / name).exists()]
-        if existing and not resume:
-            if not overwrite:
-                raise UsageError(f"--out {out_dir} holds an earlier run ({', '.join(existing)}); "
-                                 "continue it with --resume or replace it with --overwrite")
-            for name in existing:
-                (out_dir / name).unlink()
-            notes.append(f"--overwrite: removed the earlier run's {', '.join(existing)}")
+        if existing and not resume and not overwrite:
+            raise UsageError(f"--out {out_dir} holds an earlier run ({', '.join(existing)}); "
+                             "continue it with --resume or replace it with --overwrite")
         count, size = clean_temporaries(out_dir)
         if count:
             notes.append(f"removed {count} temporary file(s) ({size / 1e6:.1f} MB) left by an "

@@ -49,7 +49,7 @@ from sescratch.backend import to_device, to_numpy
 from sescratch.data import BatchIterator, Transform, load_dataset
 from sescratch.errors import DataError, SescratchError, UsageError
 from sescratch.ops.loss import softmax_cross_entropy
-from sescratch.train.checkpoint import load_checkpoint, save_checkpoint
+from sescratch.train.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from sescratch.train.config import TrainConfig, build_model
 from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
@@ -106,6 +106,8 @@ class Trainer:
                                         lock=self.lock)
         try:
             self._setup(config)
+            if self.is_root and config.overwrite:  # only now that the new run has passed every check
+                self.notes += rundir.remove_earlier_run(self.out_dir)
         finally:
             self.lock.release()
 
@@ -298,8 +300,10 @@ class Trainer:
         return True
 
     def _save_mid_epoch(self, tally: EpochTally, bar, p: dict, start_state: dict) -> Path:
-        """``last.npz`` in the middle of an epoch: the pending tally read, the epoch so far in ``partial``."""
+        """``last.npz`` in the middle of an epoch: the pending tally read, the epoch so far in
+        ``partial``; never weights that are not finite (the last good checkpoint stays)."""
         self._read_tally(tally, bar)
+        self._check_weights_finite(f"epoch {self.epoch + 1}, before batch {self.iteration + 1}", bar)
         self.partial = p
         return self.save("last.npz", start_state)
 
@@ -316,8 +320,7 @@ class Trainer:
     def _end_epoch(self, p: dict, n_iter: int) -> None:
         if self.dist is not None:  # issue 14 (H9): the epoch's counts over all ranks, BN buffers averaged
             p = self.dist.end_epoch(self.model, p)
-        if not all(np.isfinite(to_numpy(q.data)).all() for q in self.model.parameters()):
-            self._diverged(f"a weight became NaN or infinite during epoch {self.epoch + 1}")
+        self._check_weights_finite(f"epoch {self.epoch + 1}")
         cfg = self.config
         test = evaluate(self.model, self.data.x_test, self.data.y_test, self.test_transform,
                         num_classes=self.data.num_classes, batch_size=cfg.eval_batch_size,
@@ -356,11 +359,24 @@ class Trainer:
                 plot_curves(self.history, self.out_dir / "curves.png",
                             title=f"{self.config.model} on {self.config.dataset}")
 
+    def _check_weights_finite(self, during: str, bar=None) -> None:
+        if not all(np.isfinite(to_numpy(q.data)).all() for q in self.model.parameters()):
+            if bar is not None:
+                bar.close()
+            self._diverged(f"a weight became NaN or infinite during {during}")
+
     def _diverged(self, what: str) -> None:
         self._write_reports()
         last = self.out_dir / "last.npz"
-        kept = (f"the last good checkpoint {last} (after epoch {self.history[-1]['epoch']}) is kept"
-                if last.exists() and self.history else "no checkpoint had been written yet")
+        kept = "no checkpoint had been written yet"
+        if last.exists():
+            try:
+                meta = read_meta(last)
+                where = (f"epoch {meta['epoch'] + 1} after batch {meta['iteration']}" if meta.get("partial")
+                         else f"after epoch {meta['epoch']}")
+            except DataError:
+                where = "unreadable"
+            kept = f"the last good checkpoint {last} ({where}) is kept"
         raise TrainingDiverged(f"training diverged: {what}; stopped, {kept}. "
                                "Try a smaller --lr (or a warm-up).")
 

@@ -124,6 +124,22 @@ def test_a_fresh_run_over_an_earlier_one_needs_overwrite(tmp_path, capsys):
     assert main(["train", "--out", str(out), "--resume", "--overwrite"]) == 2
 
 
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_passes_its_checks(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    capsys.readouterr()
+    for bad in (["--pad-to", "4"], ["--dataset", "mnist", "--no-download", "--data-dir", str(tmp_path)]):
+        assert main(["train", *TINY, "--epochs", "1", *bad, "--out", str(out), "--overwrite"]) in (1, 2)
+        assert "error" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
+    # a run begun with --overwrite resumes like any other (the flag said how it began)
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out), "--overwrite"]) == 0
+    assert "removed the earlier run's last.npz" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    assert load_checkpoint(out / "last.npz").epoch == 2
+
+
 def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
     # item 5
     path = tmp_path / "file"
@@ -181,3 +197,16 @@ def test_a_full_disk_while_saving_says_so_and_keeps_the_previous_checkpoint(tmp_
     assert main(["train", "--out", str(out), "--resume", "--epochs", "3", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "the disk is full" in err and "Traceback" not in err
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_mid_epoch_save_never_writes_weights_that_are_not_finite(tmp_path, capsys):
+    # epoch 2's learning rate (0.05 * 1e40) overflows float32: the first step makes the weights
+    # infinite while the loss that step reported was finite; --save-every 1 then comes next
+    out = tmp_path / "run"
+    code = main(["train", *TINY, "--epochs", "2", "--schedule", "step", "--step-size", "1", "--gamma", "1e40",
+                 "--save-every", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "a weight became NaN or infinite during epoch 2, before batch 2" in err
+    assert f"the last good checkpoint {out / 'last.npz'} (after epoch 1) is kept" in err
+    assert load_checkpoint(out / "last.npz").epoch == 1  # finite, resumable
