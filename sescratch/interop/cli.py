@@ -119,12 +119,15 @@ def run_eval_weights(args) -> int:
     from pathlib import Path
 
     from sescratch.data import Transform, load_dataset
+    from sescratch.train import rundir
     from sescratch.train.evaluation import evaluate
     from sescratch.train.metrics import plot_confusion
 
     if not (args.model and args.dataset):
         raise UsageError("eval --weights needs --model NAME and --dataset NAME (a checkpoint stores both; "
                          "a weights file does not)")
+    out = Path(args.out) if args.out else Path(args.weights).parent
+    rundir.check_writable(out)  # where the confusion matrix goes: checked before the evaluation
     device = _use_backend(args.backend)
     data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     model, report = model_from_args(args, args.model)
@@ -137,8 +140,6 @@ def run_eval_weights(args) -> int:
                       num_classes=data.num_classes, batch_size=args.batch_size, device=device)
     print(f"{args.model} ({args.weights}) on {args.dataset} test ({result.count} images)")
     print(result.report(data.classes))
-    out = Path(args.out) if args.out else Path(args.weights).parent
-    out.mkdir(parents=True, exist_ok=True)
     png = plot_confusion(result.confusion, data.classes, out / f"confusion_{args.dataset}.png",
                          title=f"{args.model} on {args.dataset}: top-1 error {100 * result.top1_error:.2f}%")
     print(f"  confusion matrix: {png}")

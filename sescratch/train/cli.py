@@ -236,6 +236,8 @@ def run_eval(args) -> int:
         raise UsageError(f"--data-dir {args.data_dir}: no such directory")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: expected an integer >= 1")
+    out = Path(args.out) if args.out else Path(".") if shipped else ckpt_path.parent
+    rundir.check_writable(out)  # where the confusion matrix goes: checked before the evaluation
     if ckpt_path.name == "best.npz":
         repaired = rundir.repair_if_idle(ckpt_path.parent)  # a kill between last.npz and best.npz
         if repaired:
@@ -249,8 +251,6 @@ def run_eval(args) -> int:
     print(f"{config.model} ({ckpt_path}, epoch {ev.checkpoint.epoch}) on {name} test ({result.count} "
           f"images, from {data.source or 'memory'})")
     print(result.report(data.classes))
-    out = Path(args.out) if args.out else Path(".") if shipped else ckpt_path.parent
-    out.mkdir(parents=True, exist_ok=True)
     png = plot_confusion(result.confusion, data.classes, out / f"confusion_{name}.png",
                          title=f"{config.model} on {name}: top-1 error {100 * result.top1_error:.2f}%")
     print(f"  confusion matrix: {png}")

@@ -101,14 +101,16 @@ def make_schedule(name: str, base_lr: float, epochs: float, *, step_size: float 
                   warmup_start_factor: float = 0.1) -> Schedule:
     """Build a schedule by name (one of :data:`SCHEDULES`), with optional linear warm-up.
 
-    ``multistep`` without ``milestones`` uses 50% and 75% of ``epochs`` (the CIFAR ResNet recipe).
+    ``multistep`` without ``milestones`` uses 50% and 75% of ``epochs`` (the CIFAR ResNet recipe),
+    rounded down to whole epochs (at least 1), so that it changes only between epochs.
     """
     if name == "constant":
         schedule: Schedule = Constant(base_lr)
     elif name == "step":
         schedule = Step(base_lr, step_size, gamma)
     elif name == "multistep":
-        schedule = MultiStep(base_lr, milestones or (epochs * 0.5, epochs * 0.75), gamma)
+        schedule = MultiStep(base_lr, milestones or tuple(max(1, math.floor(epochs * f)) for f in (0.5, 0.75)),
+                             gamma)
     elif name == "cosine":
         schedule = Cosine(base_lr, epochs, min_lr)
     else:

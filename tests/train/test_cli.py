@@ -94,6 +94,11 @@ def test_train_then_eval(tmp_path, capsys):
     best = load_checkpoint(out / "best.npz").meta["best"]["test_top1_error"]
     assert f"top-1 error {100 * best:.2f}%" in report  # the same test subset as the training run
     assert (out / "confusion_synthetic.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "file").write_text("x")  # --out is checked before the evaluation runs
+    for bad, why in ((tmp_path / "file", "exists and is not a directory"), (tmp_path / "file" / "sub", "cannot write")):
+        assert main(["eval", "--checkpoint", str(out / "best.npz"), "--out", str(bad)]) == 2
+        err = capsys.readouterr()
+        assert f"--out {bad}: {why}" in err.err and "top-1 error" not in err.out
     # a continued run keeps the stored options and goes on from epoch 1
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--no-progress"]) == 0
     assert load_checkpoint(out / "last.npz").epoch == 2

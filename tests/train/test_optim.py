@@ -123,6 +123,9 @@ def test_multistep_and_cosine_values():
     m = MultiStep(0.1, [5, 8], 0.1)
     assert [round(m(e), 12) for e in (0, 4.9, 5, 7, 8, 9)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
     assert make_schedule("multistep", 0.1, 100).milestones == [50, 75]
+    seven = make_schedule("multistep", 0.1, 7)  # whole epochs: per-iteration and per-epoch agree
+    assert seven.milestones == [3, 5] and seven(3.49) == seven(3.0) == pytest.approx(seven(2.99) / 10)
+    assert make_schedule("multistep", 0.1, 1).milestones == [1, 1]
     c = Cosine(0.1, 10, min_lr=0.001)
     assert c(0) == 0.1 and math.isclose(c(10), 0.001) and math.isclose(c(5), 0.0505)
     assert math.isclose(c(2.5), 0.001 + 0.099 * (1 + math.cos(math.pi / 4)) / 2)
