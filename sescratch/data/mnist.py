@@ -7,6 +7,7 @@ the same count, labels in 0..9, and the official counts (60,000 train, 10,000 te
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,6 +38,9 @@ FASHION_MNIST = {
     "classes": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     "how_to_get": "install Debian's package (`sudo apt-get install dataset-fashion-mnist`), or",
+    # MD5 of the decompressed label data (after the 8-byte IDX header), which re-compression
+    # (Debian's package) leaves as it is: how MNIST tells Fashion-MNIST's files from its own
+    "label_md5": {"train": "3236f6424fc25388b2834cb19942cf7e", "test": "8dea97a4e78c1bd1b5a6e8efbb870b6e"},
 }
 
 MNIST = {
@@ -121,8 +125,18 @@ def load_idx_dataset(spec: dict, data_dir=None, download: bool = True,
     counts = OFFICIAL_COUNTS if check_counts else {"train": None, "test": None}
     x_train, y_train = read_split(directory, "train", expected_count=counts["train"])
     x_test, y_test = read_split(directory, "t10k", expected_count=counts["test"])
+    if spec["name"] == MNIST["name"] and _label_md5(y_train, y_test) == FASHION_MNIST["label_md5"]:
+        raise DataError(f"{spec['name']}: {directory} holds Fashion-MNIST's files, not MNIST's (both use "
+                        f"the same file names): keep each dataset in a folder of its own, such as "
+                        f"{directory / spec['name']}")
     return Dataset(spec["name"], x_train, y_train, x_test, y_test, spec["classes"],
                    source=str(directory))
+
+
+def _label_md5(y_train, y_test) -> dict:
+    """MD5 of each split's labels as the IDX file stores them (uint8, header excluded)."""
+    return {split: hashlib.md5(y.astype(np.uint8).tobytes()).hexdigest()
+            for split, y in (("train", y_train), ("test", y_test))}
 
 
 def load_fashion_mnist(data_dir=None, download: bool = True) -> Dataset:

@@ -12,10 +12,12 @@ Search order (the first directory holding every needed file wins):
 
 Each directory is tried as is and with the dataset's name appended (``DIR/fashion-mnist``).
 When nothing is found and downloading is allowed, the files are fetched from the official URL into
-``data_dir`` (when given) or the cache, through a temporary file that is renamed only after its MD5
-matches the published checksum. Files found locally are not MD5-checked (Debian re-compresses the
-``.gz`` files, so their checksums differ from the published ones); their contents are validated
-by the readers instead.
+a folder named after the dataset in ``data_dir`` (when given) or in the cache (MNIST and
+Fashion-MNIST use the same four file names: side by side in one folder, one would be read as
+the other), through a temporary file that is renamed only after its MD5 matches the published
+checksum. Files found locally are not MD5-checked (Debian re-compresses the ``.gz`` files, so
+their checksums differ from the published ones); their contents are validated by the readers
+instead (:mod:`sescratch.data.mnist` also refuses Fashion-MNIST's labels read as MNIST's).
 """
 from __future__ import annotations
 
@@ -124,5 +126,5 @@ def download(url: str, dest: str | os.PathLike, md5: str) -> Path:
 
 
 def download_target(name: str, data_dir: str | os.PathLike | None) -> Path:
-    """Where downloads go: ``data_dir`` when given, else ``cache_dir()/name``."""
-    return Path(data_dir) if data_dir is not None else cache_dir() / name
+    """Where downloads go: ``data_dir/name`` when ``data_dir`` is given, else ``cache_dir()/name``."""
+    return (Path(data_dir) if data_dir is not None else cache_dir()) / name

@@ -142,7 +142,7 @@ def test_download_verifies_md5_and_is_atomic(isolated, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(isolated / "cache"))
     spec = {**mnist.MNIST, "url": source.as_uri() + "/", "md5": md5}
     target = mnist.locate(spec, isolated / "dl", download=True)
-    assert target == isolated / "dl" and all((target / f).exists() for f in FILES)
+    assert target == isolated / "dl" / "mnist" and all((target / f).exists() for f in FILES)
     bad = dict(md5, **{FILES[0]: "0" * 32})
     with pytest.raises(DataError, match="MD5 mismatch"):
         sources.download(spec["url"] + FILES[0], isolated / "dl2" / FILES[0], bad[FILES[0]])
@@ -153,3 +153,21 @@ def test_published_checksums_are_the_official_ones():
     assert mnist.FASHION_MNIST["md5"]["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
     assert mnist.MNIST["md5"]["t10k-labels-idx1-ubyte.gz"] == "ec29112dd5afa0611ce80d1b7f02629c"
     assert all(len(v) == 32 for spec in (mnist.MNIST, mnist.FASHION_MNIST) for v in spec["md5"].values())
+
+
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not all(__import__("os").path.exists(f"{DEBIAN_FASHION}/{f}") for f in mnist.FILES),
+                    reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_mnist_files_are_not_read_as_mnist(isolated):
+    """Both datasets use the same file names: Fashion-MNIST's labels identify its files."""
+    shared = isolated / "shared"
+    shared.mkdir()
+    for f in mnist.FILES:
+        (shared / f).symlink_to(f"{DEBIAN_FASHION}/{f}")
+    fashion = load_dataset("fashion-mnist", data_dir=shared, download=False)
+    assert fashion.source == str(shared) and fashion.classes[0] == "T-shirt/top"
+    with pytest.raises(DataError, match=f"{shared} holds Fashion-MNIST's files, not MNIST's"):
+        load_dataset("mnist", data_dir=shared, download=False)
+    assert sources.download_target("mnist", shared) == shared / "mnist"  # downloads go to a folder of their own
