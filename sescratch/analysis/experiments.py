@@ -269,12 +269,21 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
     from sescratch.analysis.report import build_report, write_report
 
     rows = experiment_rows(name, **choices)
+    repeated = sorted({s for s in budget.seeds if list(budget.seeds).count(s) > 1})
+    if repeated:  # each seed is one replicate: a repeated one would count one training twice
+        raise UsageError(f"experiment {name}: seed(s) {', '.join(map(str, repeated))} listed more than once "
+                         f"in {list(budget.seeds)}")
     out = Path(out_dir)
     cells_dir = out / "cells"
     plan = [(row, cell_config(row, seed, budget, cells_dir)) for row in rows for seed in budget.seeds]
     unique = {}  # one training per cell, listed under the first row that needs it
     for row, c in plan:
         unique.setdefault(c.out_dir, (row, c))
+    for row, c in unique.values():  # every cell checked before the first one trains
+        try:
+            c.validate()
+        except UsageError as exc:
+            raise UsageError(f"experiment {name}, {row.table} / {row.label}: {exc}") from None
     results, interrupted = {}, False
     for i, (path, (row, config)) in enumerate(unique.items(), start=1):
         tag = f"[{i}/{len(unique)}] {row.table} / {row.label} / seed {config.seed}"

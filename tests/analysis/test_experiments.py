@@ -121,6 +121,16 @@ def test_dry_run_trains_nothing(tmp_path, tiny_budget, count_trainings):
     assert not (tmp_path / "reduction.json").exists()
 
 
+def test_every_cell_is_checked_before_any_trains(tmp_path, tiny_budget, count_trainings):
+    with pytest.raises(UsageError, match="se-vs-plain, depth 21 / ResNet-21: unknown model 'resnet21'"):
+        run_experiment("se-vs-plain", tiny_budget, tmp_path, depths=(20, 21), log=lambda line: None)
+    with pytest.raises(UsageError, match="r = 0: invalid training configuration: reduction=0"):
+        run_experiment("reduction", tiny_budget, tmp_path, ratios=(4, 0), dry_run=True, log=lambda line: None)
+    with pytest.raises(UsageError, match=r"seed\(s\) 3 listed more than once in \[3, 1, 3\]"):
+        run_experiment("reduction", replace(tiny_budget, seeds=(3, 1, 3)), tmp_path, log=lambda line: None)
+    assert count_trainings == []
+
+
 def test_rows_of_each_experiment():
     ratios = [f"r = {r}" for r in (2, 4, 8, 16, 32)]
     assert [r.label for r in experiment_rows("reduction")] == ["no SE"] + ratios
