@@ -97,7 +97,8 @@ def export_pretrained(checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
     """Write ``checkpoint`` without its optimiser state (half the size) to ``out``, checked on read.
 
     The maintainers' step after training (``docs/pretrained.md``); the result still loads with
-    :func:`sescratch.train.load_checkpoint`, but ``--resume`` from it would restart the momentum.
+    :func:`sescratch.train.load_checkpoint` and as ``--weights``, but a run cannot ``--resume``
+    from it (no optimiser state).
     The configuration's ``out_dir`` (a directory of the machine that trained it) becomes
     ``runs/<name of out>``.
     """

@@ -167,6 +167,9 @@ class Trainer:
         if changed:
             raise UsageError(f"--resume: configuration differs from {path}: " + "; ".join(changed))
         cfg = self.config
+        if not ckpt.optim_state:  # sescratch.train.pretrained.export_pretrained drops it
+            raise DataError(f"checkpoint {path} holds no optimiser state (an exported checkpoint): it "
+                            f"cannot be resumed; start a new run from its weights with --weights {path}")
         self.notes += rundir.schedule_notes(stored, cfg, ckpt.epoch)
         try:
             self.model.load_state_dict(ckpt.model_state)

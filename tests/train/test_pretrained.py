@@ -5,7 +5,7 @@ import pytest
 
 from sescratch.cli import main
 from sescratch.data import load_dataset
-from sescratch.errors import UsageError
+from sescratch.errors import DataError, UsageError
 from sescratch.train import Trainer, evaluate, load_checkpoint, load_pretrained, pretrained_path
 from sescratch.train.pretrained import PRETRAINED, export_pretrained, list_pretrained, resolve_checkpoint
 
@@ -75,6 +75,11 @@ def test_export_drops_the_optimiser_and_keeps_the_weights(tiny_config, tmp_path)
         np.testing.assert_array_equal(shipped.model_state[key], value)
     assert shipped.config == {**full.config, "out_dir": "runs/shipped"}
     assert shipped.meta["history"] == full.meta["history"]
+    run = tmp_path / "resumed"
+    run.mkdir()
+    (run / "last.npz").write_bytes(out.read_bytes())
+    with pytest.raises(DataError, match="holds no optimiser state .* start a new run from its weights"):
+        Trainer(tiny_config(out="resumed", epochs=2, resume=True))
 
 
 def test_the_weight_decay_1e4_network_keeps_its_se_blocks():
