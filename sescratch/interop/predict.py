@@ -107,9 +107,26 @@ def load_image(path: str | os.PathLike):
         raise DataError(f"image {path}: file not found")
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return _to_rgb(image, path)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"image {path}: not a readable image ({exc})") from None
+
+
+def _to_rgb(image, path):
+    """An 8-bit RGB image. Pillow's own conversion clips 16-bit greyscale (``I;16``, ``I``) to
+    0..255, so those are scaled from 0..65535 first; floating-point images (``F``) have no
+    standard range and are refused."""
+    from PIL import Image
+
+    if image.mode == "F":
+        raise DataError(f"image {path}: floating-point pixels (mode F) have no standard range; "
+                        "save it as an 8- or 16-bit image")
+    if image.mode.startswith("I"):  # 16-bit PNG / TIFF greyscale (32-bit integer images read as 16-bit)
+        values = np.asarray(image, dtype=np.float64)
+        if values.min() < 0 or values.max() > 65535:
+            raise DataError(f"image {path}: integer pixels outside 0..65535 (mode {image.mode})")
+        image = Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
 def preprocess(image, crop: int | None = None, resize: int | None = None, *,

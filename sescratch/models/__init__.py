@@ -56,7 +56,8 @@ from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
 
-__all__ = ["create", "check_options", "default_options", "list_models", "native_input_size", "DEFAULT_SEED", "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
+__all__ = ["create", "check_options", "default_options", "list_models", "native_input_size", "DEFAULT_SEED",
+           "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
 
 DEFAULT_SEED = 0
 _COMMON = {"dropout": 0.0, "init": True, "seed": None}

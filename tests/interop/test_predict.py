@@ -146,3 +146,14 @@ def test_predict_command_reports_the_preprocessing(weights_and_images, capsys):
     code = main(["predict", str(png), "--model", "se_resnet20", "--weights", str(weights), "--crop", "32",
                  "--resize", "16"])
     assert code == 2 and "--resize (16) must be >= --crop (32)" in capsys.readouterr().err
+
+
+def test_sixteen_bit_greyscale_is_scaled_and_float_images_are_refused(tmp_path):
+    base = np.random.default_rng(0).integers(0, 256, (30, 40), dtype=np.uint8)
+    Image.fromarray(base, "L").save(tmp_path / "g8.png")
+    Image.fromarray(base.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # the same picture, 16-bit
+    eight, sixteen = (np.asarray(load_image(tmp_path / f)) for f in ("g8.png", "g16.png"))
+    np.testing.assert_array_equal(sixteen, eight)
+    Image.fromarray(base.astype(np.float32) / 255, "F").save(tmp_path / "f.tif")
+    with pytest.raises(DataError, match="floating-point pixels"):
+        load_image(tmp_path / "f.tif")
