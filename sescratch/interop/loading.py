@@ -149,5 +149,8 @@ def first_conv_channels(state) -> int | None:
 
 def _rows(state, key, axis, path, option) -> int:
     if key not in state:
-        raise WeightsError(f"weights {path}: no {key!r} to read {option} from; pass {option} explicitly")
+        keys = ", ".join(list(state)[:4]) + (", ..." if len(state) > 4 else "")
+        raise WeightsError(f"weights {path}: no {key!r} to read {option} from (every model here has "
+                           f"one: the file may hold another architecture; its keys: {keys}); "
+                           f"pass {option} explicitly to load it anyway")
     return int(np.shape(state[key])[axis])

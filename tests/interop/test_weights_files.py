@@ -168,3 +168,13 @@ def test_every_family_reloads_its_own_files(tmp_path, name, suffix):
     back, _ = load_pretrained(name, save_weights(model, tmp_path / f"w{suffix}"))
     assert back.in_channels == 1
     _assert_same(back.state_dict(), model.state_dict())
+
+
+def test_a_file_of_another_architecture_says_so(tmp_path):
+    from sescratch.interop.loading import load_pretrained
+
+    path = tmp_path / "densenet.npz"
+    np.savez(path, **{"features.conv0.weight": np.zeros((8, 3, 7, 7), np.float32),
+                      "classifier.weight": np.zeros((10, 8), np.float32)})
+    with pytest.raises(WeightsError, match="may hold another architecture; its keys: features.conv0.weight"):
+        load_pretrained("se_resnet20", path)
