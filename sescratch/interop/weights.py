@@ -10,7 +10,8 @@
   unpickled. A ``{"state_dict": ...}`` (or ``"model"``, ``"model_state_dict"``) wrapper and
   the ``module.`` prefix of ``DataParallel`` are taken off.
 
-Half-precision tensors become float32; everything else keeps its dtype (the model casts on load).
+Half-precision tensors (float16, bfloat16) become float32; everything else keeps its dtype (the
+model casts on load).
 A file that exists but holds no named arrays raises :class:`WeightsError` saying so.
 """
 from __future__ import annotations
@@ -118,7 +119,42 @@ def _read_safetensors(path: Path) -> dict:
                            "(pip install safetensors)") from None
     try:
         return load_file(str(path))
+    except TypeError as exc:  # NumPy has no bfloat16: read those tensors ourselves
+        if "bfloat16" not in str(exc):
+            raise WeightsError(f"weights {path}: not a readable .safetensors file ({exc})") from None
+        return _read_safetensors_bfloat16(path)
     except Exception as exc:  # safetensors raises its own SafetensorError for any malformed file
+        raise WeightsError(f"weights {path}: not a readable .safetensors file ({exc})") from None
+
+
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+                       "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def _read_safetensors_bfloat16(path: Path) -> dict:
+    """A .safetensors file holding bfloat16 tensors, which NumPy cannot represent: its layout
+    (an 8-byte little-endian header size, a JSON header of dtype, shape and byte offsets, then
+    the data) read directly, each bfloat16 widened to the float32 with the same upper 16 bits."""
+    data = path.read_bytes()
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+        body = memoryview(data)[8 + size:]
+        state = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = entry["data_offsets"]
+            raw = body[start:end]
+            if entry["dtype"] == "BF16":
+                bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+                value = bits.view(np.float32)
+            else:
+                dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).newbyteorder("<")
+                value = np.frombuffer(raw, dtype=dtype)
+            state[name] = value.reshape(entry["shape"]).copy()
+        return state
+    except (ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"weights {path}: not a readable .safetensors file ({exc})") from None
 
 

@@ -178,3 +178,22 @@ def test_a_file_of_another_architecture_says_so(tmp_path):
                       "classifier.weight": np.zeros((10, 8), np.float32)})
     with pytest.raises(WeightsError, match="may hold another architecture; its keys: features.conv0.weight"):
         load_pretrained("se_resnet20", path)
+
+
+def test_bfloat16_safetensors_become_float32(tmp_path):
+    """NumPy has no bfloat16: those files are read from their layout, each value widened exactly."""
+    pytest.importorskip("safetensors")
+    import json
+    import struct
+
+    values = np.array([[1.0, -2.5], [3.140625, 1e-3]], dtype=np.float32)
+    bf16 = (values.view(np.uint32) >> 16).astype("<u2").tobytes()  # the upper halves: bfloat16
+    steps = np.array([7], dtype="<i8").tobytes()
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
+                         "n": {"dtype": "I64", "shape": [1], "data_offsets": [8, 16]},
+                         "__metadata__": {"format": "pt"}}).encode()
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bf16 + steps)
+    state = read_weights(path)
+    assert state["w"].dtype == np.float32 and state["n"].tolist() == [7]
+    np.testing.assert_array_equal(state["w"], (values.view(np.uint32) & 0xFFFF0000).view(np.float32))
