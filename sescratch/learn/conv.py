@@ -15,12 +15,17 @@ from sescratch.learn._grading import as_tuple, call, compare, passed, rng_for
 __all__ = ["check_conv2d_naive", "check_conv2d_naive_backward", "check_im2col", "check_col2im"]
 
 
-def _conv_case(rng, *, overlap=None):
-    """Random x, w, b, stride, padding with at least one output position."""
+def _conv_case(rng, *, overlap=None, strided=False):
+    """Random x, w, b, stride, padding with at least one output position. ``strided``: a 3x3
+    kernel with stride 2 and padding 1 (overlapping windows), so that every check meets a stride,
+    a padding and windows that share pixels whatever the random draws."""
     while True:
         N, C, K = rng.integers(1, 3), rng.integers(1, 4), rng.integers(1, 4)
         KH, KW = rng.integers(1, 4, size=2)
         stride, padding = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+        if strided:
+            KH = KW = 3
+            stride, padding = 2, 1
         if overlap is False:
             KH = KW = stride = int(rng.integers(1, 3))
             padding = 0
@@ -46,8 +51,8 @@ def check_conv2d_naive(fn, *, cases: int = 4, seed=None) -> float:
     ``OH = (H + 2 padding - KH) // stride + 1``. Compared with :func:`sescratch.ops.conv2d_forward`.
     """
     check, rng, errors = "check_conv2d_naive", rng_for(seed), []
-    for _ in range(cases):
-        x, w, b, stride, padding, case = _conv_case(rng)
+    for i in range(cases):
+        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0)
         y_ref, _ = _conv(x, w, b, stride, padding)
         y = call(check, fn, x.copy(), w.copy(), b.copy(), stride, padding)
         hints = {
@@ -67,8 +72,8 @@ def check_conv2d_naive_backward(fn, *, cases: int = 4, seed=None) -> float:
     Compared with :func:`sescratch.ops.conv2d_backward` (float64, NumPy reference).
     """
     check, rng, errors = "check_conv2d_naive_backward", rng_for(seed), []
-    for _ in range(cases):
-        x, w, b, stride, padding, case = _conv_case(rng)
+    for i in range(cases):
+        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0)
         y, cache = _conv(x, w, b, stride, padding)
         dy = rng.standard_normal(y.shape)
         with backend.use("numpy"):
@@ -104,8 +109,8 @@ def check_im2col(fn, *, cases: int = 4, seed=None) -> float:
     ``x_pad[n, c, oh*stride + kh, ow*stride + kw]``: what a convolution with one-hot filters makes.
     """
     check, rng, errors = "check_im2col", rng_for(seed), []
-    for _ in range(cases):
-        x, w, _, stride, padding, case = _conv_case(rng)
+    for i in range(cases):
+        x, w, _, stride, padding, case = _conv_case(rng, strided=i == 0)
         N, C, _, _ = x.shape
         KH, KW = w.shape[2:]
         y, _ = _conv(x, _one_hot_filters(C, KH, KW), None, stride, padding)  # N,CKK,OH,OW
@@ -125,11 +130,11 @@ def check_col2im(fn, *, cases: int = 4, seed=None) -> float:
 
     Every column entry is *added* back onto the pixel it was copied from (overlapping windows
     add up), then the padding is cropped: the input gradient of the one-hot convolution.
-    The first case has windows that do not overlap, the others overlap.
+    The first case has windows that do not overlap, the second overlapping ones (3x3, stride 2).
     """
     check, rng, errors = "check_col2im", rng_for(seed), []
     for i in range(cases):
-        x, w, _, stride, padding, case = _conv_case(rng, overlap=False if i == 0 else None)
+        x, w, _, stride, padding, case = _conv_case(rng, overlap=False if i == 0 else None, strided=i == 1)
         N, C, _, _ = x.shape
         KH, KW = w.shape[2:]
         y, cache = _conv(x, _one_hot_filters(C, KH, KW), None, stride, padding)

@@ -35,7 +35,7 @@ def check_se_block_cost(fn, *, cases: int = 6, seed=None) -> float:
         params, macs = as_tuple(check, call(check, fn, C, H, W, r, bias), ("params", "macs"))
         if params != params_ref:
             hint = ("the hidden width is a whole number, max(C // r, 1) (at least one unit), not C / r"
-                    if params in (2 * C * C // r + (C + C // r) * bias, 2 * C * C / r + (C + C / r) * bias) else
+                    if params in (2 * C * (C // r) + (C + C // r) * bias, 2 * C * C / r + (C + C / r) * bias) else
                     "each FC has one bias per output: C/r for the first, C for the second"
                     if bias and params == 2 * C * block.hidden else
                     "two FCs, C -> hidden and hidden -> C, plus their biases when bias is True")

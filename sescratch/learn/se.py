@@ -32,6 +32,8 @@ def check_gap_forward(fn, *, cases: int = 4, seed=None) -> float:
         z = call(check, fn, x.copy())
         hints = {"that is the SUM over the plane: divide by H*W": z_ref * x.shape[2] * x.shape[3],
                  "average over H and W (axes 2 and 3) only, one value per (sample, channel)":
+                     x.mean(axis=(0, 2, 3)),
+                 "average over H and W only (axes 2 and 3), not over the batch too":
                      np.broadcast_to(x.mean(axis=(0, 2, 3)), z_ref.shape)}
         errors.append(compare(check, "z", z, z_ref, case, hints, "z[n, c] = mean of x[n, c] over H, W"))
     return passed(check, errors, cases)
@@ -113,7 +115,8 @@ def check_excitation_backward(fn, *, cases: int = 4, seed=None) -> float:
                      "dW2 must have W2's shape (C, C/r): dW2 = de.T @ a": refs[3].T}, ""),
             "dW1": ({"dW1 must have W1's shape (C/r, C): dW1 = dh.T @ z": refs[1].T}, ""),
         }
-        for name, g, ref in zip(names, got, refs):
+        for k in (3, 4, 1, 2, 0):  # in the order backprop finds them: dW2 first, dz last
+            name, g, ref = names[k], got[k], refs[k]
             table, default = hints.get(name, (None, ""))
             errors.append(compare(check, name, g, ref, case, table, default or
                                   "one backward line per forward line: de = ds * s * (1 - s), "

@@ -29,9 +29,10 @@ def check_sgd_momentum_step(fn, *, cases: int = 3, steps: int = 4, seed=None) ->
     from sescratch.train import SGD
 
     check, rng, errors = "check_sgd_momentum_step", rng_for(seed), []
-    for _ in range(cases):
+    for i in range(cases):
         shape = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(1, 3))))
         momentum, wd = float(rng.uniform(0.5, 0.95)), float(rng.choice([0.0, rng.uniform(1e-3, 0.1)]))
+        wd = float(rng.uniform(1e-3, 0.1)) if i == 0 else wd  # weight decay in at least one case
         param = nn.Parameter(rng.standard_normal(shape))
         optimizer = SGD([param], lr=0.1, momentum=momentum, weight_decay=wd)
         p, buf = param.data.copy(), None

@@ -134,3 +134,62 @@ def test_se_cost_with_a_fractional_hidden_width():
     def fractional(C, H, W, r, bias):
         return 2 * C * C / r + (C + C / r) * bias, S.se_block_cost(C, H, W, r, bias)[1]
     fails_with(learn.check_se_block_cost, fractional, "whole number")
+
+
+def _accepted_seeds(check, fn, seeds=range(30)):
+    accepted = []
+    for seed in seeds:
+        try:
+            check(fn, seed=seed)
+        except AssertionError:
+            continue
+        accepted.append(seed)
+    return accepted
+
+
+def test_no_seed_lets_a_mistake_through_for_want_of_the_case_that_shows_it(capsys):
+    """Every run meets weight decay, a stride, a padding and overlapping windows."""
+    def sgd_without_weight_decay(p, g, buf, lr, momentum, weight_decay):
+        buf = g.copy() if buf is None else momentum * buf + g
+        return p - lr * buf, buf
+
+    def conv_ignoring_the_stride(x, w, b, stride, padding):
+        OH = (x.shape[2] + 2 * padding - w.shape[2]) // stride + 1
+        OW = (x.shape[3] + 2 * padding - w.shape[3]) // stride + 1
+        return S.conv2d_naive(x, w, b, 1, padding)[:, :, :OH, :OW]
+
+    def col2im_assigning(cols, x_shape, KH, KW, stride, padding):  # solutions.col2im with = for +=
+        N, C, H, W = x_shape
+        OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - KW) // stride + 1
+        cols = cols.reshape(N, C, KH, KW, OH, OW)
+        dx = np.zeros((N, C, H + 2 * padding, W + 2 * padding))
+        for kh in range(KH):
+            for kw in range(KW):
+                dx[:, :, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride] = cols[:, :, kh, kw]
+        return dx[:, :, padding:padding + H, padding:padding + W]
+
+    assert _accepted_seeds(learn.check_col2im, S.col2im, seeds=range(3)) == [0, 1, 2]  # the right one passes
+
+    assert _accepted_seeds(learn.check_sgd_momentum_step, sgd_without_weight_decay) == []
+    assert _accepted_seeds(learn.check_conv2d_naive, conv_ignoring_the_stride) == []
+    assert _accepted_seeds(learn.check_col2im, col2im_assigning) == []
+
+
+def test_a_tuple_where_one_array_is_expected_is_said_plainly():
+    fails_with(learn.check_gap_forward, lambda x: (x.mean(axis=(2, 3)), None),
+               "z should be one array of shape", "got a tuple of 2 values")
+
+
+def test_the_dedicated_hints_are_reached():
+    fails_with(learn.check_gap_forward, lambda x: x.mean(axis=(0, 2, 3)), "axes 2 and 3")
+
+    def sigma_prime_wrong(ds, z, W1, b1, W2, b2):
+        h = z @ W1.T + b1
+        a = np.maximum(h, 0)
+        s = 1 / (1 + np.exp(-(a @ W2.T + b2)))
+        de = ds * (1 - s)
+        da = de @ W2
+        dh = da * (h > 0)
+        return dh @ W1, dh.T @ z, dh.sum(0), de.T @ a, de.sum(0)
+
+    fails_with(learn.check_excitation_backward, sigma_prime_wrong, "dW2 is wrong", "s * (1 - s)")
