@@ -197,7 +197,8 @@ def _all_tensors(obj: dict, torch) -> bool:
 
 def _plain(value) -> np.ndarray:
     value = np.asarray(value)
-    return value.astype(np.float32) if value.dtype == np.float16 else value
+    half = value.dtype == np.float16 or value.dtype.name == "bfloat16"  # ml_dtypes' (onnx, jax bring it)
+    return value.astype(np.float32) if half else value
 
 
 def _first_line(exc) -> str:

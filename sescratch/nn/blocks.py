@@ -99,7 +99,7 @@ class ResidualBlock(Module):
         return y
 
     def backward(self, dy):
-        if self._tail == "bn_add_relu":
+        if self._last("_tail") == "bn_add_relu":
             dv, ds = self._last_bn.backward_add_relu(dy)  # one gradient for both paths
             dx_branch = self._branch_body_backward(dv)
         elif self._tail == "bn_se_add_relu":

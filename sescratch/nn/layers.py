@@ -30,8 +30,23 @@ __all__ = [
 ]
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+def _pair(v, layer: str = "layer", name: str = "size", minimum: int = 1) -> tuple[int, int]:
+    """``(v, v)`` or ``(v[0], v[1])``, each an int >= ``minimum`` (else a ValueError naming ``layer``
+    and ``name``: a silent ``int(2.9)`` would build another layer than asked for)."""
+    pair = (v, v) if np.isscalar(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(_is_int(p) and p >= minimum for p in pair):
+        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_sizes(layer: str, **sizes) -> None:
+    for name, value in sizes.items():
+        if not (_is_int(value) and value >= 1):
+            raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
 
 
 def _trace_window(layer: str, kind: str, shape, kernel, stride, padding, ceil_mode=False):
@@ -57,12 +72,14 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         super().__init__()
+        _check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.kernel_size = _pair(kernel_size, "Conv2d", "kernel_size")
+        self.stride, self.padding = _pair(stride, "Conv2d", "stride"), _pair(padding, "Conv2d", "padding", 0)
         KH, KW = self.kernel_size
         self.weight = Parameter(init.kaiming_normal((out_channels, in_channels // groups, KH, KW)))
         self.bias = Parameter(init.zeros((out_channels,))) if bias else None
@@ -75,7 +92,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._cache)
+        dx, dw, db = ops.conv2d_backward(dy, self._last("_cache"))
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -102,6 +119,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(init.uniform_fan_in((out_features, in_features), in_features))
         self.bias = Parameter(init.uniform_fan_in((out_features,), in_features)) if bias else None
@@ -112,7 +130,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.linear_backward(dy, self._cache)
+        dx, dw, db = ops.linear_backward(dy, self._last("_cache"))
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -201,9 +219,9 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
         super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride) if stride is not None else self.kernel_size
-        self.padding = _pair(padding)
+        self.kernel_size = _pair(kernel_size, "MaxPool2d", "kernel_size")
+        self.stride = _pair(stride, "MaxPool2d", "stride") if stride is not None else self.kernel_size
+        self.padding = _pair(padding, "MaxPool2d", "padding", 0)
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):

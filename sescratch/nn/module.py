@@ -106,6 +106,15 @@ class Module:
         """Return ``dL/dx`` for the last forward and add ``dL/dθ`` into every ``parameter.grad``."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
+    def _last(self, attribute: str):
+        """What the last forward kept in ``attribute`` (its cache), for ``backward``; a clear
+        error when no forward ran yet."""
+        value = getattr(self, attribute, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward to differentiate "
+                               "(call the module on an input first)")
+        return value
+
     def trace(self, shape: tuple[int, ...], name: str, records: list[Record] | None) -> tuple:
         """Output shape (no batch) for input ``shape``; append summary rows to ``records``.
 
@@ -213,10 +222,21 @@ class Module:
             problems.append("shape mismatches: " + "; ".join(mismatched))
         if problems:
             raise ValueError(f"load_state_dict({type(self).__name__}): " + " | ".join(problems))
-        for name, target in targets.items():  # in place: parameters and buffers keep dtype and device
+        values = {}
+        for name, target in targets.items():  # every value cast first: a bad one leaves all unchanged
             xp = get_array_module(target)
             value = to_numpy(state[name]) if xp is np else state[name]
-            target[...] = xp.asarray(value, dtype=target.dtype)
+            try:
+                values[name] = cast = xp.asarray(value, dtype=target.dtype)
+                exact = np.dtype(target.dtype).kind not in "iu" or bool((xp.asarray(value) == cast).all())
+            except (TypeError, ValueError) as exc:
+                cast, exact = exc, False
+            if not exact:  # a string, or a counter of 2.9 (or one beyond the integer range)
+                why = f" ({cast})" if isinstance(cast, Exception) else ""
+                raise ValueError(f"load_state_dict({type(self).__name__}): {name} holds values that do not "
+                                 f"fit its dtype {target.dtype}{why}; nothing was copied")
+        for name, target in targets.items():  # in place: parameters and buffers keep dtype and device
+            target[...] = values[name]
 
     def to(self, device: str) -> "Module":
         """Move every parameter, gradient and buffer to ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy)."""

@@ -23,9 +23,9 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False, count_include_pad=True):
         super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride) if stride is not None else self.kernel_size
-        self.padding = _pair(padding)
+        self.kernel_size = _pair(kernel_size, "AvgPool2d", "kernel_size")
+        self.stride = _pair(stride, "AvgPool2d", "stride") if stride is not None else self.kernel_size
+        self.padding = _pair(padding, "AvgPool2d", "padding", 0)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
 
     def forward(self, x):

@@ -85,7 +85,7 @@ class SEBlock(Module):
         return y
 
     def backward(self, dy):
-        du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._cache)
+        du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._last("_cache"))
         self._accumulate(dw1, db1, dw2, db2)
         return du
 

@@ -69,6 +69,14 @@ def pair(op: str, name: str, value, *, minimum: int) -> tuple[int, int]:
     return pair_
 
 
+def check_planes_nonempty(op: str, name: str, x) -> None:
+    """Channels, height and width of ``x`` at least 1 (an empty plane has no mean and no maximum);
+    an empty batch is allowed (a rank's shard of synchronised batch norm may hold no image)."""
+    if 0 in tuple(x.shape[1:]):
+        raise ValueError(f"{op}: argument '{name}' has an empty plane or no channel (shape {tuple(x.shape)}); "
+                         "expected at least one channel and pixel")
+
+
 def check_nonempty(op: str, name: str, x) -> None:
     """Every dimension of ``x`` (batch, channels, height, width) must be at least 1."""
     if 0 in tuple(x.shape):

@@ -260,7 +260,9 @@ def conv2d_backward(dy, cache: Conv2dCache):
     """
     x, w, has_bias, stride, padding, groups = cache
     OH, OW = _output_size(x, w, stride, padding)
+    check_float_array("conv2d_backward", "dy", dy, ndim=4)
     check_shape("conv2d_backward", "dy", dy, (x.shape[0], w.shape[0], OH, OW), "the shape of y")
+    check_same_dtype("conv2d_backward", dy=dy, x=x)
     dy = get_array_module(dy).ascontiguousarray(dy)
     if _is_depthwise(x, groups):
         kernel = _KERNELS.get("depthwise_conv2d_backward", dy)

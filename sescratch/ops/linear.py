@@ -83,7 +83,9 @@ def linear_backward(dy, cache: LinearCache):
       so its gradient is summed over the batch.
     """
     x, w, has_bias = cache
+    check_float_array("linear_backward", "dy", dy, ndim=2)
     check_shape("linear_backward", "dy", dy, (x.shape[0], w.shape[0]), "the shape of y")
+    check_same_dtype("linear_backward", dy=dy, x=x)
     db = dy.sum(axis=0) if has_bias else None  # OUT
     dx = dy @ w  # N,IN
     dw = dy.T @ x  # OUT,IN

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
+from sescratch.ops._checks import check_float_array, check_planes_nonempty, check_same_dtype, check_shape
 from sescratch.ops.activation import (
     hard_sigmoid_backward,
     hard_sigmoid_forward,
@@ -83,6 +83,7 @@ def _check_inputs(op, u, w1, b1, w2, b2, squeeze, gate):
     if gate not in GATES:
         raise ValueError(f"{op}: argument 'gate' must be one of {sorted(GATES)}, got {gate!r}")
     check_float_array(op, "u", u, ndim=4)
+    check_planes_nonempty(op, "u", u)  # an empty plane has no mean (NaN) and no maximum
     C = u.shape[1]
     check_float_array(op, "w1", w1, ndim=2)
     check_shape(op, "w1", w1, (None, C), f"w1 is (C_r, C) with C={C} from u")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_shape, check_writable_gradient
+from sescratch.ops._checks import check_float_array, check_planes_nonempty, check_shape, check_writable_gradient
 
 __all__ = [
     "GlobalAvgPoolCache", "global_avg_pool_forward", "global_avg_pool_backward",
@@ -84,6 +84,7 @@ def global_max_pool_forward(x):
     cache : GlobalMaxPoolCache (holds the argmax, shape (N, C))
     """
     check_float_array("global_max_pool_forward", "x", x, ndim=4)
+    check_planes_nonempty("global_max_pool_forward", "x", x)
     xp = get_array_module(x)
     N, C, H, W = x.shape
     flat = x.reshape(N, C, H * W)  # N,C,HW
@@ -145,6 +146,7 @@ def global_avg_pool_forward(x):
     cache : GlobalAvgPoolCache
     """
     check_float_array("global_avg_pool_forward", "x", x, ndim=4)
+    check_planes_nonempty("global_avg_pool_forward", "x", x)
     x = get_array_module(x).ascontiguousarray(x)
     kernel = _KERNELS.get("global_avg_pool_forward", x)
     forward = global_avg_pool_forward_reference if kernel is None else kernel

@@ -1,0 +1,88 @@
+"""Misuse of layers and ops gets a sentence naming the layer or argument, never a deep traceback,
+a silently different layer, or half-done work."""
+import numpy as np
+import pytest
+
+from sescratch import backend, nn, ops
+from sescratch.nn.blocks import BasicBlock
+
+BACKENDS = ["numpy", "numba"] if backend._numba_importable() else ["numpy"]
+
+
+@pytest.mark.parametrize("build, words", [
+    (lambda: nn.Conv2d(4, 4, kernel_size=2.9), "Conv2d: kernel_size must be an int >= 1"),
+    (lambda: nn.Conv2d(4, 4, 3, stride=1.5), "Conv2d: stride must be an int >= 1"),
+    (lambda: nn.Conv2d(4, 4, 3, padding=-1), "Conv2d: padding must be an int >= 0"),
+    (lambda: nn.Conv2d(4, 4, 0), "Conv2d: kernel_size must be an int >= 1"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=0), "Conv2d: groups must be a positive int"),
+    (lambda: nn.Conv2d(4.0, 4, 3), "Conv2d: in_channels must be a positive int"),
+    (lambda: nn.Linear(0, 3), "Linear: in_features must be a positive int"),
+    (lambda: nn.MaxPool2d(2.5), "MaxPool2d: kernel_size must be an int >= 1"),
+    (lambda: nn.AvgPool2d(3, stride=(2, 0)), "AvgPool2d: stride must be an int >= 1"),
+])
+def test_layer_sizes_must_be_whole_numbers(build, words):
+    with pytest.raises(ValueError, match=words):
+        build()
+
+
+@pytest.mark.parametrize("layer, x", [
+    (nn.Conv2d(2, 3, 3), None), (nn.Linear(4, 2), None), (nn.SEBlock(8, 2), None), (BasicBlock(4, 4), None),
+])
+def test_backward_before_any_forward_says_so(layer, x):
+    with pytest.raises(RuntimeError, match=f"{type(layer).__name__}.backward: no forward to differentiate"):
+        layer.backward(np.zeros((1, 2, 3, 3), np.float32))
+
+
+def test_backward_refuses_an_upstream_gradient_of_another_dtype(xp):
+    rng = np.random.default_rng(0)
+    x = xp.asarray(rng.standard_normal((2, 3, 5, 5)).astype(np.float32))
+    w = xp.asarray(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    y, cache = ops.conv2d_forward(x, w, padding=1)
+    for bad, words in ((y.astype(np.float16), "must have a floating dtype"), (y.astype(np.float64), "share one dtype")):
+        with pytest.raises(ValueError, match=f"conv2d_backward: .*{words}"):
+            ops.conv2d_backward(bad, cache)
+    z, lcache = ops.linear_forward(x.reshape(2, -1), xp.asarray(rng.standard_normal((3, 75)).astype(np.float32)))
+    with pytest.raises(ValueError, match="linear_backward: arguments must share one dtype"):
+        ops.linear_backward(z.astype(np.float64), lcache)
+
+
+def test_empty_planes_have_no_squeeze(xp):
+    u = xp.zeros((2, 4, 0, 5), np.float32)
+    w1, w2 = xp.ones((2, 4), np.float32), xp.ones((4, 2), np.float32)
+    for squeeze in ("avg", "max"):
+        with pytest.raises(ValueError, match="argument 'u' has an empty plane"):
+            ops.se_block_forward(u, w1, None, w2, None, squeeze=squeeze)
+    with pytest.raises(ValueError, match="global_avg_pool_forward: argument 'x' has an empty plane"):
+        ops.global_avg_pool_forward(u)
+    z, _ = ops.global_avg_pool_forward(xp.zeros((0, 4, 3, 3), np.float32))  # an empty batch is fine
+    assert z.shape == (0, 4)
+
+
+def test_a_depthwise_stride_beyond_the_image_costs_nothing_extra():
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
+    w = np.random.default_rng(1).standard_normal((2, 1, 3, 3))
+    outputs = []
+    for family in BACKENDS:
+        with backend.use(family):
+            y, cache = ops.conv2d_forward(x, w, stride=2**32, padding=1, groups=2)
+            outputs.append((y, ops.conv2d_backward(np.ones_like(y), cache)))
+    (y0, g0), (y1, g1) = outputs[0], outputs[-1]
+    assert y0.shape == (1, 2, 1, 1)
+    np.testing.assert_allclose(y1, y0, rtol=1e-12)
+    for a, b in zip(g0, g1):
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+
+
+def test_load_state_dict_copies_nothing_when_one_value_does_not_fit():
+    model = nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2))
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    state = {k: np.array(v) + 1 for k, v in before.items()}
+    state["1.num_batches_tracked"] = np.array(2.9)
+    with pytest.raises(ValueError, match="1.num_batches_tracked holds values that do not fit its dtype int64; nothing"):
+        model.load_state_dict(state)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    state["1.num_batches_tracked"] = np.array(3.0)  # a whole number stored as a float is a count
+    model.load_state_dict(state)
+    assert int(model.state_dict()["1.num_batches_tracked"]) == 3
