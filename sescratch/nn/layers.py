@@ -93,6 +93,7 @@ class Conv2d(Module):
 
     def backward(self, dy):
         dx, dw, db = ops.conv2d_backward(dy, self._last("_cache"))
+        self._cache = None  # used: a second backward would add the gradients twice
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -131,6 +132,7 @@ class Linear(Module):
 
     def backward(self, dy):
         dx, dw, db = ops.linear_backward(dy, self._last("_cache"))
+        self._cache = None  # used: a second backward would add the gradients twice
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

@@ -111,8 +111,8 @@ class Module:
         error when no forward ran yet."""
         value = getattr(self, attribute, None)
         if value is None:
-            raise RuntimeError(f"{type(self).__name__}.backward: no forward to differentiate "
-                               "(call the module on an input first)")
+            raise RuntimeError(f"{type(self).__name__}.backward: no forward to differentiate (each "
+                               "forward has one backward: call the module on an input first)")
         return value
 
     def trace(self, shape: tuple[int, ...], name: str, records: list[Record] | None) -> tuple:

@@ -86,6 +86,7 @@ class SEBlock(Module):
 
     def backward(self, dy):
         du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._last("_cache"))
+        self._cache = None  # used: a second backward would add the gradients twice
         self._accumulate(dw1, db1, dw2, db2)
         return du
 

@@ -86,3 +86,18 @@ def test_load_state_dict_copies_nothing_when_one_value_does_not_fit():
     state["1.num_batches_tracked"] = np.array(3.0)  # a whole number stored as a float is a count
     model.load_state_dict(state)
     assert int(model.state_dict()["1.num_batches_tracked"]) == 3
+
+
+def test_a_second_backward_after_one_forward_is_refused():
+    """It would add every gradient twice (PyTorch: "backward through the graph a second time")."""
+    from sescratch import models
+
+    model = models.create("se_resnet20", num_classes=3, width=2, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    dy = np.ones((2, 3), np.float32)
+    model(x)
+    model.backward(dy)
+    with pytest.raises(RuntimeError, match="Linear.backward: no forward to differentiate"):
+        model.backward(dy)
+    model(x)
+    model.backward(dy)  # a new forward, a new backward
