@@ -127,10 +127,12 @@ class BatchNorm2d(Module):
     def _accumulate(self, dgamma, dbeta):
         self.weight.grad += dgamma
         self.bias.grad += dbeta
+        self._ran = None  # used: a second backward would add the gradients twice
 
     def _check_ran(self, kind, method):
         if self._ran != kind:
-            ran = "no forward" if self._ran is None else f"{_FORWARDS[self._ran]}()"
+            ran = ("no forward since the last backward (each forward has one backward)" if self._ran is None
+                   else f"{_FORWARDS[self._ran]}()")
             raise RuntimeError(f"BatchNorm2d.{method}: the last forward was {ran}; "
                                f"{method}() is the backward of {_FORWARDS[kind]}()")
 

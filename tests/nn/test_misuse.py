@@ -101,3 +101,12 @@ def test_a_second_backward_after_one_forward_is_refused():
         model.backward(dy)
     model(x)
     model.backward(dy)  # a new forward, a new backward
+
+
+def test_a_lone_batch_norm_refuses_a_second_backward_too():
+    bn = nn.BatchNorm2d(2)
+    x = np.random.default_rng(0).standard_normal((3, 2, 4, 4)).astype(np.float32)
+    bn(x)
+    bn.backward(np.ones_like(x))
+    with pytest.raises(RuntimeError, match="no forward since the last backward"):
+        bn.backward(np.ones_like(x))
