@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from sescratch.kernels.numba.conv import _image_columns
+from sescratch.kernels.numba.conv import _gather, _image_columns, _scatter
 from sescratch.kernels.numba.depthwise import _span, _tasks
 from sescratch.kernels.numba.norm import _planes
 from sescratch.ops.window import conv_output_size
@@ -152,9 +152,7 @@ def _to_phases(plane, H, W, PH, PW, Rq, Wq, f):
             break
         for b in range(2):
             s0, s1 = _columns(W, b - PW, 2, Wq)  # image column 2s + b - PW, phase column s
-            dst, src = f[(2 * a + b) * Lq + r * Wq + s0:], plane[i * W + 2 * s0 + b - PW:]
-            for s in range(s1 - s0):
-                dst[s] = src[2 * s]
+            _gather(f[(2 * a + b) * Lq + r * Wq + s0:], plane[i * W + 2 * s0 + b - PW:], 2, s1 - s0)
 
 
 @njit(inline="always")
@@ -167,9 +165,7 @@ def _from_phases(f, H, W, PH, PW, Rq, Wq, plane):
             break
         for b in range(2):
             s0, s1 = _columns(W, b - PW, 2, Wq)
-            dst, src = plane[i * W + 2 * s0 + b - PW:], f[(2 * a + b) * Lq + r * Wq + s0:]
-            for s in range(s1 - s0):
-                dst[2 * s] = src[s]
+            _scatter(plane[i * W + 2 * s0 + b - PW:], f[(2 * a + b) * Lq + r * Wq + s0:], 2, s1 - s0)
 
 
 @njit(parallel=True, cache=True)
