@@ -20,14 +20,18 @@ import numpy
 
 from sescratch.ops.window import conv_output_size
 
-_max_pool = cp.ElementwiseKernel(
-    "raw T x, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
-    "int64 SH, int64 SW, int64 PH, int64 PW, T neg_inf",
-    "T y, int64 argmax",
-    """
+# The window geometry every pooling kernel takes, and the output cell of forward thread i
+_WINDOW = "int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, int64 SH, int64 SW, int64 PH, int64 PW"
+_OUTPUT_CELL = """
     const long long ow = i % OW;
     const long long oh = (i / OW) % OH;
-    const long long base = (i / (OW * OH)) * H * W;
+    const long long base = (i / (OW * OH)) * H * W;   // plane i / (OH OW) of x
+"""
+
+_max_pool = cp.ElementwiseKernel(
+    f"raw T x, {_WINDOW}, T neg_inf",
+    "T y, int64 argmax",
+    _OUTPUT_CELL + """
     T best = neg_inf;
     long long best_idx = -1;
     for (long long kh = 0; kh < KH; ++kh) {
@@ -63,13 +67,9 @@ _max_pool_backward = cp.ElementwiseKernel(
 )
 
 _avg_pool = cp.ElementwiseKernel(
-    "raw T x, raw T divisor, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
-    "int64 SH, int64 SW, int64 PH, int64 PW",
+    f"raw T x, raw T divisor, {_WINDOW}",
     "T y",
-    """
-    const long long ow = i % OW;
-    const long long oh = (i / OW) % OH;
-    const long long base = (i / (OW * OH)) * H * W;
+    _OUTPUT_CELL + """
     T sum = 0;
     for (long long kh = 0; kh < KH; ++kh) {
         const long long h = oh * SH - PH + kh;
@@ -86,8 +86,7 @@ _avg_pool = cp.ElementwiseKernel(
 )
 
 _avg_pool_backward = cp.ElementwiseKernel(
-    "raw T dy, raw T divisor, int64 H, int64 W, int64 OH, int64 OW, int64 KH, int64 KW, "
-    "int64 SH, int64 SW, int64 PH, int64 PW",
+    f"raw T dy, raw T divisor, {_WINDOW}",
     "T dx",
     """
     const long long w = i % W;
