@@ -99,10 +99,11 @@ class ResidualBlock(Module):
         return y
 
     def backward(self, dy):
-        if self._last("_tail") == "bn_add_relu":
+        tail = self._take("_tail")
+        if tail == "bn_add_relu":
             dv, ds = self._last_bn.backward_add_relu(dy)  # one gradient for both paths
             dx_branch = self._branch_body_backward(dv)
-        elif self._tail == "bn_se_add_relu":
+        elif tail == "bn_se_add_relu":
             dv, ds = self.se_module.backward_bn_add_relu(self._last_bn, dy)
             dx_branch = self._branch_body_backward(dv)
         else:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import numpy as np
-
 from sescratch import ops
+from sescratch.ops._checks import check_positive_int, pair
 from sescratch.ops.window import conv_output_size
 from sescratch.nn import init
 from sescratch.nn.batchnorm import BatchNorm2d  # noqa: F401  (its home since the fused forwards; imported from here too)
@@ -30,23 +29,10 @@ __all__ = [
 ]
 
 
-def _pair(v, layer: str = "layer", name: str = "size", minimum: int = 1) -> tuple[int, int]:
-    """``(v, v)`` or ``(v[0], v[1])``, each an int >= ``minimum`` (else a ValueError naming ``layer``
-    and ``name``: a silent ``int(2.9)`` would build another layer than asked for)."""
-    pair = (v, v) if np.isscalar(v) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(_is_int(p) and p >= minimum for p in pair):
-        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them, got {v!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _check_sizes(layer: str, **sizes) -> None:
-    for name, value in sizes.items():
-        if not (_is_int(value) and value >= 1):
-            raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+def _pair(v, layer: str, name: str, minimum: int = 1) -> tuple[int, int]:
+    """``(v, v)`` or ``(v[0], v[1])``, ints >= ``minimum``, checked as the ops check them (a
+    silent ``int(2.9)`` would build another layer than asked for)."""
+    return pair(layer, name, v, minimum=minimum)
 
 
 def _trace_window(layer: str, kind: str, shape, kernel, stride, padding, ceil_mode=False):
@@ -72,7 +58,8 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         super().__init__()
-        _check_sizes("Conv2d", in_channels=in_channels, out_channels=out_channels, groups=groups)
+        for name, size in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            check_positive_int("Conv2d", name, size)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
@@ -92,8 +79,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._last("_cache"))
-        self._cache = None  # used: a second backward would add the gradients twice
+        dx, dw, db = ops.conv2d_backward(dy, self._take("_cache"))
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -120,7 +106,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        _check_sizes("Linear", in_features=in_features, out_features=out_features)
+        check_positive_int("Linear", "in_features", in_features)
+        check_positive_int("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(init.uniform_fan_in((out_features, in_features), in_features))
         self.bias = Parameter(init.uniform_fan_in((out_features,), in_features)) if bias else None
@@ -131,8 +118,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.linear_backward(dy, self._last("_cache"))
-        self._cache = None  # used: a second backward would add the gradients twice
+        dx, dw, db = ops.linear_backward(dy, self._take("_cache"))
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

@@ -106,10 +106,11 @@ class Module:
         """Return ``dL/dx`` for the last forward and add ``dL/dθ`` into every ``parameter.grad``."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
-    def _last(self, attribute: str):
-        """What the last forward kept in ``attribute`` (its cache), for ``backward``; a clear
-        error when no forward ran yet."""
+    def _take(self, attribute: str):
+        """What the last forward kept in ``attribute`` (its cache), for ``backward``, which uses it
+        once (a second backward would add the gradients twice); a clear error when there is none."""
         value = getattr(self, attribute, None)
+        setattr(self, attribute, None)
         if value is None:
             raise RuntimeError(f"{type(self).__name__}.backward: no forward to differentiate (each "
                                "forward has one backward: call the module on an input first)")

@@ -85,8 +85,7 @@ class SEBlock(Module):
         return y
 
     def backward(self, dy):
-        du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._last("_cache"))
-        self._cache = None  # used: a second backward would add the gradients twice
+        du, dw1, db1, dw2, db2 = ops.se_block_backward(dy, self._take("_cache"))
         self._accumulate(dw1, db1, dw2, db2)
         return du
 
@@ -118,8 +117,7 @@ class SEBlock(Module):
     def backward_bn_add_relu(self, bn, dy):
         """``(dv, dresidual)`` for the last :meth:`forward_bn_add_relu` (with the same ``bn``); the
         gradients of the FCs and of ``bn``'s gamma and beta are added into their ``.grad``."""
-        dv, dgamma, dbeta, dw1, db1, dw2, db2, dr = ops.bn_se_add_relu_backward(dy, self._last("_cache"))
-        self._cache = None  # used: a second backward would add the gradients twice
+        dv, dgamma, dbeta, dw1, db1, dw2, db2, dr = ops.bn_se_add_relu_backward(dy, self._take("_cache"))
         self._accumulate(dw1, db1, dw2, db2)
         bn.weight.grad += dgamma
         bn.bias.grad += dbeta

@@ -10,15 +10,15 @@ BACKENDS = ["numpy", "numba"] if backend._numba_importable() else ["numpy"]
 
 
 @pytest.mark.parametrize("build, words", [
-    (lambda: nn.Conv2d(4, 4, kernel_size=2.9), "Conv2d: kernel_size must be an int >= 1"),
-    (lambda: nn.Conv2d(4, 4, 3, stride=1.5), "Conv2d: stride must be an int >= 1"),
-    (lambda: nn.Conv2d(4, 4, 3, padding=-1), "Conv2d: padding must be an int >= 0"),
-    (lambda: nn.Conv2d(4, 4, 0), "Conv2d: kernel_size must be an int >= 1"),
-    (lambda: nn.Conv2d(4, 4, 3, groups=0), "Conv2d: groups must be a positive int"),
-    (lambda: nn.Conv2d(4.0, 4, 3), "Conv2d: in_channels must be a positive int"),
-    (lambda: nn.Linear(0, 3), "Linear: in_features must be a positive int"),
-    (lambda: nn.MaxPool2d(2.5), "MaxPool2d: kernel_size must be an int >= 1"),
-    (lambda: nn.AvgPool2d(3, stride=(2, 0)), "AvgPool2d: stride must be an int >= 1"),
+    (lambda: nn.Conv2d(4, 4, kernel_size=2.9), "Conv2d: argument 'kernel_size' must be an int or a pair of ints"),
+    (lambda: nn.Conv2d(4, 4, 3, stride=1.5), "Conv2d: argument 'stride' must be an int or a pair of ints"),
+    (lambda: nn.Conv2d(4, 4, 3, padding=-1), "Conv2d: argument 'padding' must be >= 0"),
+    (lambda: nn.Conv2d(4, 4, 0), "Conv2d: argument 'kernel_size' must be >= 1"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=0), "Conv2d: argument 'groups' must be a positive int"),
+    (lambda: nn.Conv2d(4.0, 4, 3), "Conv2d: argument 'in_channels' must be a positive int"),
+    (lambda: nn.Linear(0, 3), "Linear: argument 'in_features' must be a positive int"),
+    (lambda: nn.MaxPool2d(2.5), "MaxPool2d: argument 'kernel_size' must be an int or a pair of ints"),
+    (lambda: nn.AvgPool2d(3, stride=(2, 0)), "AvgPool2d: argument 'stride' must be >= 1"),
 ])
 def test_layer_sizes_must_be_whole_numbers(build, words):
     with pytest.raises(ValueError, match=words):
