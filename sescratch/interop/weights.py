@@ -64,7 +64,7 @@ def read_run_options(path: str | os.PathLike) -> dict | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            if not {"meta", "config"} <= set(archive.files):
+            if not (_is_training_checkpoint(archive.files) and "config" in archive.files):
                 return None
             text = str(archive["config"][()])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -100,11 +100,16 @@ def save_weights(state, path: str | os.PathLike) -> Path:
     return path
 
 
+def _is_training_checkpoint(names) -> bool:
+    """An .npz of :func:`sescratch.train.save_checkpoint`: ``meta`` beside ``model/`` entries."""
+    return "meta" in names and any(n.startswith("model/") for n in names)
+
+
 def _read_npz(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = archive.files
-            if "meta" in names and any(n.startswith("model/") for n in names):  # a training checkpoint
+            if _is_training_checkpoint(names):
                 return {n[len("model/"):]: archive[n] for n in names if n.startswith("model/")}
             return {n: archive[n] for n in names}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -201,9 +201,14 @@ def repair_best(out_dir: Path) -> str | None:
     return f"repaired {best_path}: it {was}, the run's best is epoch {best['epoch']} (from {last_path})"
 
 
+def _earlier_run(out_dir: Path) -> list[str]:
+    """The files of an earlier run (:data:`RUN_FILES`) present in ``out_dir``."""
+    return [name for name in RUN_FILES if (out_dir / name).exists()]
+
+
 def remove_earlier_run(out_dir: Path) -> list[str]:
     """``--overwrite``: delete the earlier run's files (:data:`RUN_FILES`); returns a note."""
-    existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+    existing = _earlier_run(out_dir)
     for name in existing:
         (out_dir / name).unlink()
     return [f"--overwrite: removed the earlier run's {', '.join(existing)}"] if existing else []
@@ -221,7 +226,7 @@ def prepare(out_dir: Path, *, resume: bool, overwrite: bool, lock: RunLock) -> l
     lock.acquire()
     try:
         notes = []
-        existing = [name for name in RUN_FILES if (out_dir / name).exists()]
+        existing = _earlier_run(out_dir)
         if existing and not resume and not overwrite:
             raise UsageError(f"--out {out_dir} holds an earlier run ({', '.join(existing)}); "
                              "continue it with --resume or replace it with --overwrite")
