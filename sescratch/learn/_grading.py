@@ -67,11 +67,7 @@ def compare(check: str, name: str, got, want, case: str, hints: dict[str, object
     if isinstance(got, (tuple, list)) and any(np.ndim(v) > 0 or isinstance(v, (tuple, list)) for v in got):
         raise AssertionError(f"{check}: {name} should be one array of shape {tuple(np.shape(want))}, "
                              f"got a {type(got).__name__} of {len(got)} values ({case})")
-    try:
-        got_arr = np.asarray(got)
-    except ValueError as exc:  # ragged nested sequences
-        raise AssertionError(f"{check}: {name} should be one array of shape {tuple(np.shape(want))}, "
-                             f"got a {type(got).__name__} NumPy cannot read as one ({exc}) ({case})") from None
+    got_arr = np.asarray(got)
     want_arr = np.asarray(want, dtype=np.float64)
     if got_arr.shape != want_arr.shape:
         raise AssertionError(f"{check}: {name} has shape {got_arr.shape}, expected "
