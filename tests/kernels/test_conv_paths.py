@@ -106,6 +106,19 @@ def test_winograd_takes_4x4_tiles_unless_they_waste_outputs():
     assert winograd.tiling(16, 14) is f4 and winograd.tiling(7, 4) is f4 and winograd.tiling(14, 10) is f2
 
 
+def test_winograd_takes_4x4_tiles_at_14x14_for_layers_that_make_up_for_the_waste(monkeypatch):
+    """At 14x14 (31 % more outputs computed) F(4x4) where C and K are at least F4_MIN_CHANNELS
+    and its transformed weights fit in L2 (ResNet-20's 32- and 64-channel stages on 28x28
+    images); F(2x2) for thinner layers, wider weights, and any waste beyond 35 % (14x10: 37 %)."""
+    f2, f4 = winograd.winograd_f2, winograd.winograd_f4
+    monkeypatch.setattr(winograd._scratch, "l2_or_assumed", lambda: 1 << 20)  # 1 MiB
+    assert winograd.tiling(14, 14, 32, 32) is f4 and winograd.tiling(14, 14, 64, 64, 4) is f4
+    assert winograd.tiling(14, 14, 16, 16) is f2 and winograd.tiling(14, 14, 16, 64) is f2  # thin
+    assert winograd.tiling(14, 14, 128, 128) is f2  # 36 * 128 * 128 * 4 bytes: 2.4 MB beyond L2
+    assert winograd.tiling(14, 14, 48, 48, 8) is f4 and winograd.tiling(14, 14, 64, 64, 8) is f2  # float64: 0.7, 1.2 MB
+    assert winograd.tiling(14, 10, 64, 64) is f2 and winograd.tiling(10, 10, 64, 64) is f2
+
+
 def test_few_input_channels_leave_winograd_for_the_direct_kernel():
     """3x3 stride 1 one group: Winograd from MIN_WINOGRAD_CHANNELS input channels on, the direct
     kernel below, whether or not BLAS's threads can be controlled (it calls no BLAS); neither

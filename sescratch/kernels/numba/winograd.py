@@ -23,8 +23,8 @@ reads zeros. The transforms only add, subtract and scale, so the results equal t
 convolution up to rounding (tested against the NumPy reference, float64 <= 1e-10).
 
 Which tile: :func:`tiling` takes F(4x4) unless its tiles waste outputs that F(2x2)'s do not
-(a 14x14 output: 16x16 computed with 4x4 tiles, 14x14 with 2x2 ones); docs/benchmarks.md has the
-measurements behind it.
+(a 14x14 output: 16x16 computed with 4x4 tiles, 14x14 with 2x2 ones) and the layer is too thin
+or its weights too wide to make up for them; docs/benchmarks.md has the measurements behind it.
 
 Layout. V and M keep channels last (t, c), and the products are (T x C) @ (C x K), the shape
 BLAS prefers. Each kernel handles whole images, one band of tiles at a time (the transform
@@ -43,15 +43,27 @@ from sescratch.ops.window import conv_output_size
 TILINGS = {2: winograd_f2, 4: winograd_f4}  # outputs per tile side -> its transforms
 
 
-def tiling(OH, OW):
-    """The transforms for an OH x OW output: F(4x4, 3x3) unless its 4x4 tiles cover over 25 %
-    more outputs than F(2x2)'s 2x2 tiles. Measured fwd + bwd, 32 or 64 channels (2-core Xeon,
-    2026-12-02): where F(4x4) covers 16-23 % more (18x18 to 26x26) it takes 0.83-0.86x F(2x2)'s
-    time; at 14x14 (31 % more) 0.92-1.03x for 32-64 channels, 1.2-1.6x for 16 or 128-256."""
+F4_MIN_CHANNELS = 32  # fewer: where 4x4 tiles waste outputs, F(2x2)'s simpler transforms win
+
+
+def tiling(OH, OW, C=None, K=None, itemsize=4):
+    """The transforms for an OH x OW output, C -> K channels: F(4x4, 3x3) unless its 4x4 tiles
+    cover over 25 % more outputs than F(2x2)'s 2x2 tiles; up to 35 % more (a 14x14 output) it
+    still takes F(4x4) when C and K are at least F4_MIN_CHANNELS and its transformed weights fit
+    in L2. Measured fwd + bwd (2-core Xeon, 2026-12-02): where F(4x4) covers 16-23 % more (18x18
+    to 26x26) it takes 0.83-0.86x F(2x2)'s time; at 14x14 (31 % more) 0.92-1.03x for 32-64
+    channels, 1.2-1.6x for 16 or 128-256. At 14x14 on a 2-core AMD EPYC Zen 5 (2026-12-04,
+    batch 64-128): 0.78-0.81x for 32 channels, 0.76-0.86x for 64, on OpenBLAS's Haswell and
+    SkylakeX kernels alike. Without C and K: the 25 % rule alone."""
     def covered(m):  # outputs computed by m x m tiles, the dropped ones included
         return -(-OH // m) * m * (-(-OW // m) * m)
 
-    return winograd_f4 if covered(4) <= 1.25 * covered(2) else winograd_f2
+    if covered(4) <= 1.25 * covered(2):
+        return winograd_f4
+    fits = C is not None and K is not None and winograd_f4.POINTS * C * K * itemsize <= _scratch.l2_or_assumed()
+    if covered(4) <= 1.35 * covered(2) and fits and min(C, K) >= F4_MIN_CHANNELS:
+        return winograd_f4
+    return winograd_f2
 
 
 WEIGHT_POINT_COST = 120  # multiply-adds of im2col's GEMM that one transformed weight point costs
@@ -74,7 +86,7 @@ def pays_off(N, OH, OW, C, K, itemsize, backward=False):
     256 at 14x14 with F(2x2) 1.5x at batch 1, 0.75-0.8x from batch 4; 128 at 28x28 with F(4x4)
     0.85-0.95x at batch 1. Fwd + bwd: 512 at 7x7 1.1x at batch 16, about 1.0x at 24, 0.8x at
     32; 256 at 14x14 1.2x at batch 3, 0.8-0.9x at 4-8."""
-    tiles = tiling(OH, OW)
+    tiles = tiling(OH, OW, C, K, itemsize)
     if tiles.POINTS * C * K * itemsize <= _scratch.l2_or_assumed():
         return True
     T = N * -(-OH // tiles.STEP) * -(-OW // tiles.STEP)
@@ -145,7 +157,7 @@ def winograd_forward(x, w, b, padding, tiles=None):
     """y = conv2d(x, w, b) for a 3x3 kernel, stride 1, groups 1: (N, K, OH, OW). ``tiles`` (a
     module of :data:`TILINGS`) defaults to :func:`tiling`'s choice."""
     (N, C), K = x.shape[:2], w.shape[0]
-    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
+    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2], C, K, x.itemsize)
     OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
     U = _weight_transform(w, tiles)  # P,C,K
     bias = np.zeros(K, dtype=x.dtype) if b is None else b
@@ -166,7 +178,7 @@ def winograd_forward(x, w, b, padding, tiles=None):
 def winograd_backward(dy, x, w, padding, has_bias, tiles=None):
     """(dx, dw, db) of :func:`winograd_forward`, each step the transpose of a forward step."""
     (N, C), K = x.shape[:2], w.shape[0]
-    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2])
+    tiles = tiles or tiling(*_geometry(x, padding, 1)[:2], C, K, x.itemsize)
     OH, OW, TH, TW = _geometry(x, padding, tiles.STEP)
     U_t = _transposed_for_blas(_weight_transform(w, tiles))  # P,K,C
     plane_sums = np.empty((N if has_bias else 0, K), dtype=np.float64)  # db's per-image shares
