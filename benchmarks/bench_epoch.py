@@ -53,6 +53,7 @@ if "--impl=sescratch" not in sys.argv:  # (the --separate child that must run wi
     except ImportError:
         pass
 
+from bench_gemm import blas_kernels  # noqa: E402
 from bench_threading import numba_layer  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from sescratch import backend  # noqa: E402
 from sescratch.data import BatchIterator, Transform, load_dataset  # noqa: E402
@@ -152,7 +153,7 @@ def run(args) -> dict:
               "test_images": len(data.x_test),
               "batch_size": config.batch_size, "iterations": n_iter, "batch_prep_s": prep,
               "cpu": _cpu(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
-              "numba_threading_layer": numba_layer(),
+              "numba_threading_layer": numba_layer(), "blas_kernels": blas_kernels(),
               "impls": {name: {"epoch_s": times[name], "images_per_s": seen / times[name],
                                "train_accuracy": correct[name] / seen, "test_s": test[name]["s"],
                                "test_accuracy": test[name]["accuracy"]} for name in impls}}
@@ -237,7 +238,7 @@ def report(result, load_before) -> None:
           f"images, batch {result['batch_size']} ({result['iterations']} steps), then "
           f"{result['test_images']} test images; {result['cpu']}, {result['cpus']} CPUs, load "
           f"{load_before:.1f} -> {result['load_avg_1m']:.1f}; {where}; Numba threading layer "
-          f"{result['numba_threading_layer']}")
+          f"{result['numba_threading_layer']}; {result.get('blas_kernels', 'BLAS kernels ?')}")
     print(f"{'impl':<10} {'epoch s':>8} {'img/s':>7} {'train acc':>9} {'test s':>7} {'test acc':>8}")
     for name, r in result["impls"].items():
         print(f"{name:<10} {r['epoch_s']:8.1f} {r['images_per_s']:7.0f} {r['train_accuracy']:9.3f} "

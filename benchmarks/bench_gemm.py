@@ -77,6 +77,19 @@ def gemm_peak(size: int = 1024, repeats: int = 5, threads: int | None = None) ->
             put(count)
 
 
+def blas_kernels() -> str:
+    """Which GEMM kernels NumPy's OpenBLAS runs, and whether the environment chose them: the peak
+    and every BLAS-bound figure follow it (on an AVX-512 CPU, OpenBLAS's Haswell kernels reach
+    about half of its SkylakeX ones), so each benchmark prints it beside the CPU."""
+    from sescratch.kernels.numba._scratch import openblas_kernels
+
+    core = openblas_kernels()
+    if core is None:
+        return "BLAS: not OpenBLAS (kernels unknown)"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return f"OpenBLAS kernels {core}" + (f" (OPENBLAS_CORETYPE={forced} set in the environment)" if forced else "")
+
+
 def shapes(batch: int = 128, chunk_images: int | None = None) -> list[tuple[str, int, int, int, int]]:
     """(label, batch of products, m, k, n) of ResNet-20's conv GEMMs (3x3 and stride-2 1x1)."""
     rows = []
@@ -91,7 +104,7 @@ def shapes(batch: int = 128, chunk_images: int | None = None) -> list[tuple[str,
 def measure(batch: int = 128, repeats: int = 5, torch_too: bool = True) -> dict:
     """{"peak_gflops", "peak_1thread_gflops", "shapes": [...]} measured now, NumPy then PyTorch
     for each shape."""
-    result = {"peak_gflops": gemm_peak(repeats=repeats),
+    result = {"blas_kernels": blas_kernels(), "peak_gflops": gemm_peak(repeats=repeats),
               "peak_1thread_gflops": gemm_peak(repeats=repeats, threads=1), "shapes": []}
     rows = [(label, b, m, k, n) for chunk in (None, 8) for label, b, m, k, n in shapes(batch, chunk)]
     for label, b, m, k, n in rows:
@@ -112,7 +125,7 @@ def measure(batch: int = 128, repeats: int = 5, torch_too: bool = True) -> dict:
 def report(result: dict, out=sys.stdout) -> None:
     peak = result["peak_gflops"]
     print(f"float32 GEMM peak (NumPy, square): {peak:.0f} GFLOP/s, "
-          f"{result['peak_1thread_gflops']:.0f} on one thread", file=out)
+          f"{result['peak_1thread_gflops']:.0f} on one thread; {result['blas_kernels']}", file=out)
     print(f"{'shape':<30} {'products':>8} {'m x k x n':>20} {'numpy':>7} {'% peak':>7} {'torch':>7}", file=out)
     for r in result["shapes"]:
         torch = f"{r['torch_gflops']:7.0f}" if "torch_gflops" in r else "      -"

@@ -55,6 +55,7 @@ try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescra
 except ImportError:
     pass
 
+from bench_gemm import blas_kernels  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from sescratch import backend  # noqa: E402
 from sescratch.ops import conv2d_backward, conv2d_forward  # noqa: E402
 from sescratch import ops  # noqa: E402  (batch norm and SE-block cases)
@@ -301,6 +302,7 @@ def machine() -> dict:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    info["blas_kernels"] = blas_kernels()
     try:
         import torch
 
@@ -364,7 +366,7 @@ def main(argv=None) -> int:
         info = machine()
         print(f"\n{info.get('cpu', info['processor'])}, {info['cpu_count']} CPUs; numpy {info['numpy']}"
               + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
-              + f"; median of {reps} after {warmup} warm-ups, interleaved in blocks of {max(1, args.block)}; load {loads[0]:.2f} -> {loads[1]:.2f}; malloc {malloc}")
+              + f"; median of {reps} after {warmup} warm-ups, interleaved in blocks of {max(1, args.block)}; load {loads[0]:.2f} -> {loads[1]:.2f}; malloc {malloc}; {info['blas_kernels']}")
         if conv:
             print(f"numba conv2d fwd+bwd vs torch: worst {max(conv):.2f}x over {len(conv)} shapes (target <= 1.3)")
     return 0

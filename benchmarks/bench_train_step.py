@@ -45,7 +45,7 @@ try:  # PyTorch first, so that its OpenMP runtime keeps its own settings (sescra
 except ImportError:
     pass
 
-from bench_gemm import gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_gemm import blas_kernels, gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from bench_threading import numba_layer  # noqa: E402
 
 MODELS = ("se_resnet20", "resnet20")
@@ -316,6 +316,7 @@ def machine():
         except ImportError:
             pass
     info["numba_threading_layer"] = numba_layer()
+    info["blas_kernels"] = blas_kernels()
     return info
 
 
@@ -442,7 +443,7 @@ def report(result, out):
     print(f"Training step, batch {result['batch']}, 3x32x32, float32, device {result['device']}; "
           f"{m.get('cpu', '?')}, {m['cpus']} CPUs, load {m['load_avg_1m']:.1f}; "
           f"median of {result['repeats']} after {result['warmup']} warm-ups; Numba threading layer "
-          f"{m.get('numba_threading_layer', '?')}", file=out)
+          f"{m.get('numba_threading_layer', '?')}; {m.get('blas_kernels', 'BLAS kernels ?')}", file=out)
     if m["load_avg_1m"] > 0.5 * m["cpus"]:
         print(f"WARNING: load average {m['load_avg_1m']:.1f} on {m['cpus']} CPUs: other processes compete; "
               "multi-threaded steps then wait on descheduled threads (rerun idle, or compare with "

@@ -176,8 +176,9 @@ def run_train(args) -> int:
         raise UsageError("--init-missing goes with --weights PATH")
     from sescratch.train.distributed import failing_together, launched_size, quiet_unless_root  # issue 14
 
+    rank = 0
     if config.distributed:  # only rank 0 prints
-        quiet_unless_root(config.comm_timeout)
+        rank = quiet_unless_root(config.comm_timeout)
     elif launched_size() > 1:
         raise UsageError(f"started by mpirun as one of {launched_size()} processes: add --distributed "
                          "(otherwise every process would train the same run on its own)")
@@ -187,7 +188,7 @@ def run_train(args) -> int:
         from sescratch.interop.cli import load_training_weights
 
         load_training_weights(trainer, weights, init_missing=args.init_missing)
-    for note in trainer.notes:
+    for note in trainer.notes + (_blas_notes(config) if rank == 0 else []):
         print(note, file=sys.stderr, flush=True)
     data = trainer.data
     print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
@@ -208,6 +209,16 @@ def run_train(args) -> int:
           f"{last['elapsed_s']:.0f} s of training{_compile_share(compiling)}; best epoch {result.best['epoch']}; "
           f"files in {result.out_dir}")
     return 0
+
+
+def _blas_notes(config) -> list[str]:
+    """The BLAS notice (``forced_blas_notice``) for a run on the CPU."""
+    if config.backend == "cupy":
+        return []
+    from sescratch.kernels.numba._scratch import forced_blas_notice
+
+    notice = forced_blas_notice()
+    return [notice] if notice else []
 
 
 def _compile_share(compiling) -> str:
