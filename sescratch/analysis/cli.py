@@ -128,8 +128,8 @@ def command_line(args) -> str:
                           "progress": "--progress"}[key])
         elif key == "dataset_option":
             words += [w for item in value for w in ("--dataset-option", item)]
-        elif isinstance(value, tuple):
-            words += [flag, ",".join(map(str, value))]
+        elif isinstance(value, tuple):  # one value keeps its comma: "--seeds 7" would mean seeds 0-6
+            words += [flag, ",".join(map(str, value)) + ("," if len(value) == 1 else "")]
         else:
             words += [flag, str(value)]
     return " ".join(words)

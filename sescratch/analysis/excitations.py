@@ -86,7 +86,8 @@ def excitation_statistics(excitations: dict, labels: np.ndarray, class_names, ch
         within = s[labels == dist]  # N_k,C
         q1, median, q3 = np.percentile(within, [25, 50, 75], axis=0)  # C each
         stats["blocks"][name] = {
-            "channels": idx.tolist(),
+            "channels": idx.tolist(),  # the channels plotted and listed; the two summaries cover all
+            "width": int(s.shape[1]),
             "all_classes": all_classes[idx].tolist(),
             "per_class": {class_names[k]: means[present.index(k)][idx].tolist() for k in chosen},
             "class_spread": float(means.std(axis=0).mean()),
@@ -130,7 +131,7 @@ def plot_excitations(stats: dict, path, title: str = "") -> Path:
     """Fig. 6: one panel per block, mean excitation per channel for each class and for all classes."""
     fig, axes = _panels(len(stats["blocks"]))
     for ax, (name, b) in zip(axes, stats["blocks"].items()):
-        x = np.arange(len(b["channels"]))
+        x = b["channels"]  # the channels' own indices, also where only a sample of them is kept
         for cls, values in b["per_class"].items():
             ax.plot(x, values, lw=1, label=cls)
         ax.plot(x, b["all_classes"], "k--", lw=1.2, label="all classes")
@@ -146,7 +147,7 @@ def plot_distribution(stats: dict, path, title: str = "") -> Path:
     """Fig. 7: median excitation per channel within one class, with the inter-quartile band."""
     fig, axes = _panels(len(stats["blocks"]))
     for ax, (name, b) in zip(axes, stats["blocks"].items()):
-        d, x = b["distribution"], np.arange(len(b["channels"]))
+        d, x = b["distribution"], b["channels"]
         ax.fill_between(x, d["q1"], d["q3"], alpha=0.3, label="quartiles")
         ax.plot(x, d["median"], lw=1, label="median")
         ax.set(title=name, xlabel="channel index", ylabel="activation")
@@ -218,8 +219,8 @@ def run_excitations(args) -> int:
     plot_excitations(stats, out / "excitations.png", f"{model_name}: mean excitation per channel")
     plot_distribution(stats, out / "excitations_distribution.png")
     for name, b in stats["blocks"].items():
-        print(f"{name}: {len(b['channels'])} channels, mean excitation {b['mean_excitation']:.3f}, "
-              f"spread across classes {b['class_spread']:.4f}")
+        print(f"{name}: {len(b['channels'])} of {b['width']} channels plotted; over all {b['width']}: mean "
+              f"excitation {b['mean_excitation']:.3f}, spread across classes {b['class_spread']:.4f}")
     print(f"written: {out}/excitations.json, excitations.png, excitations_distribution.png")
     return 0
 

@@ -156,6 +156,14 @@ def experiment_rows(name: str, **choices) -> list[Row]:
     """The rows of experiment ``name``; ``choices``: ``depths``, ``depth``, ``ratios``, ``tables``."""
     if name not in EXPERIMENTS:
         raise UsageError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
+    from sescratch.models import CIFAR_DEPTHS
+
+    for key in ("depths", "depth"):
+        given = choices.get(key)
+        for d in (given if isinstance(given, (tuple, list)) else () if given is None else (given,)):
+            if d not in CIFAR_DEPTHS:  # resnet18/50 exist, but as ImageNet models without a width
+                raise UsageError(f"experiment {name}: --{key} {d} is not a CIFAR ResNet depth; "
+                                 f"valid: {', '.join(map(str, CIFAR_DEPTHS))}")
     return EXPERIMENTS[name][1](**choices)
 
 

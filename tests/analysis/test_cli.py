@@ -37,6 +37,10 @@ def test_experiment_usage_errors(cli, tmp_path, capsys):
     assert "unknown dataset 'nope'" in capsys.readouterr().err
     assert cli(["experiment", "variants", *TINY_ARGS, "--tables", "nope", "--out", str(tmp_path)]) == 2
     assert cli(["experiment", "reduction", "--subset", "-1", "--out", str(tmp_path)]) == 2
+    assert cli(["experiment", "se-vs-plain", "--depths", "20,18", "--dry-run", "--out", str(tmp_path)]) == 2
+    assert "--depths 18 is not a CIFAR ResNet depth; valid: 20, 32, 44, 56, 110" in capsys.readouterr().err
+    assert cli(["experiment", "reduction", "--depth", "50", "--dry-run", "--out", str(tmp_path)]) == 2
+    assert "--depth 50 is not a CIFAR ResNet depth" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         cli(["experiment", "reduction", "--seeds", "zero"])
     assert exc.value.code == 2
@@ -68,9 +72,10 @@ def test_excitations_command(cli, trained, tmp_path, capsys):
     block = stats["blocks"]["SE_4_3"]  # 16 channels, 8 of them reported
     assert len(block["channels"]) == 8 and len(block["per_class"]["class_1"]) == 8
     assert len(stats["blocks"]["SE_2_3"]["channels"]) == 4  # a 4-channel block keeps all
+    assert block["width"] == 16 and block["channels"][-1] == 15  # the channels' own indices, 0 to 15
     for png in ("excitations.png", "excitations_distribution.png"):
         assert (out / png).read_bytes()[:8] == PNG
-    assert "SE_4_3" in capsys.readouterr().out
+    assert "SE_4_3: 8 of 16 channels plotted; over all 16: mean excitation" in capsys.readouterr().out
     assert cli(argv[:-1] + [str(out), "--blocks", "all", "--images-per-class", "5"]) == 0
     stats = json.loads((out / "excitations.json").read_text())
     assert len(stats["blocks"]) == 9 and stats["images_per_class"] == {"class_1": 5, "class_3": 5}
@@ -89,3 +94,19 @@ def test_excitations_errors(cli, trained, tmp_path, capsys):
     assert "has no SE blocks" in capsys.readouterr().err
     assert cli(["excitations", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("typed, seeds", [("7,", (7,)), ("1", (0,)), ("3", (0, 1, 2)), ("2,5", (2, 5))])
+def test_the_recorded_command_replays_the_same_seeds(typed, seeds):
+    """A report's command, parsed again, runs the seeds the run did: one seed keeps its comma
+    (written ``--seeds 7`` it would mean seeds 0-6, and ``--seeds 0`` is refused)."""
+    import shlex
+
+    from sescratch.analysis.cli import command_line
+    from sescratch.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["experiment", "reduction", "--seeds", typed])
+    assert args.seeds == seeds
+    replayed = parser.parse_args(shlex.split(command_line(args))[1:])
+    assert replayed.seeds == seeds

@@ -122,7 +122,7 @@ def test_dry_run_trains_nothing(tmp_path, tiny_budget, count_trainings):
 
 
 def test_every_cell_is_checked_before_any_trains(tmp_path, tiny_budget, count_trainings):
-    with pytest.raises(UsageError, match="se-vs-plain, depth 21 / ResNet-21: unknown model 'resnet21'"):
+    with pytest.raises(UsageError, match="se-vs-plain: --depths 21 is not a CIFAR ResNet depth"):
         run_experiment("se-vs-plain", tiny_budget, tmp_path, depths=(20, 21), log=lambda line: None)
     with pytest.raises(UsageError, match="r = 0: invalid training configuration: reduction=0"):
         run_experiment("reduction", tiny_budget, tmp_path, ratios=(4, 0), dry_run=True, log=lambda line: None)
