@@ -192,7 +192,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, *, ceil_mode=Fals
     -------
     y : array, shape (N, C, OH, OW)
     cache : MaxPool2dCache (the argmax of each window: on ties the first maximum in row-major
-        order, as PyTorch; a NaN counts as the maximum, the first NaN wins)
+        order, as PyTorch; a NaN counts as the maximum, the first NaN wins, where PyTorch's CPU
+        kernel takes the last of several)
     """
     g = _geometry("max_pool2d_forward", x, kernel_size, stride, padding, ceil_mode)
     x = get_array_module(x).ascontiguousarray(x)
