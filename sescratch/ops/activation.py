@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from sescratch.backend import declare_kernels, get_array_module
-from sescratch.ops._checks import check_float_array, check_shape
+from sescratch.ops._checks import check_float_array, check_same_dtype, check_shape
 
 __all__ = [
     "relu_forward", "relu_backward", "relu_forward_reference", "relu_backward_reference",
@@ -53,9 +53,10 @@ class Relu6Cache(NamedTuple):
     y: Any  # shape of x
 
 
-def _check_dy(op: str, dy, saved) -> None:
+def _check_dy(op: str, dy, saved, saved_name: str = "y") -> None:
     check_float_array(op, "dy", dy)
     check_shape(op, "dy", dy, saved.shape, "the shape of the forward output")
+    check_same_dtype(op, **{"dy": dy, saved_name: saved})
 
 
 def relu_forward_reference(x):
@@ -189,7 +190,7 @@ def hard_sigmoid_backward(dy, cache: HardSigmoidCache):
     ``x = ±3`` we take 0, as PyTorch does.
     """
     x = cache.x
-    _check_dy("hard_sigmoid_backward", dy, x)
+    _check_dy("hard_sigmoid_backward", dy, x, "x")
     xp = get_array_module(dy)
     return xp.where((x > -3) & (x < 3), dy / 6, dy.dtype.type(0))  # shape of x
 

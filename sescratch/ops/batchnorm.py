@@ -240,6 +240,7 @@ def batchnorm2d_backward(dy, cache: BatchNorm2dCache):
     x, mean, inv_std, gamma, training = cache
     check_float_array("batchnorm2d_backward", "dy", dy, ndim=4)
     check_shape("batchnorm2d_backward", "dy", dy, x.shape, "the shape of y")
+    check_same_dtype("batchnorm2d_backward", dy=dy, x=x)
     dy = get_array_module(dy).ascontiguousarray(dy)
     if not training:
         return _eval_backward(dy, x, mean, inv_std, gamma)

@@ -160,6 +160,7 @@ def batchnorm2d_relu_backward(dy, cache: BatchNorm2dReluCache):
     bn, y, has_residual = cache
     check_float_array("batchnorm2d_relu_backward", "dy", dy, ndim=4)
     check_shape("batchnorm2d_relu_backward", "dy", dy, y.shape, "the shape of y")
+    check_same_dtype("batchnorm2d_relu_backward", dy=dy, y=y)
     dy = get_array_module(dy).ascontiguousarray(dy)
     if not bn.training:
         dz = relu_backward_reference(dy, y)  # N,C,H,W

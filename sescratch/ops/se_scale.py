@@ -97,6 +97,7 @@ def se_scale_backward(dy, cache: SEScaleCache):
     u, s = cache
     check_float_array("se_scale_backward", "dy", dy, ndim=4)
     check_shape("se_scale_backward", "dy", dy, u.shape, "the shape of y")
+    check_same_dtype("se_scale_backward", dy=dy, u=u)
     dy = get_array_module(dy).ascontiguousarray(dy)
     kernel = _KERNELS.get("se_scale_backward", dy, u, s)
     backward = se_scale_backward_reference if kernel is None else kernel

@@ -6,8 +6,6 @@ import pytest
 from sescratch import backend, nn, ops
 from sescratch.nn.blocks import BasicBlock
 
-BACKENDS = ["numpy", "numba"] if backend._numba_importable() else ["numpy"]
-
 
 @pytest.mark.parametrize("build, words", [
     (lambda: nn.Conv2d(4, 4, kernel_size=2.9), "Conv2d: argument 'kernel_size' must be an int or a pair of ints"),
@@ -58,20 +56,43 @@ def test_empty_planes_have_no_squeeze(xp):
     assert z.shape == (0, 4)
 
 
-def test_a_depthwise_stride_beyond_the_image_costs_nothing_extra():
+@pytest.mark.parametrize("groups, w_shape", [(2, (2, 1, 3, 3)), (1, (3, 2, 3, 3))])  # depthwise, plain
+def test_a_stride_beyond_the_image_costs_nothing_extra(xp, groups, w_shape):
+    """A stride of 2**32 (one output): every family gives the reference's result, the GPU's
+    int32 kernel arguments included (the stride of a single output is passed as 1)."""
+    from sescratch.backend import to_numpy
+
     x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
-    w = np.random.default_rng(1).standard_normal((2, 1, 3, 3))
-    outputs = []
-    for family in BACKENDS:
-        with backend.use(family):
-            y, cache = ops.conv2d_forward(x, w, stride=2**32, padding=1, groups=2)
-            outputs.append((y, ops.conv2d_backward(np.ones_like(y), cache)))
-    (y0, g0), (y1, g1) = outputs[0], outputs[-1]
-    assert y0.shape == (1, 2, 1, 1)
-    np.testing.assert_allclose(y1, y0, rtol=1e-12)
+    w = np.random.default_rng(1).standard_normal(w_shape)
+    dy = np.random.default_rng(2).standard_normal((1, w_shape[0], 1, 1))
+    with backend.use("numpy"):
+        y0, cache = ops.conv2d_forward(x, w, stride=2**32, padding=1, groups=groups)
+        g0 = ops.conv2d_backward(dy, cache)
+    y1, cache = ops.conv2d_forward(xp.asarray(x), xp.asarray(w), stride=2**32, padding=1, groups=groups)
+    g1 = ops.conv2d_backward(xp.asarray(dy), cache)
+    assert y0.shape == (1, w_shape[0], 1, 1)
+    np.testing.assert_allclose(to_numpy(y1), y0, rtol=1e-12)
     for a, b in zip(g0, g1):
         if a is not None:
-            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(to_numpy(b), a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("op", ["batchnorm2d", "batchnorm2d_relu", "se_scale", "relu"])
+def test_a_dy_of_another_dtype_is_refused_by_name(xp, op):
+    """A float64 dy into the backward of a float32 forward: a ValueError naming both dtypes on
+    every family (the GPU kernels would refuse it with CuPy's own TypeError)."""
+    x = xp.asarray(np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32))
+    gamma, beta = xp.ones(3, dtype=np.float32), xp.zeros(3, dtype=np.float32)
+    if op == "se_scale":
+        y, cache = ops.se_scale_forward(x, xp.ones((2, 3), dtype=np.float32))
+    elif op == "relu":
+        y, cache = ops.relu_forward(x)
+    else:
+        forward = getattr(ops, f"{op}_forward")
+        y, cache = forward(x, gamma, beta, xp.zeros(3, dtype=np.float32), xp.ones(3, dtype=np.float32),
+                           training=True)
+    with pytest.raises(ValueError, match=rf"{op}_backward: arguments must share one dtype, got 'dy' float64, '\w+' float32"):
+        getattr(ops, f"{op}_backward")(y.astype(np.float64), cache)
 
 
 def test_load_state_dict_copies_nothing_when_one_value_does_not_fit():

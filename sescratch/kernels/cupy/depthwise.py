@@ -101,6 +101,9 @@ _weight_grad = cp.ElementwiseKernel(
 def _geometry(x, w, stride, padding):
     (N, C, H, W), (K, _, KH, KW), (SH, SW), (PH, PW) = x.shape, w.shape, stride, padding
     OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+    # one output row (column): its stride multiplies nothing, and 1 fits the kernels' int32 where a
+    # stride beyond the image (2**32, allowed) would not
+    SH, SW = (SH if OH > 1 else 1), (SW if OW > 1 else 1)
     return N, K, OH, OW, (C, K // C, H, W, KH, KW, SH, SW, PH, PW, OH, OW)
 
 

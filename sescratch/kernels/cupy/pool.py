@@ -3,10 +3,11 @@
 
 The forward runs one thread per output element and scans its window row by row (first maximum
 wins, NaN wins). The backward runs one thread per (n, c) plane, which adds the plane's ``dy``
-to their winners in output order, as the NumPy reference and the Numba kernel do: windows
+to their winners in output order, as the Numba kernel does: windows
 overlap when the stride is smaller than the kernel, and ``atomicAdd`` would sum the shares of
 an input in a different order from run to run; this way the sum, and so a resumed run, is
-bit-for-bit reproducible (and equal to the CPU's). N*C threads are enough for the stem pool
+bit-for-bit reproducible (and equal to the Numba kernel's; the NumPy reference sums the shares
+in float64 with ``bincount``, so its float32 results can differ in the last bit). N*C threads are enough for the stem pool
 of the ImageNet models (64 channels), the one max pool of the SE-ResNets.
 
 Average pooling runs one thread per output element forward and one per input element backward
