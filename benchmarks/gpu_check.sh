@@ -108,7 +108,7 @@ main() {
     run_step gpu-loop 120 "${PYTEST[@]}" tests/train/test_gpu_loop.py --junitxml="$OUT/gpu_loop.xml"
     run_step bench-train-step 150 "$PY" benchmarks/bench_train_step.py --device gpu --warmup 5 --repeats 20 \
         --no-memory --no-compile --json "$OUT/bench_train_step.json"
-    run_step cupy-tests 240 "${PYTEST[@]}" "${PARALLEL[@]}" tests -k "(cupy or gpu or test_backend) and not test_gpu_loop" \
+    run_step cupy-tests 240 "${PYTEST[@]}" "${PARALLEL[@]}" tests -k "(cupy or gpu or test_backend) and not test_gpu_loop and not cupy_emulated" \
         --junitxml="$OUT/cupy_tests.xml"
     if (( DRY_RUN )) || (( $(remaining) >= 80 )); then
         run_step bench-ops 75 "$PY" benchmarks/bench_ops.py --quick --backends cupy,torch
