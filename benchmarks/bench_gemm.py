@@ -61,9 +61,9 @@ def gemm_peak(size: int = 1024, repeats: int = 5, threads: int | None = None) ->
     """GFLOP/s of NumPy's float32 ``(size x size) @ (size x size)``, the best of two sizes so that
     one unlucky size does not set the peak; on all BLAS threads, or ``threads`` of them (OpenBLAS,
     found as sescratch's conv kernels find it; ignored for another BLAS)."""
-    from sescratch.kernels.numba._scratch import _find_openblas
+    from sescratch.kernels.numba.openblas import thread_controls
 
-    libraries = _find_openblas() if threads else []
+    libraries = thread_controls() if threads else []
     saved = [get() for get, _ in libraries]
     for _, put in libraries:
         put(threads)
@@ -81,7 +81,7 @@ def blas_kernels() -> str:
     """Which GEMM kernels NumPy's OpenBLAS runs, and whether the environment chose them: the peak
     and every BLAS-bound figure follow it (on an AVX-512 CPU, OpenBLAS's Haswell kernels reach
     about half of its SkylakeX ones), so each benchmark prints it beside the CPU."""
-    from sescratch.kernels.numba._scratch import openblas_kernels
+    from sescratch.kernels.numba.openblas import openblas_kernels
 
     core = openblas_kernels()
     if core is None:

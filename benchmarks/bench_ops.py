@@ -334,10 +334,10 @@ def main(argv=None) -> int:
     if args.threads:  # Numba, NumPy's OpenBLAS and PyTorch
         import numba
 
-        from sescratch.kernels.numba._scratch import _find_openblas
+        from sescratch.kernels.numba.openblas import thread_controls
 
         numba.set_num_threads(args.threads)
-        for _, put in _find_openblas():
+        for _, put in thread_controls():
             put(args.threads)
         try:
             import torch

@@ -287,10 +287,10 @@ def set_threads(count):
     """The thread counts of Numba, NumPy's OpenBLAS and PyTorch, for the rest of the process."""
     import numba
 
-    from sescratch.kernels.numba._scratch import _find_openblas
+    from sescratch.kernels.numba.openblas import thread_controls
 
     numba.set_num_threads(count)
-    for _, put in _find_openblas():
+    for _, put in thread_controls():
         put(count)
     try:
         import torch

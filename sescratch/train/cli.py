@@ -215,7 +215,7 @@ def _blas_notes(config) -> list[str]:
     """The BLAS notice (``forced_blas_notice``) for a run on the CPU."""
     if config.backend == "cupy":
         return []
-    from sescratch.kernels.numba._scratch import forced_blas_notice
+    from sescratch.kernels.numba.openblas import forced_blas_notice
 
     notice = forced_blas_notice()
     return [notice] if notice else []

@@ -103,13 +103,13 @@ def test_private_openmp_reports_whether_a_new_runtime_came():
 def test_openblas_kernels_names_the_core_openblas_runs():
     """``openblas_kernels`` reads OpenBLAS's own choice, the one ``OPENBLAS_CORETYPE`` forces
     included (benchmarks print it: GEMM speed follows it)."""
-    from sescratch.kernels.numba import _scratch
+    from sescratch.kernels.numba import _scratch, openblas
 
     if not _scratch.blas_controllable():
         pytest.skip("no OpenBLAS found in this process")
-    assert isinstance(_scratch.openblas_kernels(), str) and _scratch.openblas_kernels()
+    assert isinstance(openblas.openblas_kernels(), str) and openblas.openblas_kernels()
     flags = open("/proc/cpuinfo").read()
-    code = "import numpy; from sescratch.kernels.numba._scratch import openblas_kernels as k; print(k())"
+    code = "import numpy; from sescratch.kernels.numba.openblas import openblas_kernels as k; print(k())"
     for core, flag in (("Haswell", "avx2"), ("SkylakeX", "avx512bw")):  # each core where the CPU runs it
         if flag in flags:
             assert _run(code, OPENBLAS_CORETYPE=core) == core
@@ -122,12 +122,12 @@ def test_openblas_kernels_names_the_core_openblas_runs():
     ({"OPENBLAS_CORETYPE": "SkylakeX"}, "SkylakeX", "avx2 avx512f avx512cd avx512bw avx512dq avx512vl", False),
 ])
 def test_forced_blas_notice_only_where_the_environment_costs_avx512(tmp_path, monkeypatch, environ, core, flags, expected):
-    from sescratch.kernels.numba import _scratch
+    from sescratch.kernels.numba import openblas
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu {flags}\n\n")
-    monkeypatch.setattr(_scratch, "openblas_kernels", lambda: core)
-    notice = _scratch.forced_blas_notice(environ, str(cpuinfo))
+    monkeypatch.setattr(openblas, "openblas_kernels", lambda: core)
+    notice = openblas.forced_blas_notice(environ, str(cpuinfo))
     assert (notice is not None) == expected
     if expected:
         assert "OPENBLAS_CORETYPE=Haswell" in notice and "unset it" in notice

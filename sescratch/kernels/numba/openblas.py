@@ -1,0 +1,84 @@
+"""Which OpenBLAS NumPy runs, and how: its thread-count controls and the kernels it chose.
+
+NumPy's OpenBLAS (the PyPI wheels' ``scipy_openblas``, or a system ``libopenblas``) is found
+among the libraries mapped into the process (Linux; elsewhere none is found) and asked through
+its own C API: :func:`thread_controls` for :mod:`._scratch`'s ``blas_on_calling_thread``,
+:func:`openblas_kernels` for the benchmarks' reports, :func:`forced_blas_notice` for
+``sescratch train``.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Callable
+
+OPENBLAS_NAMES = (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", ""))
+
+
+def loaded_libraries() -> list[ctypes.CDLL]:
+    """Every OpenBLAS loaded in this process (Linux; elsewhere none is found)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return []
+    libraries = []
+    for path in paths:
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libraries
+
+
+def thread_controls() -> list[tuple[Callable, Callable]]:
+    """``(get_num_threads, set_num_threads)`` of every OpenBLAS loaded in this process."""
+    found = []
+    for lib in loaded_libraries():
+        for prefix, suffix in OPENBLAS_NAMES:
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, put.restype, put.argtypes = ctypes.c_int, None, [ctypes.c_int]
+                found.append((get, put))
+                break
+    return found
+
+
+def openblas_kernels() -> str | None:
+    """The kernels (OpenBLAS's core name, e.g. ``'SkylakeX'``, ``'Haswell'``) that NumPy's OpenBLAS
+    chose when it loaded, from the CPU or from ``OPENBLAS_CORETYPE``; None where no OpenBLAS is
+    found. Benchmarks report it: GEMM speed follows it (2-core AMD EPYC Zen 5, 2026-12-04: square
+    float32 products 223 GFLOP/s on the Haswell kernels that ``OPENBLAS_CORETYPE=Haswell`` forces,
+    424 on the SkylakeX ones OpenBLAS picks there by itself)."""
+    for lib in loaded_libraries():
+        for prefix, suffix in OPENBLAS_NAMES:
+            corename = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+            if corename is not None:
+                corename.restype = ctypes.c_char_p
+                return corename().decode(errors="replace").strip()
+    return None
+
+
+AVX512_OPENBLAS_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")  # OpenBLAS's AVX-512 x86 kernels
+AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")  # what SkylakeX's kernels use
+
+
+def forced_blas_notice(environ=None, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """A sentence for the user when ``OPENBLAS_CORETYPE`` holds OpenBLAS to kernels without
+    AVX-512 on a CPU that has it (the variable set by a machine's image, say); None otherwise.
+    The variable is the user's to choose, so sescratch keeps it and only says what it costs."""
+    environ = os.environ if environ is None else environ
+    forced, core = environ.get("OPENBLAS_CORETYPE"), openblas_kernels()
+    if not forced or core is None or core in AVX512_OPENBLAS_CORES:
+        return None
+    try:
+        with open(cpuinfo) as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return None
+    if not all(flag in flags for flag in AVX512_FLAGS):
+        return None
+    return (f"note: OPENBLAS_CORETYPE={forced} in the environment holds NumPy's OpenBLAS to its {core} "
+            "kernels on a CPU with AVX-512; unset it for OpenBLAS's own choice (on a 2-core AMD EPYC "
+            "Zen 5: twice the GEMM speed, training steps 1.3x faster)")
