@@ -28,6 +28,6 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int, format: str | None = 
     ``format`` defaults to the path's suffix (``png`` without one); returns the path.
     """
     path = Path(path)
-    with atomic_open(path, "wb", suffix=path.suffix) as f:
+    with atomic_open(path, "wb") as f:  # ".{name}.*.tmp": what rundir.clean_temporaries removes
         fig.savefig(f, dpi=dpi, format=format or path.suffix.lstrip(".") or "png")
     return path

@@ -187,8 +187,11 @@ def run_train(args) -> int:
     if weights is not None:
         from sescratch.interop.cli import load_training_weights
 
-        load_training_weights(trainer, weights, init_missing=args.init_missing)
-    for note in trainer.notes + (_blas_notes(config) if rank == 0 else []):
+        with failing_together(config.distributed):
+            load_training_weights(trainer, weights, init_missing=args.init_missing)
+            if trainer.dist is not None:  # every rank starts from rank 0's weights, whatever its file held
+                trainer.dist.broadcast_state(trainer.model, trainer.optimizer)
+    for note in (trainer.notes + _blas_notes(config)) if rank == 0 else ():  # stderr: rank 0's notes only
         print(note, file=sys.stderr, flush=True)
     data = trainer.data
     print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
@@ -196,7 +199,8 @@ def run_train(args) -> int:
           f"{config.epochs} epochs -> {trainer.out_dir}"
           + (f" (resuming after epoch {trainer.epoch})" if config.resume else ""), flush=True)
     try:
-        with failing_together(config.distributed), compile_notice() as compiling:  # issue 14
+        # issue 14; ranks > 0 send the compile notice where their stdout goes (nowhere)
+        with failing_together(config.distributed), compile_notice(None if rank == 0 else sys.stdout) as compiling:
             result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C
         print("aborted without saving", flush=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -92,6 +93,25 @@ class DataParallel:
                              f"images leaves a last batch of {last}; choose another --batch-size "
                              "or --subset")
 
+    def check_batch_norm_shares(self, model, image_shape, n_train: int, batch_size: int) -> None:
+        """Without sync BN each rank normalises its own share of a batch: the smallest share
+        times the smallest map a BN layer normalises must give 2 values per channel (training
+        mode), else that batch would fail at its BN layer after the epoch's work so far."""
+        from sescratch.summary import summary
+
+        last = n_train % batch_size or batch_size
+        images = min(batch_size, last) // self.size  # the smallest shard of any global batch
+        planes = [(math.prod(r.output_shape[1:]), r.name) for r in summary(model, image_shape).records
+                  if r.kind == "BatchNorm2d"]
+        if not planes or images * min(planes)[0] >= 2:
+            return
+        plane, layer = min(planes)
+        raise UsageError(f"--distributed with {self.size} ranks without --sync-bn: each rank normalises its "
+                         f"own share of a batch, and --batch-size {batch_size} over {n_train} images leaves "
+                         f"a rank {images} image(s) of a batch, while {layer} normalises maps of {plane} "
+                         f"value(s) per channel (batch norm needs >= 2); add --sync-bn, or choose another "
+                         "--batch-size or --subset")
+
     def check_same_run(self, config: dict, x_train, y_train) -> None:
         """Raise :class:`UsageError` on every rank when ranks disagree on configuration, data
         (shape and a CRC of the labels) or sescratch version."""
@@ -110,6 +130,9 @@ class DataParallel:
     def attach(self, trainer) -> None:
         """Called once the trainer is built (and restored): check, synchronise, switch sync BN on."""
         self.check_batches(len(trainer.data.y_train), trainer.config.batch_size)
+        if not self.sync_bn:
+            self.check_batch_norm_shares(trainer.model, trainer.data.image_shape, len(trainer.data.y_train),
+                                         trainer.config.batch_size)
         self.check_same_run(trainer.config.to_dict(), trainer.data.x_train, trainer.data.y_train)
         self.broadcast_state(trainer.model, trainer.optimizer)
         if self.sync_bn:
@@ -121,8 +144,12 @@ class DataParallel:
         weight = self.loss_weight(n_local, n_global)
         return dlogits if weight == 1 else dlogits * dlogits.dtype.type(weight)
 
-    def end_epoch(self, model, partial: dict) -> dict:
-        """Global epoch counts; per-rank BN running statistics averaged (no-op with sync BN)."""
+    def gather_epoch(self, model, partial: dict) -> dict:
+        """At the end of an epoch, or before a mid-epoch checkpoint (every rank calls it): the
+        epoch's counts so far over all ranks, and per-rank BN running statistics averaged (no-op
+        with sync BN), so that what rank 0 reports and writes holds what every rank did. The
+        running averages are affine in the batch statistics: averaging them mid-epoch too gives
+        the end-of-epoch average of a run that never stopped, up to rounding."""
         if not self.sync_bn:
             self.average_buffers(model)
         return self.reduce_counts(partial)

@@ -154,7 +154,7 @@ def repair_if_idle(out_dir: str | os.PathLike) -> str | None:
 def clean_temporaries(out_dir: Path) -> tuple[int, int]:
     """Remove the temporary files crashed writes left in ``out_dir``; returns (files, bytes)."""
     count = size = 0
-    patterns = [f".{name}.*.tmp" for name in RUN_FILES] + [f"{PROBE_PREFIX}*"]
+    patterns = [f".{name}.*" for name in RUN_FILES] + [f"{PROBE_PREFIX}*"]  # ".curves.png.x.png": older figures
     for pattern in patterns:
         for path in out_dir.glob(pattern):
             try:

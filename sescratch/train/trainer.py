@@ -179,6 +179,8 @@ class Trainer:
         self.rng.bit_generator.state = ckpt.rng_state
         meta = ckpt.meta
         self.epoch, self.iteration, self.partial = meta["epoch"], meta["iteration"], meta["partial"]
+        if self.partial is not None and not self.is_root:  # the stored counts are all ranks': rank 0 carries them
+            self.partial = dict(self.partial, loss_sum=0.0, top1=0, top5=0, seen=0)
         self.history, self.best, self.elapsed = meta["history"], meta["best"], meta["elapsed_s"]
         logged = self.out_dir / "metrics.jsonl"
         rows = len(logged.read_text().splitlines()) if logged.exists() else -1
@@ -308,6 +310,8 @@ class Trainer:
         self._read_tally(tally, bar)
         self._check_weights_finite(f"epoch {self.epoch + 1}, before batch {self.iteration + 1}", bar)
         self.partial = p
+        if self.dist is not None:  # every rank is here (saves and stops are agreed): what rank 0
+            self.partial = self.dist.gather_epoch(self.model, p)  # writes holds every rank's part
         return self.save("last.npz", start_state)
 
     def _read_tally(self, tally: EpochTally, bar) -> None:
@@ -322,7 +326,7 @@ class Trainer:
 
     def _end_epoch(self, p: dict, n_iter: int) -> None:
         if self.dist is not None:  # issue 14 (H9): the epoch's counts over all ranks, BN buffers averaged
-            p = self.dist.end_epoch(self.model, p)
+            p = self.dist.gather_epoch(self.model, p)
         self._check_weights_finite(f"epoch {self.epoch + 1}")
         cfg = self.config
         test = evaluate(self.model, self.data.x_test, self.data.y_test, self.test_transform,

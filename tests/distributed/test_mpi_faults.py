@@ -81,3 +81,54 @@ def test_an_error_on_one_rank_ends_the_job_at_once(tmp_path):
     done = train(2, *TINY, "--epochs", "1", "--out", str(out), check=False, timeout=120)
     assert done.returncode != 0 and "error on rank 0/2: --out" in done.stderr
     assert time.monotonic() - start < 60  # the default --comm-timeout is 600 s
+
+
+@pytest.mark.parametrize("sync_bn", [True, False])
+def test_a_resume_in_mid_epoch_reports_and_keeps_what_every_rank_did(tmp_path, sync_bn):
+    """Stopped in epoch 2 and resumed on 2 ranks: epoch 2's train figures count every image once
+    (the checkpoint holds all ranks' counts, not rank 0's) and, without sync BN, the running
+    statistics hold every rank's batches (averaged before the mid-epoch save)."""
+    extra = ["--sync-bn"] if sync_bn else []
+    out, straight = tmp_path / "stopped", tmp_path / "straight"
+    done, _ = faulty("int:1:6", out, "--epochs", "2", *extra)
+    assert done.returncode != 0 and load_checkpoint(out / "last.npz").meta["partial"]["seen"] == 50
+    train(2, *TINY, "--epochs", "2", "--out", str(out), "--resume")
+    train(2, *TINY, "--epochs", "2", "--out", str(straight), *extra)
+    resumed, uninterrupted = (load_checkpoint(d / "last.npz").meta["history"][-1] for d in (out, straight))
+    for key in ("train_loss", "train_top1_error", "train_top5_error", "test_loss", "test_top1_error"):
+        assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-9, abs=1e-12), key
+    assert max_relative_difference(weights(out / "last.npz"), weights(straight / "last.npz")) <= 1e-9
+
+
+def test_ranks_given_different_weights_start_from_rank_0s(tmp_path):
+    """--weights naming another file on rank 1 (an MPMD command line, or one path holding other
+    files on two machines): every rank starts from rank 0's weights."""
+    import subprocess
+
+    from tests.distributed.mpirun import CLI, env
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(0, *TINY, "--epochs", "1", "--out", str(first))
+    train(0, *TINY, "--epochs", "1", "--out", str(second), "--lr", "0.2")
+    runs = {}
+    for name, other in (("same", first), ("mixed", second)):
+        args = TINY + ["--epochs", "1", "--out", str(tmp_path / name), "--distributed", "--sync-bn"]
+        command = (["mpirun", "--oversubscribe", "-n", "1"] + CLI + args + ["--weights", str(first / "last.npz"),
+                   ":", "-n", "1"] + CLI + args + ["--weights", str(other / "last.npz")])
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env())
+        assert done.returncode == 0, done.stderr
+        runs[name] = weights(tmp_path / name / "last.npz")
+    assert max_relative_difference(runs["same"], runs["mixed"]) == 0.0
+
+
+def test_a_shard_too_small_for_per_rank_batch_norm_is_refused_at_start(tmp_path):
+    """Without sync BN, 103 images in batches of 50 leave a rank 1 image of the last batch, and
+    SE-VGG's last BN layers normalise 1x1 maps: refused before any training, not at the epoch's
+    last batch; with --sync-bn the same run trains."""
+    args = [*TINY, "--subset", "103", "--batch-size", "50", "--model", "se_vgg16_bn_cifar", "--epochs", "1"]
+    done = train(2, *args, "--out", str(tmp_path / "per-rank"), check=False, timeout=180)
+    assert done.returncode != 0
+    assert ("without --sync-bn: each rank normalises its own share of a batch, and --batch-size 50 over "
+            "103 images leaves a rank 1 image(s) of a batch") in done.stderr
+    assert not (tmp_path / "per-rank" / "last.npz").exists()
+    train(2, *args, "--out", str(tmp_path / "synced"), "--sync-bn")
