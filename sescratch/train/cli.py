@@ -191,7 +191,7 @@ def run_train(args) -> int:
             load_training_weights(trainer, weights, init_missing=args.init_missing)
             if trainer.dist is not None:  # every rank starts from rank 0's weights, whatever its file held
                 trainer.dist.broadcast_state(trainer.model, trainer.optimizer)
-    for note in (trainer.notes + _blas_notes(config)) if rank == 0 else ():  # stderr: rank 0's notes only
+    for note in (trainer.notes + _environment_notes(config)) if rank == 0 else ():  # stderr: rank 0's notes only
         print(note, file=sys.stderr, flush=True)
     data = trainer.data
     print(f"training {config.model} on {config.dataset} ({len(data.y_train)} train / "
@@ -215,14 +215,21 @@ def run_train(args) -> int:
     return 0
 
 
-def _blas_notes(config) -> list[str]:
-    """The BLAS notice (``forced_blas_notice``) for a run on the CPU."""
-    if config.backend == "cupy":
-        return []
-    from sescratch.kernels.numba.openblas import forced_blas_notice
+def _environment_notes(config) -> list[str]:
+    """Notes on how the run was started: ``--distributed`` without ``mpirun``, and on the CPU the
+    BLAS notice (``forced_blas_notice``)."""
+    from sescratch.train.communicator import launched_by_mpirun
 
-    notice = forced_blas_notice()
-    return [notice] if notice else []
+    notes = []
+    if config.distributed and not launched_by_mpirun():
+        notes.append("note: --distributed outside mpirun: one process trains the whole batch (start "
+                     "`mpirun -n N sescratch train ... --distributed` for N ranks)")
+    if config.backend != "cupy":
+        from sescratch.kernels.numba.openblas import forced_blas_notice
+
+        notice = forced_blas_notice()
+        notes += [notice] if notice else []
+    return notes
 
 
 def _compile_share(compiling) -> str:

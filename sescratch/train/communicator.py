@@ -110,6 +110,11 @@ class Communicator:
         self.comm.Abort(code)
 
 
+def launched_by_mpirun() -> bool:
+    """Whether ``mpirun`` (or another PMI launcher) started this process, ``-n 1`` included."""
+    return any(v in os.environ for v in _SIZE_VARIABLES)
+
+
 def launched_size() -> int:
     """How many processes ``mpirun`` started (from its environment; 1 when not under MPI)."""
     sizes = [os.environ.get(v, "") for v in _SIZE_VARIABLES]

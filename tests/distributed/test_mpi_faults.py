@@ -132,3 +132,18 @@ def test_a_shard_too_small_for_per_rank_batch_norm_is_refused_at_start(tmp_path)
             "103 images leaves a rank 1 image(s) of a batch") in done.stderr
     assert not (tmp_path / "per-rank" / "last.npz").exists()
     train(2, *args, "--out", str(tmp_path / "synced"), "--sync-bn")
+
+
+def test_notes_on_stderr_come_from_rank_0_only(tmp_path):
+    """A resumed cosine run given more --epochs: the schedule's note once, not once per rank."""
+    out = tmp_path / "cosine"
+    train(2, *TINY, "--schedule", "cosine", "--epochs", "1", "--out", str(out))
+    resumed = train(2, *TINY, "--schedule", "cosine", "--epochs", "2", "--out", str(out), "--resume")
+    assert resumed.stderr.count("the cosine schedule is stretched") == 1, resumed.stderr
+
+
+def test_distributed_outside_mpirun_says_it_trains_alone(tmp_path):
+    alone = train(0, *TINY, "--epochs", "1", "--out", str(tmp_path / "alone"), "--distributed")
+    assert "note: --distributed outside mpirun: one process trains the whole batch" in alone.stderr
+    one_rank = train(1, *TINY, "--epochs", "1", "--out", str(tmp_path / "one-rank"))  # mpirun -n 1
+    assert "outside mpirun" not in one_rank.stderr
