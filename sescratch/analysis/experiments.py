@@ -158,12 +158,12 @@ def experiment_rows(name: str, **choices) -> list[Row]:
         raise UsageError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
     from sescratch.models import CIFAR_DEPTHS
 
-    for key in ("depths", "depth"):
-        given = choices.get(key)
-        for d in (given if isinstance(given, (tuple, list)) else () if given is None else (given,)):
-            if d not in CIFAR_DEPTHS:  # resnet18/50 exist, but as ImageNet models without a width
-                raise UsageError(f"experiment {name}: --{key} {d} is not a CIFAR ResNet depth; "
-                                 f"valid: {', '.join(map(str, CIFAR_DEPTHS))}")
+    given = [("depths", d) for d in choices.get("depths") or ()]  # se-vs-plain
+    given += [("depth", choices["depth"])] if choices.get("depth") is not None else []  # the others
+    for key, d in given:
+        if d not in CIFAR_DEPTHS:  # resnet18/50 exist, but as ImageNet models without a width
+            raise UsageError(f"experiment {name}: --{key} {d} is not a CIFAR ResNet depth; "
+                             f"valid: {', '.join(map(str, CIFAR_DEPTHS))}")
     return EXPERIMENTS[name][1](**choices)
 
 

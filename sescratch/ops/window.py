@@ -9,7 +9,7 @@ from __future__ import annotations
 from math import prod
 from typing import Sequence
 
-__all__ = ["conv_output_size", "MAX_ELEMENTS", "check_allocation"]
+__all__ = ["conv_output_size", "kernel_strides", "MAX_ELEMENTS", "check_allocation"]
 
 MAX_ELEMENTS = 2**31  # the largest array a windowed op allocates (8 GiB in float32)
 
@@ -33,6 +33,14 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, *, ceil_
     if (out - 1) * stride >= size + padding:
         out -= 1
     return out
+
+
+def kernel_strides(stride: tuple[int, int], OH: int, OW: int) -> tuple[int, int]:
+    """The strides a conv kernel is given: 1 along an axis with a single output, whose only window
+    starts at 0 whatever the stride. A stride beyond the image (2**32, which the ops accept) then
+    costs nothing: it never reaches a flat layout rounded up to a multiple of it (Numba's
+    depthwise kernel) or an ``int32`` kernel argument (the CuPy kernels)."""
+    return (1 if OH == 1 else stride[0]), (1 if OW == 1 else stride[1])
 
 
 def check_allocation(op: str, name: str, value, shapes: dict[str, Sequence[int]]) -> None:

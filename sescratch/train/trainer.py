@@ -309,9 +309,9 @@ class Trainer:
         ``partial``; never weights that are not finite (the last good checkpoint stays)."""
         self._read_tally(tally, bar)
         self._check_weights_finite(f"epoch {self.epoch + 1}, before batch {self.iteration + 1}", bar)
-        self.partial = p
-        if self.dist is not None:  # every rank is here (saves and stops are agreed): what rank 0
-            self.partial = self.dist.gather_epoch(self.model, p)  # writes holds every rank's part
+        # distributed: every rank is here (saves and stops are agreed), and what rank 0 writes
+        # holds every rank's part of the epoch
+        self.partial = p if self.dist is None else self.dist.gather_epoch(self.model, p)
         return self.save("last.npz", start_state)
 
     def _read_tally(self, tally: EpochTally, bar) -> None:

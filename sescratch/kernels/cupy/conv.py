@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import cupy as cp
 
-from sescratch.ops.window import conv_output_size
+from sescratch.ops.window import conv_output_size, kernel_strides
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
 
@@ -65,9 +65,7 @@ _col2im = cp.ElementwiseKernel(
 def _geometry(x, w, stride, padding):
     (N, C, H, W), (KH, KW), (SH, SW), (PH, PW) = x.shape, w.shape[2:], stride, padding
     OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
-    # one output row (column): its stride multiplies nothing, and 1 fits the kernels' int32 where a
-    # stride beyond the image (2**32, allowed) would not
-    SH, SW = (SH if OH > 1 else 1), (SW if OW > 1 else 1)
+    SH, SW = kernel_strides((SH, SW), OH, OW)  # 1 where one output: fits the kernels' int32
     return N, C, H, W, KH, KW, SH, SW, PH, PW, OH, OW
 
 

@@ -35,7 +35,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from sescratch.ops.window import conv_output_size
+from sescratch.ops.window import conv_output_size, kernel_strides
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
@@ -249,13 +249,6 @@ def _sizes(x, w, stride, padding):
     return conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
 
 
-def _strides(stride, OH, OW):
-    """The strides the kernels use: 1 along a dimension with a single output, whose only window
-    starts at 0 whatever the stride (the flat layout rounds rows up to a multiple of the stride:
-    a huge one would make it huge)."""
-    return (1 if OH == 1 else stride[0]), (1 if OW == 1 else stride[1])
-
-
 def _tasks(channels):
     """A few runs of channels per thread: even loads, and few buffers to allocate."""
     return max(1, min(channels, 4 * numba.get_num_threads()))
@@ -270,7 +263,7 @@ def depthwise_conv2d_forward(x, w, b, stride, padding):
     bias = np.zeros(K, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     _forward(np.ascontiguousarray(x).reshape(N * C, H, W),
              np.ascontiguousarray(w).reshape(K, KH, KW), bias, K // C,
-             *_strides(stride, OH, OW), padding[0], padding[1], _tasks(K), y.reshape(N * K, OH, OW))
+             *kernel_strides(stride, OH, OW), padding[0], padding[1], _tasks(K), y.reshape(N * K, OH, OW))
     return y
 
 
@@ -285,6 +278,6 @@ def depthwise_conv2d_backward(dy, x, w, stride, padding, has_bias):
     _backward(np.ascontiguousarray(dy).reshape(N * K, OH, OW),
               np.ascontiguousarray(x).reshape(N * C, H, W),
               np.ascontiguousarray(w).reshape(K, KH, KW), K // C,
-              *_strides(stride, OH, OW), padding[0], padding[1], _tasks(C),
+              *kernel_strides(stride, OH, OW), padding[0], padding[1], _tasks(C),
               dx.reshape(N * C, H, W), dw.reshape(K, KH, KW), db)
     return dx, dw, (db if has_bias else None)

@@ -46,6 +46,11 @@ TILINGS = {2: winograd_f2, 4: winograd_f4}  # outputs per tile side -> its trans
 F4_MIN_CHANNELS = 32  # fewer: where 4x4 tiles waste outputs, F(2x2)'s simpler transforms win
 
 
+def _weights_fit_l2(tiles, C, K, itemsize):
+    """Whether the transformed weights U (tiles.POINTS, C, K) fit in the L2 cache."""
+    return tiles.POINTS * C * K * itemsize <= _scratch.l2_or_assumed()
+
+
 def tiling(OH, OW, C=None, K=None, itemsize=4):
     """The transforms for an OH x OW output, C -> K channels: F(4x4, 3x3) unless its 4x4 tiles
     cover over 25 % more outputs than F(2x2)'s 2x2 tiles; up to 35 % more (a 14x14 output) it
@@ -60,8 +65,8 @@ def tiling(OH, OW, C=None, K=None, itemsize=4):
 
     if covered(4) <= 1.25 * covered(2):
         return winograd_f4
-    fits = C is not None and K is not None and winograd_f4.POINTS * C * K * itemsize <= _scratch.l2_or_assumed()
-    if covered(4) <= 1.35 * covered(2) and fits and min(C, K) >= F4_MIN_CHANNELS:
+    if (covered(4) <= 1.35 * covered(2) and C is not None and K is not None
+            and min(C, K) >= F4_MIN_CHANNELS and _weights_fit_l2(winograd_f4, C, K, itemsize)):
         return winograd_f4
     return winograd_f2
 
@@ -87,7 +92,7 @@ def pays_off(N, OH, OW, C, K, itemsize, backward=False):
     0.85-0.95x at batch 1. Fwd + bwd: 512 at 7x7 1.1x at batch 16, about 1.0x at 24, 0.8x at
     32; 256 at 14x14 1.2x at batch 3, 0.8-0.9x at 4-8."""
     tiles = tiling(OH, OW, C, K, itemsize)
-    if tiles.POINTS * C * K * itemsize <= _scratch.l2_or_assumed():
+    if _weights_fit_l2(tiles, C, K, itemsize):
         return True
     T = N * -(-OH // tiles.STEP) * -(-OW // tiles.STEP)
     cost = BACKWARD_WEIGHT_POINT_COST if backward else WEIGHT_POINT_COST
