@@ -27,6 +27,8 @@ DECLARED = (
     "plane_affine_add_relu",
     "relu_plane_sums",
     "batchnorm2d_scaled_backward_dx",
+    "linear_forward",  # the FCs (the SE block's excitation, classifiers): where BLAS runs their products
+    "linear_backward",
     "relu_forward",
     "relu_backward",
     "add_relu_forward",  # the end of a residual block, ReLU(a + b)

@@ -18,7 +18,13 @@ from sescratch.ops.depthwise import (
     depthwise_conv2d_backward_reference,
     depthwise_conv2d_forward_reference,
 )
-from sescratch.ops.linear import LinearCache, linear_backward, linear_forward
+from sescratch.ops.linear import (
+    LinearCache,
+    linear_backward,
+    linear_backward_reference,
+    linear_forward,
+    linear_forward_reference,
+)
 from sescratch.ops.activation import (
     hard_sigmoid_backward,
     hard_sigmoid_forward,
@@ -120,6 +126,8 @@ __all__ = [
     "LinearCache",
     "linear_forward",
     "linear_backward",
+    "linear_forward_reference",
+    "linear_backward_reference",
     "relu_forward",
     "relu_backward",
     "relu_forward_reference",

@@ -97,6 +97,11 @@ def _relu(r):
     ops.relu_backward(r(*y.shape), cache)
 
 
+def _linear(r):
+    y, cache = ops.linear_forward(r(5, 4), r(3, 4), r(3))
+    ops.linear_backward(r(*y.shape), cache)
+
+
 def _add_relu(r):
     y, cache = ops.add_relu_forward(r(2, 3, 4, 4), r(2, 3, 4, 4))
     ops.add_relu_backward(r(*y.shape), cache)
@@ -153,6 +158,8 @@ USES = {
     "plane_affine_add_relu": _bn_se_add_relu,
     "relu_plane_sums": _bn_se_add_relu,
     "batchnorm2d_scaled_backward_dx": _bn_se_add_relu,
+    "linear_forward": _linear,
+    "linear_backward": _linear,
     "relu_forward": _relu,
     "relu_backward": _relu,
     "add_relu_forward": _add_relu,
@@ -228,6 +235,8 @@ def _reference_calls(r):
     ops.batchnorm2d_scaled_backward_dx_reference(dq, x, r(3), r(3), pm, pm, r(3), r(3), r(3))
     ops.relu_backward_reference(r(*x.shape), ops.relu_forward_reference(x))
     ops.add_relu_forward_reference(x, r(*x.shape))
+    ops.linear_backward_reference(r(5, 3), r(5, 4), r(3, 4), True)
+    ops.linear_forward_reference(r(5, 4), r(3, 4), None)
     ops.add_into_reference(r(*x.shape), x)
     y, argmax = ops.max_pool2d_forward_reference(x, 3, 3, 2, 2, 1, 1)
     ops.max_pool2d_backward_reference(r(*y.shape), argmax, 5, 5)

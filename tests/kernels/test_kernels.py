@@ -250,6 +250,58 @@ def test_add_relu_keeps_nan_like_maximum(family):
     np.testing.assert_array_equal(y, np.maximum(a, 0))
 
 
+# ------------------------------------------------------------------------------ fully connected
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(sizes=st.tuples(st.integers(1, 6), st.integers(1, 7), st.integers(1, 5)), bias=st.booleans(), seed=seeds)
+def test_linear_forward_and_backward(family, dtype, sizes, bias, seed):
+    K, xp = kernels(family)
+    N, IN, OUT = sizes
+    rng = np.random.default_rng(seed)
+    (x, x64), (w, w64), (b, b64), (dy, dy64) = (draw(rng, s, dtype) for s in ((N, IN), (OUT, IN), (OUT,), (N, OUT)))
+    y = K["linear_forward"](xp.asarray(x), xp.asarray(w), xp.asarray(b) if bias else None)
+    assert_close(y, x64 @ w64.T + (b64 if bias else 0), dtype, what="linear_forward")
+    dx, dw, db = K["linear_backward"](xp.asarray(dy), xp.asarray(x), xp.asarray(w), bias)
+    assert_close(dx, dy64 @ w64, dtype, what="linear dx")
+    assert_close(dw, dy64.T @ x64, dtype, what="linear dw")
+    if bias:
+        assert_close(db, dy64.sum(axis=0), dtype, what="linear db")
+    else:
+        assert db is None
+
+
+def test_numba_linear_runs_small_products_with_openblas_on_one_thread(monkeypatch):
+    """Below SMALL_PRODUCT the products run with OpenBLAS's thread count at 1 (restored after),
+    above it at OpenBLAS's own; the values are the reference's bits either way."""
+    from sescratch.kernels.numba import _scratch, linear
+    from sescratch.ops import linear_backward_reference, linear_forward_reference
+
+    if not _scratch.blas_controllable():
+        pytest.skip("no OpenBLAS thread controls in this process")
+    get = _scratch._openblas[0][0]
+    seen = []
+
+    def recording(*args, _reference=linear_forward_reference):
+        seen.append(get())
+        return _reference(*args)
+
+    monkeypatch.setattr(linear, "linear_forward_reference", recording)
+    rng = np.random.default_rng(0)
+    before = get()
+    small = rng.standard_normal((128, 64)).astype(np.float32), rng.standard_normal((4, 64)).astype(np.float32)
+    y = linear.linear_forward(*small, None)
+    np.testing.assert_array_equal(y, small[0] @ small[1].T)
+    side = int(round((linear.SMALL_PRODUCT + 1) ** (1 / 3))) + 1  # M*N*K just above the threshold
+    large = rng.standard_normal((side, side)), rng.standard_normal((side, side))
+    linear.linear_forward(*large, None)
+    assert seen == [1, before] and get() == before
+    dx, dw, db = linear.linear_backward(small[0] @ small[1].T, *small, False)
+    ref = linear_backward_reference(small[0] @ small[1].T, *small, False)
+    np.testing.assert_array_equal(dx, ref[0])
+    np.testing.assert_array_equal(dw, ref[1])
+    assert db is None and get() == before
+
+
 # -------------------------------------------------------------------------------------- max pool
 def max_pool_formula(x, KH, KW, SH, SW, PH, PW):
     """Pad with -inf, take each window's first maximum (``argmax`` of the flattened window)."""

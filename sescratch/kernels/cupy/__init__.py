@@ -23,6 +23,7 @@ from sescratch.kernels.cupy.norm_relu import (
     batchnorm2d_relu_backward,
     batchnorm2d_relu_forward,
 )
+from sescratch.kernels.cupy.linear import linear_backward, linear_forward
 from sescratch.kernels.cupy.norm_running import batchnorm2d_running_update
 from sescratch.kernels.cupy.pool import (
     avg_pool2d_backward,
@@ -56,6 +57,8 @@ KERNELS = {
     "plane_affine_add_relu": plane_affine_add_relu,
     "relu_plane_sums": relu_plane_sums,
     "batchnorm2d_scaled_backward_dx": batchnorm2d_scaled_backward_dx,
+    "linear_forward": linear_forward,
+    "linear_backward": linear_backward,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,

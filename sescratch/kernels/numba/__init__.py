@@ -133,6 +133,7 @@ from sescratch.kernels.numba.norm_relu import (
     batchnorm2d_relu_backward,
     batchnorm2d_relu_forward,
 )
+from sescratch.kernels.numba.linear import linear_backward, linear_forward  # noqa: E402
 from sescratch.kernels.numba.norm_running import batchnorm2d_running_update  # noqa: E402
 from sescratch.kernels.numba.avg_pool import avg_pool2d_backward, avg_pool2d_forward  # noqa: E402
 from sescratch.kernels.numba.pool import max_pool2d_backward, max_pool2d_forward  # noqa: E402
@@ -162,6 +163,8 @@ KERNELS = {
     "plane_affine_add_relu": plane_affine_add_relu,
     "relu_plane_sums": relu_plane_sums,
     "batchnorm2d_scaled_backward_dx": batchnorm2d_scaled_backward_dx,
+    "linear_forward": linear_forward,
+    "linear_backward": linear_backward,
     "relu_forward": relu_forward,
     "relu_backward": relu_backward,
     "add_relu_forward": add_relu_forward,
