@@ -11,13 +11,13 @@ products do; larger ones (an ImageNet classifier) keep OpenBLAS's threads.
 
 Why: measured on a 2-core AMD EPYC Zen 4 (2026-12-06; an A/B in one process, each variant a model
 of its own, 25-40 interleaved rounds, PyTorch's steps between ours as in
-``benchmarks/bench_train_step.py``), the
-SE-ResNet-20 training step was 1.050-1.077x ResNet-20's with the excitation's 36 products made at
-OpenBLAS's 2 threads, 1.012-1.015x with them made as here, and 1.00x with the excitation left out.
-The products themselves took 0.8 ms of the 190 ms step either way: what the one-thread setting
-removed was a slowdown of the kernels that follow them. Setting OpenBLAS to 1 thread and back
-before each product, without changing where it ran, removed it as well, so the cause lies in
-OpenBLAS's thread state (not identified further); the fix is the setting the conv kernels already use.
+``benchmarks/bench_train_step.py``), the SE-ResNet-20 training step was 1.050-1.077x ResNet-20's
+with the excitation's 36 products made at OpenBLAS's 2 threads, 1.012-1.015x with them made as
+here, and 1.00x with the excitation left out. The products themselves took 0.8 ms of the 190 ms
+step either way: what the one-thread setting removed was a slowdown of the kernels that follow
+them. Setting OpenBLAS to 1 thread and back before each product, without changing where it ran,
+removed it as well, so the cause lies in OpenBLAS's thread state (not identified further); the
+fix is the setting the conv kernels already use (``docs/benchmarks.md``, twelfth session).
 """
 from __future__ import annotations
 
