@@ -241,3 +241,21 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, **extra
     options.setdefault("seed", config.seed)
     return models.create(config.model, num_classes=num_classes, in_channels=in_channels,
                          **options, **extra)
+
+
+def build_transforms(config: TrainConfig, data) -> tuple[dict, "Transform", "Transform"]:
+    """The run's input pipeline for ``data`` (a :class:`sescratch.data.Dataset`): the
+    normalisation a checkpoint records (per-channel mean and std of the training split, and
+    ``pad_to``), the training transform (with the config's augmentation) and the test one."""
+    import numpy as np
+
+    from sescratch.data import Transform
+
+    if config.pad_to is not None and config.pad_to < max(data.image_shape[1:]):
+        raise UsageError(f"invalid training configuration: pad_to={config.pad_to}: expected an "
+                         f"integer >= the image size {max(data.image_shape[1:])} of {config.dataset}")
+    mean, std = (list(map(float, s)) for s in data.channel_stats())
+    common = dict(mean=mean, std=std, pad_to=config.pad_to, dtype=np.dtype(config.dtype).type)
+    return ({"mean": mean, "std": std, "pad_to": config.pad_to},
+            Transform(**common, augment=config.augment, crop_padding=config.crop_padding),
+            Transform(**common))

@@ -104,6 +104,18 @@ class EpochTally:
         return None
 
 
+def epoch_row(epoch: int, lr: float, train: dict, test, elapsed_s: float) -> dict:
+    """One epoch's history entry: ``train`` the epoch's tally (``loss_sum``, ``top1``, ``top5``,
+    ``seen``, ``time_s``), ``test`` an :class:`sescratch.train.evaluation.EvalResult`."""
+    seen = train["seen"]
+    return {"epoch": epoch, "lr": lr, "train_loss": train["loss_sum"] / seen,
+            "train_top1_error": 1 - train["top1"] / seen, "train_top5_error": 1 - train["top5"] / seen,
+            "test_loss": test.loss, "test_top1_error": test.top1_error,
+            "test_top5_error": test.top5_error, "test_accuracy": test.accuracy,
+            "epoch_time_s": train["time_s"], "train_images_per_s": seen / max(train["time_s"], 1e-9),
+            "elapsed_s": elapsed_s}
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """(K, K) counts: row = true class, column = predicted class."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)

@@ -45,29 +45,24 @@ from typing import Callable
 import numpy as np
 
 from sescratch import backend
-from sescratch.backend import to_device, to_numpy
-from sescratch.data import BatchIterator, Transform, load_dataset
-from sescratch.errors import DataError, SescratchError, UsageError
+from sescratch.backend import to_device
+from sescratch.data import BatchIterator, load_dataset
+from sescratch.errors import UsageError
 from sescratch.ops.loss import softmax_cross_entropy
-from sescratch.train.checkpoint import load_checkpoint, read_meta, save_checkpoint
-from sescratch.train.config import TrainConfig, build_model
+from sescratch.train.checkpoint import save_checkpoint
+from sescratch.train.config import TrainConfig, build_model, build_transforms
 from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
-from sescratch.train import distributed, rundir
+from sescratch.train import distributed, resume, rundir
+from sescratch.train.divergence import TrainingDiverged, diverged, weights_finite
 from sescratch.train.rundir import CheckpointWriteError
-from sescratch.train.metrics import EpochTally, MetricsLog, plot_curves
+from sescratch.train.metrics import EpochTally, MetricsLog, epoch_row, plot_curves
 from sescratch.train.optim import SGD
 from sescratch.train.schedules import make_schedule
 
 __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "CheckpointWriteError", "fit", "print_epoch"]
 
-
-
 GPU_READ_EVERY = 16  # batches between reads of the loss and counts from a GPU (one sync each)
-
-
-class TrainingDiverged(SescratchError):
-    """The loss (or a weight) became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -117,15 +112,7 @@ class Trainer:
         if config.subset or config.test_subset:
             data = data.subset(config.subset, config.test_subset, seed=config.seed)
         self.data = data
-        if config.pad_to is not None and config.pad_to < max(data.image_shape[1:]):
-            raise UsageError(f"invalid training configuration: pad_to={config.pad_to}: expected an "
-                             f"integer >= the image size {max(data.image_shape[1:])} of {config.dataset}")
-        mean, std = (list(map(float, s)) for s in data.channel_stats())
-        self.normalization = {"mean": mean, "std": std, "pad_to": config.pad_to}
-        common = dict(mean=mean, std=std, pad_to=config.pad_to, dtype=np.dtype(config.dtype).type)
-        self.train_transform = Transform(**common, augment=config.augment,
-                                         crop_padding=config.crop_padding)
-        self.test_transform = Transform(**common)
+        self.normalization, self.train_transform, self.test_transform = build_transforms(config, data)
         self.model = build_model(config, data.num_classes, data.image_shape[0])
         if config.dtype != "float32":  # issue 14: --dtype float64
             self.model.astype(np.dtype(config.dtype))
@@ -156,32 +143,14 @@ class Trainer:
         """Whether this process prints and writes files (rank 0, or the only process); issue 14."""
         return self.dist is None or self.dist.is_root
 
-    # -- checkpoints --------------------------------------------------------------------------
     def _restore(self) -> None:
-        path = self.out_dir / "last.npz"
-        if not path.exists():
-            raise UsageError(f"--resume: no checkpoint to resume from at {path}")
-        ckpt = load_checkpoint(path)
-        stored = TrainConfig.from_dict(ckpt.config)
-        changed = self.config.differences(stored)
-        if changed:
-            raise UsageError(f"--resume: configuration differs from {path}: " + "; ".join(changed))
-        cfg = self.config
-        if not ckpt.optim_state:  # sescratch.train.pretrained.export_pretrained drops it
-            raise DataError(f"checkpoint {path} holds no optimiser state (an exported checkpoint): it "
-                            f"cannot be resumed; start a new run from its weights with --weights {path}")
-        self.notes += rundir.schedule_notes(stored, cfg, ckpt.epoch)
-        try:
-            self.model.load_state_dict(ckpt.model_state)
-            self.optimizer.load_state_dict(ckpt.optim_state)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"checkpoint {path}: does not fit {cfg.model}: {exc}") from None
-        self.rng.bit_generator.state = ckpt.rng_state
-        meta = ckpt.meta
-        self.epoch, self.iteration, self.partial = meta["epoch"], meta["iteration"], meta["partial"]
+        position, notes = resume.restore(self.out_dir / "last.npz", self.config, self.model,
+                                         self.optimizer, self.rng)
+        self.notes += notes
+        self.epoch, self.iteration, self.partial = position.epoch, position.iteration, position.partial
         if self.partial is not None and not self.is_root:  # the stored counts are all ranks': rank 0 carries them
             self.partial = dict(self.partial, loss_sum=0.0, top1=0, top5=0, seen=0)
-        self.history, self.best, self.elapsed = meta["history"], meta["best"], meta["elapsed_s"]
+        self.history, self.best, self.elapsed = position.history, position.best, position.elapsed_s
         logged = self.out_dir / "metrics.jsonl"
         rows = len(logged.read_text().splitlines()) if logged.exists() else -1
         if rows != len(self.history):  # a kill between last.npz and the reports
@@ -334,14 +303,7 @@ class Trainer:
                         device=self.device)
         self.elapsed += p["time_s"]
         self.epoch += 1
-        row = {
-            "epoch": self.epoch, "lr": self.optimizer.lr,
-            "train_loss": p["loss_sum"] / p["seen"], "train_top1_error": 1 - p["top1"] / p["seen"],
-            "train_top5_error": 1 - p["top5"] / p["seen"], "test_loss": test.loss,
-            "test_top1_error": test.top1_error, "test_top5_error": test.top5_error,
-            "test_accuracy": test.accuracy, "epoch_time_s": p["time_s"],
-            "train_images_per_s": p["seen"] / max(p["time_s"], 1e-9), "elapsed_s": self.elapsed,
-        }
+        row = epoch_row(self.epoch, self.optimizer.lr, p, test, self.elapsed)
         self.history.append(row)
         self.iteration, self.partial = 0, None
         improved = self.best is None or row["test_top1_error"] < self.best["test_top1_error"]
@@ -367,25 +329,14 @@ class Trainer:
                             title=f"{self.config.model} on {self.config.dataset}")
 
     def _check_weights_finite(self, during: str, bar=None) -> None:
-        if not all(np.isfinite(to_numpy(q.data)).all() for q in self.model.parameters()):
+        if not weights_finite(self.model):
             if bar is not None:
                 bar.close()
             self._diverged(f"a weight became NaN or infinite during {during}")
 
     def _diverged(self, what: str) -> None:
         self._write_reports()
-        last = self.out_dir / "last.npz"
-        kept = "no checkpoint had been written yet"
-        if last.exists():
-            try:
-                meta = read_meta(last)
-                where = (f"epoch {meta['epoch'] + 1} after batch {meta['iteration']}" if meta.get("partial")
-                         else f"after epoch {meta['epoch']}")
-            except DataError:
-                where = "unreadable"
-            kept = f"the last good checkpoint {last} ({where}) is kept"
-        raise TrainingDiverged(f"training diverged: {what}; stopped, {kept}. "
-                               "Try a smaller --lr (or a warm-up).")
+        raise diverged(what, self.out_dir)
 
     def _result(self, status: str) -> TrainResult:
         return TrainResult(self.history, status, self.out_dir, self.best, self.model)
