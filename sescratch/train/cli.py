@@ -92,6 +92,10 @@ def add_commands(subparsers) -> None:
                    help="data-parallel over the ranks of `mpirun -n N` (--batch-size is global)")
     p.add_argument("--sync-bn", action="store_const", const=True,
                    help="with --distributed: BN statistics of the global batch (default: per rank)")
+    p.add_argument("--no-distributed", dest="distributed", action="store_const", const=False,
+                   help="with --resume: continue a --distributed run as one process (and without --sync-bn)")
+    p.add_argument("--no-sync-bn", dest="sync_bn", action="store_const", const=False,
+                   help="with --resume: each rank's own BN statistics from here on")
     p.add_argument("--comm-timeout", type=float, metavar="SECONDS",
                    help=f"abort the job when a collective waits longer (default {d.comm_timeout:g})")
     p.set_defaults(func=run_train)
@@ -136,6 +140,8 @@ def config_from_args(args) -> "TrainConfig":
             raise UsageError(f"unknown {kind} {value!r}; valid names: {', '.join(names)}")
     given = {FIELD_OF.get(k, k): v for k, v in vars(args).items()
              if v is not None and k not in ("func", "command", "model_option", "resume", "weights", "init_missing")}
+    if given.get("distributed") is False:  # --no-distributed: sync BN needs ranks to sync over
+        given.setdefault("sync_bn", False)
     if args.model_option:
         given["model_options"] = parse_key_values(args.model_option, "--model-option")
     if "model" in given and "out_dir" not in given:

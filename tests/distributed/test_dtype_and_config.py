@@ -38,6 +38,27 @@ def test_cli_parses_the_distributed_options():
     assert (config.distributed, config.sync_bn, config.dtype, config.comm_timeout) == (True, True, "float64", 30.0)
 
 
+def test_a_distributed_run_resumes_as_one_process_or_without_sync_bn(tmp_path, monkeypatch):
+    from sescratch.cli import build_parser
+    from sescratch.train.communicator import Communicator
+
+    monkeypatch.setattr(Communicator, "world", classmethod(lambda cls, timeout=600.0: cls(None)))
+    out = str(tmp_path / "run")
+    fit(TrainConfig(**TINY, distributed=True, sync_bn=True, out_dir=out))
+
+    def resumed(*options):
+        return config_from_args(build_parser().parse_args(["train", "--resume", "--out", out, *options]))
+
+    assert (resumed().distributed, resumed().sync_bn) == (True, True)  # the stored values
+    assert (resumed("--no-sync-bn").distributed, resumed("--no-sync-bn").sync_bn) == (True, False)
+    alone = resumed("--no-distributed", "--epochs", "2")
+    assert (alone.distributed, alone.sync_bn) == (False, False)
+    result = fit(alone)
+    assert result.status == "completed" and [r["epoch"] for r in result.history] == [1, 2]
+    with pytest.raises(UsageError, match="--sync-bn True: needs distributed"):
+        resumed("--no-distributed", "--sync-bn")
+
+
 def test_a_single_process_distributed_run_equals_a_plain_run(tmp_path, monkeypatch):
     """Without mpirun, --distributed runs on the one-process stand-in: same numbers, bit for bit."""
     from sescratch.train.communicator import Communicator
