@@ -16,6 +16,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sescratch.errors import UsageError
 from sescratch.train.schedules import SCHEDULES
 
@@ -247,8 +249,6 @@ def build_transforms(config: TrainConfig, data) -> tuple[dict, "Transform", "Tra
     """The run's input pipeline for ``data`` (a :class:`sescratch.data.Dataset`): the
     normalisation a checkpoint records (per-channel mean and std of the training split, and
     ``pad_to``), the training transform (with the config's augmentation) and the test one."""
-    import numpy as np
-
     from sescratch.data import Transform
 
     if config.pad_to is not None and config.pad_to < max(data.image_shape[1:]):

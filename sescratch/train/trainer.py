@@ -124,10 +124,7 @@ class Trainer:
                                       step_size=config.step_size, milestones=config.milestones,
                                       gamma=config.gamma, warmup_epochs=config.warmup_epochs)
         self.rng = np.random.default_rng(config.seed)
-        self.epoch, self.iteration, self.partial = 0, 0, None
-        self.history: list[dict] = []
-        self.best: dict | None = None
-        self.elapsed = 0.0
+        self._take_position(resume.RunPosition())  # a new run: nothing done yet
         self._interrupt = GracefulInterrupt()
         if config.resume:
             self._restore()
@@ -147,14 +144,17 @@ class Trainer:
         position, notes = resume.restore(self.out_dir / "last.npz", self.config, self.model,
                                          self.optimizer, self.rng)
         self.notes += notes
-        self.epoch, self.iteration, self.partial = position.epoch, position.iteration, position.partial
+        self._take_position(position)
         if self.partial is not None and not self.is_root:  # the stored counts are all ranks': rank 0 carries them
             self.partial = dict(self.partial, loss_sum=0.0, top1=0, top5=0, seen=0)
-        self.history, self.best, self.elapsed = position.history, position.best, position.elapsed_s
         logged = self.out_dir / "metrics.jsonl"
         rows = len(logged.read_text().splitlines()) if logged.exists() else -1
         if rows != len(self.history):  # a kill between last.npz and the reports
             self._write_reports()
+
+    def _take_position(self, position: resume.RunPosition) -> None:
+        self.epoch, self.iteration, self.partial = position.epoch, position.iteration, position.partial
+        self.history, self.best, self.elapsed = position.history, position.best, position.elapsed_s
 
     def save(self, name: str, epoch_start_rng_state: dict) -> Path:
         if not self.is_root:  # issue 14: only rank 0 writes checkpoints
