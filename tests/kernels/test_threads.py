@@ -1,7 +1,7 @@
 """Numba's thread pool as sescratch starts it (sescratch/kernels/numba/__init__.py): tbb if
 installed, else OpenMP with short spins, never sharing an OpenMP runtime loaded before it (a
-private runtime instead, or workqueue); the user's own choices kept; the environment left as
-found."""
+private runtime instead, or workqueue); OpenBLAS's idle workers with short spins too; the user's
+own choices kept; the environment left as found."""
 import ctypes
 import os
 import subprocess
@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import sescratch.kernels.numba as k_numba
+from sescratch.kernels.numba import openblas
 
 
 def _run_full(code, **env):
@@ -131,3 +132,47 @@ def test_forced_blas_notice_only_where_the_environment_costs_avx512(tmp_path, mo
     assert (notice is not None) == expected
     if expected:
         assert "OPENBLAS_CORETYPE=Haswell" in notice and "unset it" in notice
+
+
+SPIN_PROBE = """
+import os, resource, time, ctypes, numpy as np
+{imports}
+from sescratch.kernels.numba import openblas
+libs = [l for l in openblas.loaded_libraries() if hasattr(l, "openblas_thread_timeout")]
+get = openblas.thread_controls()
+if not libs or not get or get[0][0]() < 2:
+    print("skip"); raise SystemExit
+libs[0].openblas_thread_timeout.restype = ctypes.c_uint
+a = np.ones((1024, 1024), dtype=np.float32)
+a @ a
+time.sleep(0.3)
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+a @ a  # split over OpenBLAS's threads
+before = cpu()
+time.sleep(0.3)
+print(round(1e3 * (cpu() - before), 1), libs[0].openblas_thread_timeout(), os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
+@pytest.mark.slow
+def test_openblas_workers_do_not_hold_a_core_after_a_product():
+    """After a product split over OpenBLAS's threads, its idle workers burn (almost) no CPU time
+    once the Numba family has started; left at OpenBLAS's default (``OPENBLAS_THREAD_TIMEOUT=28``,
+    a user's setting, kept) they spin for ~100 ms, which is what the probe can see."""
+    shortened = _run(SPIN_PROBE.format(imports="import sescratch.kernels.numba"))
+    if shortened == "skip":
+        pytest.skip("no pthreads OpenBLAS with 2 or more threads in this process")
+    burned, timeout, variable = shortened.split()
+    assert float(burned) < 15, f"{burned} ms of CPU time while idle"
+    assert timeout == openblas.WORKER_SPIN and variable == "None"  # the environment is left as found
+    default = _run(SPIN_PROBE.format(imports="import sescratch.kernels.numba"), OPENBLAS_THREAD_TIMEOUT="28")
+    burned, timeout, variable = default.split()
+    assert float(burned) > 30 and timeout == "28" and variable == "28"
+
+
+def test_short_worker_spins_keeps_a_users_timeout():
+    assert openblas.short_worker_spins({"OPENBLAS_THREAD_TIMEOUT": "20"}) is False
+    openblas.short_worker_spins()  # an OpenBLAS loaded since the import (SciPy's own, say) gets it now
+    assert openblas.short_worker_spins() is False  # each one holds its timeout: not restarted again

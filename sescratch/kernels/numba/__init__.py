@@ -25,6 +25,11 @@ with ``OMP_WAIT_POLICY=PASSIVE``, ``workqueue`` 130 us. Unless the user chose a 
    comes after ``workqueue``;
 3. ``workqueue`` where neither loads.
 
+NumPy's OpenBLAS has a pool of its own, whose idle workers spin for about 100 ms after each
+product it splits over them (``OPENBLAS_THREAD_TIMEOUT``, 2**28 clock ticks by default), a core
+the Numba kernels that follow do not get: at import, sescratch shortens that to about 25 us
+(:func:`.openblas.short_worker_spins`; a user's own setting is kept).
+
 SE-ResNet-20 training steps at batch 64 on 1x28x28 (the Fashion-MNIST recipe), same machine:
 117 ms on tbb, 124 ms on OpenMP with short spins, 144 ms on workqueue, 159 ms on OpenMP sharing
 PyTorch's runtime; with PyTorch imported first (2-core Xeon, 2026-12-02) 121-128 ms on the
@@ -47,6 +52,8 @@ import os
 import sys
 
 import numba
+
+from sescratch.kernels.numba.openblas import short_worker_spins
 
 SPIN_COUNT = "1000"  # GNU OpenMP's spin before a worker sleeps, in rounds of its wait loop
 NUMBA_LIBGOMP = "libgomp.so.1.0.0"  # the name Numba's OpenMP layer (omppool) links GNU OpenMP by
@@ -105,6 +112,7 @@ def _start_threads() -> None:
 
 
 _start_threads()
+short_worker_spins()  # OpenBLAS's idle workers would otherwise hold a core for ~100 ms (openblas.py)
 
 from sescratch.kernels.numba.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from sescratch.kernels.numba.depthwise import (  # noqa: E402

@@ -3,8 +3,8 @@
 NumPy's OpenBLAS (the PyPI wheels' ``scipy_openblas``, or a system ``libopenblas``) is found
 among the libraries mapped into the process (Linux; elsewhere none is found) and asked through
 its own C API: :func:`thread_controls` for :mod:`._scratch`'s ``blas_on_calling_thread``,
-:func:`openblas_kernels` for the benchmarks' reports, :func:`forced_blas_notice` for
-``sescratch train``.
+:func:`short_worker_spins` when the Numba family starts, :func:`openblas_kernels` for the
+benchmarks' reports, :func:`forced_blas_notice` for ``sescratch train``.
 """
 from __future__ import annotations
 
@@ -43,6 +43,52 @@ def thread_controls() -> list[tuple[Callable, Callable]]:
                 found.append((get, put))
                 break
     return found
+
+
+WORKER_SPIN = "16"  # OPENBLAS_THREAD_TIMEOUT: a worker spins 2**16 clock ticks (~25 us) for the next product
+
+
+def short_worker_spins(environ=None) -> bool:
+    """Make OpenBLAS's idle workers sleep after about 25 us instead of about 100 ms; True when done.
+
+    After every product it ran on several threads, each OpenBLAS worker (pthreads build, x86)
+    waits for the next one in a loop of ``nop`` instructions for ``2**OPENBLAS_THREAD_TIMEOUT``
+    clock ticks before it sleeps: 2**28 by default, 105 ms of CPU time measured on a 2-core AMD
+    EPYC (Zen 4, 2026-12-06). Any Numba kernel that runs meanwhile has one core instead of two:
+    the 16 -> 32 stride-2 conv's forward + backward took 22.4 ms after a threaded NumPy product
+    against 12.0 ms with the short spin, and back-to-back 256-square products were not slower
+    (185 against 185 us each). OpenBLAS reads the variable when it loads, so, NumPy being loaded,
+    this sets ``OPENBLAS_THREAD_TIMEOUT`` for a moment, has OpenBLAS read its environment again
+    (``openblas_read_env``) and restarts its workers (``blas_thread_shutdown_``,
+    ``blas_thread_init``, about 0.15 ms), which read the timeout when they start. A timeout the
+    user set (in the environment, or one OpenBLAS already holds) is kept. Call it only while no
+    other thread is inside OpenBLAS (sescratch does, once, when :mod:`sescratch.kernels.numba`
+    is imported). Where the library lacks those three functions (another BLAS, OpenBLAS's OpenMP
+    build), nothing is done.
+    """
+    environ = os.environ if environ is None else environ
+    if "OPENBLAS_THREAD_TIMEOUT" in environ:
+        return False
+    done = False
+    for lib in loaded_libraries():
+        read_env = getattr(lib, "openblas_read_env", None)
+        timeout = getattr(lib, "openblas_thread_timeout", None)
+        shutdown = getattr(lib, "blas_thread_shutdown_", None)
+        init = getattr(lib, "blas_thread_init", None)
+        if None in (read_env, timeout, shutdown, init):
+            continue
+        timeout.restype = ctypes.c_uint
+        if timeout() != 0:  # already set when the library loaded
+            continue
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = WORKER_SPIN
+        try:
+            read_env()
+        finally:
+            del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+        shutdown()
+        init()
+        done = True
+    return done
 
 
 def openblas_kernels() -> str | None:
