@@ -136,7 +136,7 @@ def test_forced_blas_notice_only_where_the_environment_costs_avx512(tmp_path, mo
 
 SPIN_PROBE = """
 import os, resource, time, ctypes, numpy as np
-{imports}
+import sescratch.kernels.numba
 from sescratch.kernels.numba import openblas
 libs = [l for l in openblas.loaded_libraries() if hasattr(l, "openblas_thread_timeout")]
 get = openblas.thread_controls()
@@ -161,13 +161,13 @@ def test_openblas_workers_do_not_hold_a_core_after_a_product():
     """After a product split over OpenBLAS's threads, its idle workers burn (almost) no CPU time
     once the Numba family has started; left at OpenBLAS's default (``OPENBLAS_THREAD_TIMEOUT=28``,
     a user's setting, kept) they spin for ~100 ms, which is what the probe can see."""
-    shortened = _run(SPIN_PROBE.format(imports="import sescratch.kernels.numba"))
+    shortened = _run(SPIN_PROBE)
     if shortened == "skip":
         pytest.skip("no pthreads OpenBLAS with 2 or more threads in this process")
     burned, timeout, variable = shortened.split()
     assert float(burned) < 15, f"{burned} ms of CPU time while idle"
     assert timeout == openblas.WORKER_SPIN and variable == "None"  # the environment is left as found
-    default = _run(SPIN_PROBE.format(imports="import sescratch.kernels.numba"), OPENBLAS_THREAD_TIMEOUT="28")
+    default = _run(SPIN_PROBE, OPENBLAS_THREAD_TIMEOUT="28")
     burned, timeout, variable = default.split()
     assert float(burned) > 30 and timeout == "28" and variable == "28"
 
