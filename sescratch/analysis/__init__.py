@@ -1,7 +1,8 @@
 """Reproduce the paper's analyses at a scale one machine can run (paper §6.4 and the TPAMI ablations).
 
-* :mod:`sescratch.analysis.experiments` — SE vs. plain (Table 2), the reduction ratio (Table 10)
-  and the SE variants (Tables 11, 12, 14, 15) as sweeps of training runs that resume;
+* :mod:`sescratch.analysis.tables` — SE vs. plain (Table 2), the reduction ratio (Table 10)
+  and the SE variants (Tables 11, 12, 14, 15) as rows of model configurations;
+* :mod:`sescratch.analysis.experiments` — those rows as sweeps of training runs that resume;
 * :mod:`sescratch.analysis.report` — the sweeps' tables as JSON, Markdown and PNG;
 * :mod:`sescratch.analysis.excitations` — the role of excitation (Fig. 6 and Fig. 7);
 * :mod:`sescratch.analysis.cli` — ``sescratch experiment ...`` and ``sescratch excitations``.

@@ -12,16 +12,9 @@ standard placement appears in all three) share their cells.
     from sescratch.analysis import Budget, run_experiment
     report = run_experiment("se-vs-plain", Budget(epochs=5, seeds=(0, 1, 2)), "runs/experiments")
 
-Experiments (the paper's tables, ImageNet numbers from its §6.4 and the TPAMI ablations):
-
-============ ================================================================ ============
-name         rows                                                             paper
-============ ================================================================ ============
-se-vs-plain  ResNet-d and SE-ResNet-d for each depth d                        Table 2
-reduction    no SE, r = 2, 4, 8, 16, 32                                       Table 10
-variants     squeeze avg/max; gate sigmoid/tanh/ReLU; placement standard/     Tables 11,
-             PRE/POST/identity; SE after the 3x3 conv                         12, 14, 15
-============ ================================================================ ============
+The experiments and their rows (the paper's tables, ImageNet numbers from its §6.4 and the TPAMI
+ablations) are listed in :mod:`sescratch.analysis.tables`. Where a small ``width`` rounds two
+reduction ratios to the same SE widths, the run says so and the report carries the note.
 """
 from __future__ import annotations
 
@@ -34,13 +27,14 @@ from pathlib import Path
 from typing import Callable
 
 from sescratch.errors import UsageError
+from sescratch.analysis.tables import (DEFAULT_OPTIONS, EXPERIMENTS, VARIANT_TABLES, Row, experiment_rows,
+                                       same_networks, se_widths)
 from sescratch.io import atomic_write_text
 from sescratch.train import TrainConfig, Trainer, TrainingDiverged
 
 __all__ = ["Budget", "BUDGETS", "Row", "EXPERIMENTS", "VARIANT_TABLES", "experiment_rows",
            "cell_config", "cell_key", "run_cell", "run_experiment"]
 
-# Fields of TrainConfig that do not change a run's numbers: left out of a cell's hash.
 # Fields that cannot change a cell's result (where it runs, how it reports, how often it saves);
 # every other field of TrainConfig is part of the cell's hash.
 NOT_HASHED = ("out_dir", "resume", "progress", "data_dir", "download", "eval_batch_size", "backend",
@@ -85,88 +79,6 @@ BUDGETS = {
 }
 
 
-@dataclass(frozen=True)
-class Row:
-    """One configuration of a table: ``model`` with ``options`` (placement, squeeze, gate ...)."""
-
-    table: str
-    label: str
-    model: str
-    options: dict = field(default_factory=dict)
-    reduction: int = 16
-    paper: dict = field(default_factory=dict)  # the paper's ImageNet numbers for this row
-
-
-# The paper's ImageNet top-1 error (%) and parameters for the rows (SE-ResNet-50, paper §6 and §7).
-_SE50 = {"top1": 22.28, "params": "28.1M"}
-VARIANT_TABLES = {
-    "squeeze": [("avg", {"squeeze": "avg"}, _SE50), ("max", {"squeeze": "max"}, {"top1": 22.57})],
-    "gate": [("sigmoid", {"gate": "sigmoid"}, _SE50), ("tanh", {"gate": "tanh"}, {"top1": 23.00}),
-             ("ReLU", {"gate": "relu"}, {"top1": 23.47})],
-    "placement": [("standard", {"placement": "standard"}, _SE50),
-                  ("SE-PRE", {"placement": "pre"}, {"top1": 22.23}),
-                  ("SE-POST", {"placement": "post"}, {"top1": 22.78}),
-                  ("SE-Identity", {"placement": "identity"}, {"top1": 22.20})],
-    "after_3x3": [("standard", {"placement": "standard"}, _SE50),
-                  ("after the 3x3 conv", {"placement": "after_3x3"}, {"top1": 22.48, "params": "25.8M"})],
-}
-_REDUCTION_PAPER = {2: (22.29, "45.7M"), 4: (22.25, "35.7M"), 8: (22.26, "30.7M"),
-                    16: (22.28, "28.1M"), 32: (22.72, "26.9M")}
-_SE_VS_PLAIN_PAPER = {"plain": {"top1": 24.80, "model": "ResNet-50"},
-                      "se": {"top1": 23.29, "model": "SE-ResNet-50"}}
-_DEFAULT_OPTIONS = {"placement": "standard", "squeeze": "avg", "gate": "sigmoid"}
-
-
-def _se_vs_plain(depths=(20, 56), **_) -> list[Row]:
-    rows = []
-    for d in depths:
-        rows.append(Row(f"depth {d}", f"ResNet-{d}", f"resnet{d}", paper=_SE_VS_PLAIN_PAPER["plain"]))
-        rows.append(Row(f"depth {d}", f"SE-ResNet-{d}", f"se_resnet{d}", dict(_DEFAULT_OPTIONS),
-                        paper=_SE_VS_PLAIN_PAPER["se"]))
-    return rows
-
-
-def _reduction(depth=20, ratios=(2, 4, 8, 16, 32), **_) -> list[Row]:
-    rows = [Row("reduction", "no SE", f"resnet{depth}", paper={"top1": 23.30, "params": "25.6M"})]
-    for r in ratios:
-        top1, params = _REDUCTION_PAPER.get(r, (None, None))
-        paper = {"top1": top1, "params": params} if top1 is not None else {}
-        rows.append(Row("reduction", f"r = {r}", f"se_resnet{depth}", dict(_DEFAULT_OPTIONS), r, paper))
-    return rows
-
-
-def _variants(depth=20, tables=tuple(VARIANT_TABLES), **_) -> list[Row]:
-    rows = []
-    for table in tables:
-        if table not in VARIANT_TABLES:
-            raise UsageError(f"unknown variant table {table!r}; valid: {', '.join(VARIANT_TABLES)}")
-        for label, change, paper in VARIANT_TABLES[table]:
-            rows.append(Row(table, label, f"se_resnet{depth}", {**_DEFAULT_OPTIONS, **change}, paper=paper))
-    return rows
-
-
-EXPERIMENTS: dict[str, tuple[str, Callable[..., list[Row]]]] = {
-    "se-vs-plain": ("ResNet vs SE-ResNet under one recipe (paper Table 2)", _se_vs_plain),
-    "reduction": ("Reduction ratio r (paper Table 10)", _reduction),
-    "variants": ("Squeeze, gate and placement variants (paper Tables 11, 12, 14, 15)", _variants),
-}
-
-
-def experiment_rows(name: str, **choices) -> list[Row]:
-    """The rows of experiment ``name``; ``choices``: ``depths``, ``depth``, ``ratios``, ``tables``."""
-    if name not in EXPERIMENTS:
-        raise UsageError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
-    from sescratch.models import CIFAR_DEPTHS
-
-    given = [("depths", d) for d in choices.get("depths") or ()]  # se-vs-plain
-    given += [("depth", choices["depth"])] if choices.get("depth") is not None else []  # the others
-    for key, d in given:
-        if d not in CIFAR_DEPTHS:  # resnet18/50 exist, but as ImageNet models without a width
-            raise UsageError(f"experiment {name}: --{key} {d} is not a CIFAR ResNet depth; "
-                             f"valid: {', '.join(map(str, CIFAR_DEPTHS))}")
-    return EXPERIMENTS[name][1](**choices)
-
-
 def cell_config(row: Row, seed: int, budget: Budget, cells_dir: str | os.PathLike = "cells") -> TrainConfig:
     """The :class:`TrainConfig` of one cell (its ``out_dir`` is ``cells_dir/<key>``).
 
@@ -199,7 +111,7 @@ def cell_key(row: Row, config: TrainConfig) -> str:
     parts = [row.model]
     if row.model.startswith("se_"):
         parts.append(f"r{config.reduction}")
-        parts += [f"{k}_{v}" for k, v in sorted(row.options.items()) if _DEFAULT_OPTIONS.get(k) != v]
+        parts += [f"{k}_{v}" for k, v in sorted(row.options.items()) if DEFAULT_OPTIONS.get(k) != v]
     return "-".join(parts + [f"seed{config.seed}", config_hash(config)])
 
 
@@ -267,6 +179,15 @@ def _epoch_logger(log):
     return callback
 
 
+def _same_network_note(group: list[Row], width: int) -> str:
+    labels = " and ".join(r.label for r in group)
+    units = sorted(set(se_widths(group[0], width)))
+    units_text = " or ".join(map(str, units)) + (" hidden unit" if units == [1] else " hidden units")
+    return (f"{labels} build the same network at width {width} (every SE block's C/r rounds to "
+            f"{units_text}), so one cell per seed, {group[0].label}'s, "
+            "stands for all of them; a larger width tells them apart")
+
+
 def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry_run: bool = False,
                    log: Callable[[str], None] = print, command: str | None = None, **choices) -> dict:
     """Run (or resume) every cell of experiment ``name``, then write its JSON, Markdown and PNG.
@@ -283,15 +204,21 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
                          f"in {list(budget.seeds)}")
     out = Path(out_dir)
     cells_dir = out / "cells"
-    plan = [(row, cell_config(row, seed, budget, cells_dir)) for row in rows for seed in budget.seeds]
+    for row, seed in ((row, seed) for row in rows for seed in budget.seeds):  # all checked before any trains
+        try:
+            cell_config(row, seed, budget, cells_dir).validate()
+        except UsageError as exc:
+            raise UsageError(f"experiment {name}, {row.table} / {row.label}: {exc}") from None
+    groups = same_networks(rows, budget.width)
+    trained_as = {(r.table, r.label): g[0] for g in groups for r in g}  # one cell for rows of one network
+    plan = [(row, cell_config(trained_as.get((row.table, row.label), row), seed, budget, cells_dir))
+            for row in rows for seed in budget.seeds]
     unique = {}  # one training per cell, listed under the first row that needs it
     for row, c in plan:
         unique.setdefault(c.out_dir, (row, c))
-    for row, c in unique.values():  # every cell checked before the first one trains
-        try:
-            c.validate()
-        except UsageError as exc:
-            raise UsageError(f"experiment {name}, {row.table} / {row.label}: {exc}") from None
+    notes = [_same_network_note(group, budget.width) for group in groups]
+    for note in notes:
+        log(f"note: {note}")
     results, interrupted = {}, False
     for i, (path, (row, config)) in enumerate(unique.items(), start=1):
         tag = f"[{i}/{len(unique)}] {row.table} / {row.label} / seed {config.seed}"
@@ -316,7 +243,7 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
         else:
             log(f"{tag}: {r['status']}: {r.get('error', '')}")
     report = build_report(name, EXPERIMENTS[name][0], rows, plan, results, budget)
-    report.update(interrupted=interrupted, command=command)
+    report.update(interrupted=interrupted, command=command, notes=notes)
     if not dry_run:
         write_report(report, out)
     return report

@@ -102,6 +102,7 @@ def markdown_table(report: dict) -> str:
               f"lr {b['lr']} ({b['schedule']}), weight decay {b['weight_decay']}, augment {b['augment']}, "
               f"width {b['width']}, seeds {', '.join(map(str, b['seeds']))}. Final-epoch test error. "
               f"{when} on {report['host']['cpus']} CPUs ({report['host']['processor']})."]
+    lines += [f"Note: {note}." for note in report.get("notes", ())]
     if not report["complete"]:
         lines.append("**Incomplete**: some cells have not run yet (rerun the command to resume).")
     return "\n".join(lines) + "\n"

@@ -117,8 +117,29 @@ def test_dry_run_trains_nothing(tmp_path, tiny_budget, count_trainings):
     lines = []
     report = run_experiment("reduction", tiny_budget, tmp_path, dry_run=True, log=lines.append)
     assert count_trainings == [] and not report["complete"]
-    assert len(lines) == 12 and all(line.endswith(")") and "to run" in line for line in lines)
+    note, *cells = lines  # width 4: r = 16 and r = 32 are one network, trained once per seed
+    assert note.startswith("note: r = 16 and r = 32 build the same network at width 4")
+    assert len(cells) == 10 and all(line.endswith(")") and "to run" in line for line in cells)
     assert not (tmp_path / "reduction.json").exists()
+
+
+def test_ratios_that_round_to_one_network_share_its_cells(tmp_path, tiny_budget, count_trainings):
+    from sescratch.analysis.tables import same_networks, se_widths
+
+    rows = experiment_rows("reduction", ratios=(8, 16, 32))
+    assert se_widths(rows[0], 4) == () and se_widths(rows[2], 4) == se_widths(rows[3], 4) == (1,) * 9
+    assert se_widths(rows[1], 4) == (1,) * 6 + (2,) * 3  # r = 8: stages of 4, 8, 16 channels
+    assert [[r.label for r in g] for g in same_networks(rows, 4)] == [["r = 16", "r = 32"]]
+    assert same_networks(rows, 16) == []  # 16, 32, 64 channels: 1, 2, 4 against 1, 1, 2 units
+    budget = replace(tiny_budget, seeds=(0,))
+    lines = []
+    report = run_experiment("reduction", budget, tmp_path, ratios=(16, 32), log=lines.append)
+    assert len(count_trainings) == 2 and not any("-r32-" in p for p in count_trainings)
+    r16, r32 = report["rows"][1:]
+    assert r32["label"] == "r = 32" and r32["reduction"] == 32 and r32["n"] == 1
+    assert r32["top1_errors"] == r16["top1_errors"] and r32["params"] == r16["params"]
+    assert report["notes"] == [lines[0][len("note: "):]]
+    assert "Note: r = 16 and r = 32 build the same network at width 4" in (tmp_path / "reduction.md").read_text()
 
 
 def test_every_cell_is_checked_before_any_trains(tmp_path, tiny_budget, count_trainings):
