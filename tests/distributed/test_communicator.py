@@ -1,6 +1,7 @@
 """Communicator, DataParallel and the NCCL path without MPI: threaded ranks and a mock NCCL."""
 import ctypes
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -187,3 +188,38 @@ def test_a_collective_past_its_deadline_aborts_the_job(capsys):
     with pytest.raises(SystemExit):
         nccl.allreduce_sum(np.zeros(2), deadline=0.0, on_timeout=give_up)
     assert "NCCL allreduce (16 bytes) did not complete in time" in messages[0]
+
+
+def test_an_nccl_init_that_never_returns_aborts_the_job():
+    released = threading.Event()
+
+    class HangingNccl(FakeNccl):
+        class NcclCommunicator:  # a peer that died after the id's broadcast: the join never returns
+            def __init__(self, size, uid, rank):
+                released.wait(10)
+
+    t0 = time.monotonic()
+    with pytest.raises(DistributedError, match=r"NCCL init \(1 ranks\) did not complete within 0.05 s"):
+        NcclAllreduce(Communicator(None, timeout=0.05), nccl=HangingNccl, stream_of=DoneStream)
+    assert time.monotonic() - t0 < 5
+    released.set()
+
+
+def test_an_nccl_init_error_is_raised_on_the_callers_thread_on_its_gpu():
+    entered = []
+
+    class OnGpu:
+        def __enter__(self):
+            entered.append(threading.current_thread().name)
+
+        def __exit__(self, *exc):
+            return False
+
+    class FailingNccl(FakeNccl):
+        class NcclCommunicator:
+            def __init__(self, size, uid, rank):
+                raise RuntimeError("NCCL_ERROR_UNHANDLED_CUDA_ERROR")
+
+    with pytest.raises(RuntimeError, match="NCCL_ERROR_UNHANDLED_CUDA_ERROR"):
+        NcclAllreduce(Communicator(None), nccl=FailingNccl, stream_of=DoneStream, on_device=OnGpu())
+    assert entered == ["sescratch-nccl-init"]

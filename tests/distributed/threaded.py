@@ -2,7 +2,8 @@
 
 ``run_ranks(R, fn)`` calls ``fn(comm)`` on R threads and returns their results in rank order;
 ``comm`` has the :class:`sescratch.train.distributed.Communicator` interface (``rank``, ``size``,
-``allreduce_sum``, ``bcast``, ``allgather``, ``barrier``), so collective code runs unchanged.
+``timeout``, ``allreduce_sum``, ``bcast``, ``allgather``, ``barrier``, ``abort``), so collective
+code runs unchanged.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class _Group:
 
 
 class ThreadComm:
+    timeout = 60.0  # seconds, as the barrier's
+
     def __init__(self, group: _Group, rank: int):
         self.group, self.rank, self.size = group, rank, group.size
         self.calls = 0  # allreduce_sum calls made by this rank
@@ -48,6 +51,11 @@ class ThreadComm:
 
     def barrier(self) -> None:
         self._exchange(None)
+
+    def abort(self, message: str, code: int = 1) -> None:
+        from sescratch.train.distributed import DistributedError
+
+        raise DistributedError(f"rank {self.rank}/{self.size}: {message}")
 
 
 def run_ranks(size: int, fn) -> list:
