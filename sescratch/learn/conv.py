@@ -15,10 +15,14 @@ from sescratch.learn._grading import as_tuple, call, compare, passed, rng_for
 __all__ = ["check_conv2d_naive", "check_conv2d_naive_backward", "check_im2col", "check_col2im"]
 
 
-def _conv_case(rng, *, overlap=None, strided=False):
-    """Random x, w, b, stride, padding with at least one output position. ``strided``: a 3x3
-    kernel with stride 2 and padding 1 (overlapping windows), so that every check meets a stride,
-    a padding and windows that share pixels whatever the random draws."""
+def _conv_case(rng, *, overlap=None, strided=False, general=False):
+    """Random x, w, b, stride, padding with at least one output position.
+
+    ``strided``: a 3x3 kernel with stride 2 and padding 1 (overlapping windows), so that every
+    check meets a stride, a padding and windows that share pixels whatever the random draws.
+    ``strided`` and ``general`` cases have no dimension that could hide a mistake: two images or
+    more, two input channels or more, K != C and H != W; ``general`` ones also KH != KW.
+    """
     while True:
         N, C, K = rng.integers(1, 3), rng.integers(1, 4), rng.integers(1, 4)
         KH, KW = rng.integers(1, 4, size=2)
@@ -26,10 +30,17 @@ def _conv_case(rng, *, overlap=None, strided=False):
         if strided:
             KH = KW = 3
             stride, padding = 2, 1
+        if strided or general:
+            N, C = rng.integers(2, 4), rng.integers(2, 4)
+            K = rng.choice([k for k in range(1, 5) if k != C])
+        if general and KH == KW:
+            continue
         if overlap is False:
             KH = KW = stride = int(rng.integers(1, 3))
             padding = 0
         H, W = rng.integers(max(KH, KW), 8, size=2)
+        if (strided or general) and H == W:
+            continue
         if H + 2 * padding >= KH and W + 2 * padding >= KW:
             break
     x = rng.standard_normal((N, C, H, W))
@@ -52,7 +63,7 @@ def check_conv2d_naive(fn, *, cases: int = 4, seed=None) -> float:
     """
     check, rng, errors = "check_conv2d_naive", rng_for(seed), []
     for i in range(cases):
-        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0)
+        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0, general=i == 1)
         y_ref, _ = _conv(x, w, b, stride, padding)
         y = call(check, fn, x.copy(), w.copy(), b.copy(), stride, padding)
         hints = {
@@ -73,7 +84,7 @@ def check_conv2d_naive_backward(fn, *, cases: int = 4, seed=None) -> float:
     """
     check, rng, errors = "check_conv2d_naive_backward", rng_for(seed), []
     for i in range(cases):
-        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0)
+        x, w, b, stride, padding, case = _conv_case(rng, strided=i == 0, general=i == 1)
         y, cache = _conv(x, w, b, stride, padding)
         dy = rng.standard_normal(y.shape)
         with backend.use("numpy"):
@@ -110,7 +121,7 @@ def check_im2col(fn, *, cases: int = 4, seed=None) -> float:
     """
     check, rng, errors = "check_im2col", rng_for(seed), []
     for i in range(cases):
-        x, w, _, stride, padding, case = _conv_case(rng, strided=i == 0)
+        x, w, _, stride, padding, case = _conv_case(rng, strided=i == 0, general=i == 1)
         N, C, _, _ = x.shape
         KH, KW = w.shape[2:]
         y, _ = _conv(x, _one_hot_filters(C, KH, KW), None, stride, padding)  # N,CKK,OH,OW
@@ -134,7 +145,8 @@ def check_col2im(fn, *, cases: int = 4, seed=None) -> float:
     """
     check, rng, errors = "check_col2im", rng_for(seed), []
     for i in range(cases):
-        x, w, _, stride, padding, case = _conv_case(rng, overlap=False if i == 0 else None, strided=i == 1)
+        x, w, _, stride, padding, case = _conv_case(rng, overlap=False if i == 0 else None, strided=i == 1,
+                                                    general=i == 2)
         N, C, _, _ = x.shape
         KH, KW = w.shape[2:]
         y, cache = _conv(x, _one_hot_filters(C, KH, KW), None, stride, padding)

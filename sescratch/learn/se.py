@@ -15,9 +15,14 @@ __all__ = ["check_gap_forward", "check_gap_backward", "check_excitation_forward"
            "check_excitation_backward", "check_se_block_backward"]
 
 
-def _feature_map(rng):
+def _feature_map(rng, general=False):
+    """A random (N, C, H, W) map; ``general`` (each check's first case): N, C >= 2 and H != W,
+    so that no axis mixed up with another goes unseen."""
     N, C = rng.integers(1, 4), rng.integers(1, 6)
     H, W = rng.integers(1, 7, size=2)
+    if general:
+        N, C = rng.integers(2, 4), rng.integers(2, 6)
+        H, W = rng.choice(np.arange(1, 7), size=2, replace=False)
     x = rng.standard_normal((N, C, H, W))
     return x, f"x {x.shape}"
 
@@ -25,8 +30,8 @@ def _feature_map(rng):
 def check_gap_forward(fn, *, cases: int = 4, seed=None) -> float:
     """Grade ``fn(x) -> z``: global average pooling, (N, C, H, W) -> (N, C) (paper Eq. 2)."""
     check, rng, errors = "check_gap_forward", rng_for(seed), []
-    for _ in range(cases):
-        x, case = _feature_map(rng)
+    for i in range(cases):
+        x, case = _feature_map(rng, general=i == 0)
         with backend.use("numpy"):
             z_ref, _ = ops.global_avg_pool_forward(x)
         z = call(check, fn, x.copy())
@@ -42,8 +47,8 @@ def check_gap_forward(fn, *, cases: int = 4, seed=None) -> float:
 def check_gap_backward(fn, *, cases: int = 4, seed=None) -> float:
     """Grade ``fn(dz, x_shape) -> dx`` with a random upstream ``dz`` (N, C)."""
     check, rng, errors = "check_gap_backward", rng_for(seed), []
-    for _ in range(cases):
-        x, case = _feature_map(rng)
+    for i in range(cases):
+        x, case = _feature_map(rng, general=i == 0)
         with backend.use("numpy"):
             z, cache = ops.global_avg_pool_forward(x)
             dz = rng.standard_normal(z.shape)
@@ -56,8 +61,9 @@ def check_gap_backward(fn, *, cases: int = 4, seed=None) -> float:
     return passed(check, errors, cases)
 
 
-def _excitation_case(rng):
-    N, C = int(rng.integers(1, 5)), int(rng.integers(2, 17))
+def _excitation_case(rng, general=False):
+    """Random z, W1, b1, W2, b2; ``general`` (each check's first case): two samples or more."""
+    N, C = int(rng.integers(2 if general else 1, 5)), int(rng.integers(2, 17))
     hidden = int(rng.integers(1, max(C // 2, 1) + 1))
     z = rng.standard_normal((N, C))
     W1, b1 = rng.standard_normal((hidden, C)) / np.sqrt(C), rng.standard_normal(hidden)
@@ -87,8 +93,8 @@ def _excitation_backward_reference(ds, caches):
 def check_excitation_forward(fn, *, cases: int = 4, seed=None) -> float:
     """Grade ``fn(z, W1, b1, W2, b2) -> s = sigmoid(W2 relu(W1 z + b1) + b2)`` (paper Eq. 3)."""
     check, rng, errors = "check_excitation_forward", rng_for(seed), []
-    for _ in range(cases):
-        params, case = _excitation_case(rng)
+    for i in range(cases):
+        params, case = _excitation_case(rng, general=i == 0)
         s_ref, _, (h, e) = _excitation_reference(*params)
         s = call(check, fn, *(p.copy() for p in params))
         hints = {"the ReLU between the two FCs is missing": 1 / (1 + np.exp(-(h @ params[3].T + params[4]))),
@@ -102,8 +108,8 @@ def check_excitation_backward(fn, *, cases: int = 4, seed=None) -> float:
     """Grade ``fn(ds, z, W1, b1, W2, b2) -> (dz, dW1, db1, dW2, db2)`` with a random upstream ``ds``."""
     check, rng, errors = "check_excitation_backward", rng_for(seed), []
     names = ("dz", "dW1", "db1", "dW2", "db2")
-    for _ in range(cases):
-        params, case = _excitation_case(rng)
+    for i in range(cases):
+        params, case = _excitation_case(rng, general=i == 0)
         s, caches, (h, _) = _excitation_reference(*params)
         ds = rng.standard_normal(s.shape)
         refs = _excitation_backward_reference(ds, caches)
@@ -113,6 +119,7 @@ def check_excitation_backward(fn, *, cases: int = 4, seed=None) -> float:
         hints = {
             "dW2": ({"the sigmoid's derivative is s * (1 - s)": wrong_dW2,
                      "dW2 must have W2's shape (C, C/r): dW2 = de.T @ a": refs[3].T}, ""),
+            "db2": ({"the sigmoid's derivative is s * (1 - s)": de_wrong.sum(axis=0)}, ""),
             "dW1": ({"dW1 must have W1's shape (C/r, C): dW1 = dh.T @ z": refs[1].T}, ""),
         }
         for k in (3, 4, 1, 2, 0):  # in the order backprop finds them: dW2 first, dz last
@@ -132,10 +139,12 @@ def check_se_block_backward(fn, *, cases: int = 4, seed=None) -> float:
     """
     check, rng, errors = "check_se_block_backward", rng_for(seed), []
     names = ("du", "dW1", "db1", "dW2", "db2")
-    for _ in range(cases):
+    for i in range(cases):
         (_, W1, b1, W2, b2), _ = _excitation_case(rng)
         C = W1.shape[1]
-        N, H, W = int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        N, H, W = int(rng.integers(2 if i == 0 else 1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        if i == 0 and H == W:  # the first case: two images or more, H != W
+            W = H % 5 + 1
         u = rng.standard_normal((N, C, H, W))
         case = f"u {u.shape}, W1 {W1.shape}, W2 {W2.shape}"
         with backend.use("numpy"):
@@ -152,7 +161,9 @@ def check_se_block_backward(fn, *, cases: int = 4, seed=None) -> float:
         fan_out = {"u fans out into the squeeze AND the scale: du = du_from_scale + du_from_squeeze "
                    "(only the scale's path is there)": du_from_scale,
                    "u fans out into the squeeze AND the scale: du = du_from_scale + du_from_squeeze "
-                   "(only the squeeze's path is there)": du_from_squeeze}
+                   "(only the squeeze's path is there)": du_from_squeeze,
+                   "the squeeze's path lacks the mean's 1/(H*W): every position of channel c gets "
+                   "dz[n, c] / (H*W)": du_from_scale + du_from_squeeze * H * W}
         for name, g, ref in zip(names, got, refs):
             errors.append(compare(check, name, g, ref, case, fan_out if name == "du" else None,
                                   "ds[n, c] = sum over H, W of dy * u; then the excitation's backward"))

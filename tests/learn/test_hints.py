@@ -186,3 +186,120 @@ def test_the_dedicated_hints_are_reached():
         return dh @ W1, dh.T @ z, dh.sum(0), de.T @ a, de.sum(0)
 
     fails_with(learn.check_excitation_backward, sigma_prime_wrong, "dW2 is wrong", "s * (1 - s)")
+
+
+def _conv_c_output_channels(x, w, b, stride, padding):
+    """A loop over C output channels instead of K: right only where K == C."""
+    K, C = w.shape[:2]
+    w_c = np.resize(w, (C, *w.shape[1:]))
+    return S.conv2d_naive(x, w_c, np.resize(b, C), stride, padding)
+
+
+def _conv_square_kernel(x, w, b, stride, padding):
+    """KH used for both kernel dimensions: right only for square kernels."""
+    KH = w.shape[2]
+    N, _, H, W = x.shape
+    OH, OW = (H + 2 * padding - KH) // stride + 1, (W + 2 * padding - w.shape[3]) // stride + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    y = np.zeros((N, w.shape[0], OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            patch = xp[:, :, i * stride:i * stride + KH, j * stride:j * stride + KH]  # N,C,KH,KH
+            y[:, :, i, j] = np.einsum("nchw,kchw->nk", patch, w[:, :, :KH, :KH]) + b
+    return y
+
+
+def _im2col_kh_kw_c(x, KH, KW, stride, padding):
+    """Rows ordered (kh, kw, c) instead of (c, kh, kw): right only for one channel."""
+    cols = S.im2col(x, KH, KW, stride, padding)  # N,C*KH*KW,L
+    N, _, L = cols.shape
+    C = x.shape[1]
+    return cols.reshape(N, C, KH * KW, L).transpose(0, 2, 1, 3).reshape(N, -1, L)
+
+
+def _se_backward_ds_over_the_batch(dy, u, W1, b1, W2, b2):
+    """ds summed over the batch as well as H, W: right only for one image."""
+    N, C, H, W = u.shape
+    z = u.mean(axis=(2, 3))
+    s = S.excitation_forward(z, W1, b1, W2, b2)
+    ds = np.broadcast_to((dy * u).sum(axis=(0, 2, 3)), (N, C))
+    dz, dW1, db1, dW2, db2 = S.excitation_backward(ds, z, W1, b1, W2, b2)
+    return dy * s[:, :, None, None] + dz[:, :, None, None] / (H * W), dW1, db1, dW2, db2
+
+
+def test_every_run_has_a_case_where_no_dimension_hides_a_mistake():
+    """Each check's first cases have N >= 2, C >= 2, K != C, H != W and (convs) KH != KW: the
+    mistakes that only a degenerate draw would let through are caught on every seed."""
+    def first_image_only(x, w, b, stride, padding):
+        return np.repeat(S.conv2d_naive(x[:1], w, b, stride, padding), x.shape[0], axis=0)
+
+    def dw_db_averaged(dy, x, w, b, stride, padding):
+        dx, dw, db = S.conv2d_naive_backward(dy, x, w, b, stride, padding)
+        return dx, dw / x.shape[0], db / x.shape[0]
+
+    def weights_averaged(ds, z, W1, b1, W2, b2):
+        dz, *grads = S.excitation_backward(ds, z, W1, b1, W2, b2)
+        return (dz, *(g / z.shape[0] for g in grads))
+
+    mistakes = [(learn.check_conv2d_naive, first_image_only), (learn.check_conv2d_naive, _conv_c_output_channels),
+                (learn.check_conv2d_naive, _conv_square_kernel),
+                (learn.check_conv2d_naive_backward, dw_db_averaged), (learn.check_im2col, _im2col_kh_kw_c),
+                (learn.check_gap_forward, lambda x: np.broadcast_to(x.mean(axis=(0, 2, 3)), x.shape[:2])),
+                (learn.check_excitation_backward, weights_averaged),
+                (learn.check_se_block_backward, _se_backward_ds_over_the_batch)]
+    for check, fn in mistakes:
+        assert _accepted_seeds(check, fn, seeds=range(60)) == [], (check.__name__, fn.__name__)
+    assert _accepted_seeds(learn.check_conv2d_naive, S.conv2d_naive, seeds=range(5)) == list(range(5))
+
+
+def test_float32_and_integer_results_are_named_as_such():
+    fails_with(learn.check_gap_forward, lambda x: x.astype(np.float32).mean(axis=(2, 3)),
+               "z has dtype float32, expected float64", "compute in float64")
+    fails_with(learn.check_conv2d_naive, lambda *a: S.conv2d_naive(*a).astype(int),
+               "y has dtype int64, expected float64", "whole number")
+
+    def float32_inside(x, w, b, stride, padding):  # float64 out, float32 work
+        return S.conv2d_naive(x.astype(np.float32), w.astype(np.float32), b, stride, padding).astype(np.float64)
+
+    for seed in range(10):
+        with pytest.raises(AssertionError, match="float32's rounding, not a wrong formula"):
+            learn.check_conv2d_naive(float32_inside, seed=seed)
+
+
+def test_a_hint_whose_mistake_is_right_for_the_case_is_not_given():
+    """With a 1x1 kernel the flipped kernel IS the kernel: a wrong y must not be blamed on a flip."""
+    def off_by_a_little(x, w, b, stride, padding):
+        return S.conv2d_naive(x, w, b, stride, padding) + 1e-3
+
+    for seed in range(20):
+        with pytest.raises(AssertionError) as info:
+            learn.check_conv2d_naive(off_by_a_little, seed=seed)
+        assert "flipped" not in str(info.value)
+
+
+def test_an_argument_changed_in_place_is_reported():
+    def gap_backward_dividing_dz_in_place(dz, x_shape):
+        N, C, H, W = x_shape
+        dz /= H * W
+        return np.broadcast_to(dz[:, :, None, None], x_shape).copy()
+
+    def sgd_in_place(p, g, buf, lr, momentum, weight_decay):
+        p_new, buf_new = S.sgd_momentum_step(p, g, buf, lr, momentum, weight_decay)
+        p[...] = p_new
+        return p, buf_new
+
+    fails_with(learn.check_gap_backward, gap_backward_dividing_dz_in_place,
+               "changed its argument dz in place", "dz = dz / k, not dz /= k")
+    fails_with(learn.check_sgd_momentum_step, sgd_in_place, "changed its argument p in place")
+
+
+def test_the_squeeze_paths_mean_and_the_gates_bias_have_hints():
+    def squeeze_without_the_mean(dy, u, W1, b1, W2, b2):
+        du, *grads = S.se_block_backward(dy, u, W1, b1, W2, b2)
+        N, C, H, W = u.shape
+        z = u.mean(axis=(2, 3))
+        s = S.excitation_forward(z, W1, b1, W2, b2)
+        du_scale = dy * s[:, :, None, None]
+        return (du_scale + (du - du_scale) * H * W, *grads)
+
+    fails_with(learn.check_se_block_backward, squeeze_without_the_mean, "du is wrong", "lacks the mean's 1/(H*W)")
