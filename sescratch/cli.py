@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sescratch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the command could not read or write (a directory, a full disk)
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"sescratch {args.command}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -186,6 +186,10 @@ def run_excitations(args) -> int:
     else:
         raise UsageError("give --checkpoint CKPT (a trained SE model and its test set), or --images DIR "
                          "--model NAME --weights PATH (your images, one sub-folder per class)")
+    from sescratch.train.rundir import check_writable
+
+    out = Path(args.out) if args.out else default_out
+    check_writable(out)  # before the excitations are computed, not after
     if args.classes:
         chosen = [_class_index(c.strip(), classes) for c in args.classes.split(",") if c.strip()]
     elif args.images:
@@ -213,8 +217,6 @@ def run_excitations(args) -> int:
                                       device=device)
     stats = excitation_statistics(excitations, y, classes, chosen, dist, args.channels)
     stats.update(model=model_name, **source)
-    out = Path(args.out) if args.out else default_out
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "excitations.json", json.dumps(stats, indent=1))
     plot_excitations(stats, out / "excitations.png", f"{model_name}: mean excitation per channel")
     plot_distribution(stats, out / "excitations_distribution.png")
@@ -223,6 +225,17 @@ def run_excitations(args) -> int:
               f"excitation {b['mean_excitation']:.3f}, spread across classes {b['class_spread']:.4f}")
     print(f"written: {out}/excitations.json, excitations.png, excitations_distribution.png")
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1 (0 channels would plot nothing, 0 images mean none)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def add_excitations_command(subparsers) -> None:
@@ -242,8 +255,8 @@ def add_excitations_command(subparsers) -> None:
     p.add_argument("--classes", help="comma-separated class names or indices (default: 4 spread classes)")
     p.add_argument("--distribution-class", help="class of the Fig. 7 quartiles (default: the first chosen)")
     p.add_argument("--blocks", help="'paper' (default), 'all', or names such as SE_2_3,SE_4_1")
-    p.add_argument("--channels", type=int, help="report this many evenly spaced channels (default all)")
-    p.add_argument("--images-per-class", type=int, help="use only the first N test images of each class")
+    p.add_argument("--channels", type=_at_least_one, help="report this many evenly spaced channels (default all)")
+    p.add_argument("--images-per-class", type=_at_least_one, help="use only the first N test images of each class")
     p.add_argument("--dataset", help="default: the checkpoint's")
     p.add_argument("--data-dir")
     p.add_argument("--no-download", dest="download", action="store_false")

@@ -52,12 +52,25 @@ class ResNet(Sequential):
         self._checked_shape = None
 
     def check_input(self, x) -> None:
-        """``ValueError`` naming the model, the layer, expected vs actual when ``x`` does not fit."""
-        shape = tuple(x.shape)
-        if shape == self._checked_shape:
+        """``ValueError`` naming the model, the layer, expected vs actual when ``x`` does not fit;
+        ``TypeError`` for something that is not an array, or an array whose dtype is not the
+        weights' (float64 images into a float32 model: the cast to make is named)."""
+        if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+            raise TypeError(f"{self.model_name}: expected an array of shape (N, {self.in_channels}, H, W), "
+                            f"got {type(x).__name__}")
+        weights = next(iter(self.parameters()), None)
+        key = (tuple(x.shape), x.dtype, None if weights is None else weights.data.dtype)
+        if key == self._checked_shape:
             return
-        self.output_shape(shape)
-        self._checked_shape = shape
+        if weights is not None and x.dtype != weights.data.dtype:
+            want = weights.data.dtype
+            raise TypeError(f"{self.model_name}: input of dtype {x.dtype}, but the model's weights are {want}: "
+                            f"cast the input (x.astype(np.{want})) or the model (model.astype(np.{x.dtype}))"
+                            if x.dtype.kind == "f" else
+                            f"{self.model_name}: input of dtype {x.dtype}, but the model's weights are {want}: "
+                            f"convert the images to {want} first (and scale them as in training)")
+        self.output_shape(key[0])
+        self._checked_shape = key
 
     def output_shape(self, input_shape) -> tuple[int, ...]:
         """Shape propagation only: ``(N, C, H, W) -> (N, num_classes)``, or ``ValueError``."""

@@ -115,6 +115,7 @@ class TrainConfig:
         """
         from sescratch import models
         from sescratch.data import list_datasets
+        from sescratch.data.registry import check_dataset_options
 
         for name, value in self.to_dict().items():
             message = _check_field(self, name, value)
@@ -124,12 +125,17 @@ class TrainConfig:
             raise UsageError(f"unknown model {self.model!r}; valid names: {', '.join(models.list_models())}")
         if self.dataset not in list_datasets():
             raise UsageError(f"unknown dataset {self.dataset!r}; valid names: {', '.join(list_datasets())}")
+        check_dataset_options(self.dataset, self.dataset_options)
         if self.resume and self.overwrite:
             raise UsageError("invalid training configuration: resume and overwrite exclude each other")
         for key, why in RUN_OWNED_OPTIONS.items():
             if key in self.model_options:
                 raise UsageError(f"invalid training configuration: model option {key} is not "
                                  f"accepted ({why})")
+        asked = self.model_options.get("reduction", self.reduction)
+        if asked != self.reduction:  # the run records TrainConfig.reduction: one place for r
+            raise UsageError(f"invalid training configuration: model option reduction={asked!r} differs "
+                             f"from reduction={self.reduction} (--reduction); give r once, with --reduction")
         try:
             models.check_options(self.model, model_options(self))
         except ValueError as exc:

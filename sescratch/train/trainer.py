@@ -54,7 +54,7 @@ from sescratch.train.config import TrainConfig, build_model, build_transforms
 from sescratch.train.evaluation import evaluate
 from sescratch.train.interrupt import GracefulInterrupt, progress_bar
 from sescratch.train import distributed, resume, rundir
-from sescratch.train.divergence import TrainingDiverged, diverged, weights_finite
+from sescratch.train.divergence import TrainingDiverged, diverged, first_nonfinite
 from sescratch.train.rundir import CheckpointWriteError
 from sescratch.train.metrics import EpochTally, MetricsLog, epoch_row, plot_curves
 from sescratch.train.optim import SGD
@@ -301,6 +301,8 @@ class Trainer:
         test = evaluate(self.model, self.data.x_test, self.data.y_test, self.test_transform,
                         num_classes=self.data.num_classes, batch_size=cfg.eval_batch_size,
                         device=self.device)
+        if not math.isfinite(test.loss):  # finite weights whose logits overflow: no usable model either
+            self._diverged(f"the test loss became {test.loss} after epoch {self.epoch + 1}")
         self.elapsed += p["time_s"]
         self.epoch += 1
         row = epoch_row(self.epoch, self.optimizer.lr, p, test, self.elapsed)
@@ -329,10 +331,11 @@ class Trainer:
                             title=f"{self.config.model} on {self.config.dataset}")
 
     def _check_weights_finite(self, during: str, bar=None) -> None:
-        if not weights_finite(self.model):
+        bad = first_nonfinite(self.model)
+        if bad is not None:
             if bar is not None:
                 bar.close()
-            self._diverged(f"a weight became NaN or infinite during {during}")
+            self._diverged(f"{bad} became NaN or infinite during {during}")
 
     def _diverged(self, what: str) -> None:
         self._write_reports()

@@ -81,7 +81,7 @@ def test_excitations_command(cli, trained, tmp_path, capsys):
     assert len(stats["blocks"]) == 9 and stats["images_per_class"] == {"class_1": 5, "class_3": 5}
 
 
-def test_excitations_errors(cli, trained, tmp_path, capsys):
+def test_excitations_errors(cli, trained, tmp_path, capsys, monkeypatch):
     se = str(trained / "se" / "best.npz")
     assert cli(["excitations", "--checkpoint", se, "--classes", "dog", "--backend", "numpy",
                 "--out", str(tmp_path)]) == 2
@@ -94,6 +94,21 @@ def test_excitations_errors(cli, trained, tmp_path, capsys):
     assert "has no SE blocks" in capsys.readouterr().err
     assert cli(["excitations", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert "file not found" in capsys.readouterr().err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    collected = []
+    monkeypatch.setattr("sescratch.analysis.excitations.collect_excitations", lambda *a, **k: collected.append(1))
+    assert cli(["excitations", "--checkpoint", se, "--backend", "numpy", "--out", str(a_file)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err and collected == []  # checked first
+    def disk_trouble(*args, **kwargs):
+        raise IsADirectoryError(21, "Is a directory", "somewhere.json")
+
+    monkeypatch.setattr("sescratch.analysis.excitations.collect_excitations", disk_trouble)
+    assert cli(["excitations", "--checkpoint", se, "--backend", "numpy", "--out", str(tmp_path / "x")]) == 1
+    assert "error: 'somewhere.json' Is a directory" in capsys.readouterr().err  # no traceback
+    with pytest.raises(SystemExit):
+        cli(["excitations", "--checkpoint", se, "--channels", "0"])
+    assert "--channels: expected an integer >= 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("typed, seeds", [("7,", (7,)), ("1", (0,)), ("3", (0, 1, 2)), ("2,5", (2, 5))])

@@ -78,3 +78,18 @@ def test_subset_is_stratified_and_exact_size():
     assert np.bincount(small.y_test, minlength=10).min() >= 2
     same = data.subset(50, 23, seed=1)
     np.testing.assert_array_equal(small.x_train, same.x_train)
+
+
+def test_an_unknown_dataset_option_is_named_with_the_valid_ones():
+    from sescratch.data import load_dataset
+    from sescratch.errors import UsageError
+    from sescratch.train import TrainConfig
+
+    with pytest.raises(UsageError, match=r"dataset synthetic: unknown dataset option 'colour'; valid: n_train, "):
+        load_dataset("synthetic", colour=3)
+    with pytest.raises(UsageError, match=r"dataset fashion-mnist-subset: unknown dataset option 'foo'; valid: path"):
+        TrainConfig(dataset_options={"foo": 1}).validate()
+    with pytest.raises(UsageError, match=r"dataset cifar10: unknown dataset options 'size', 'n'; valid: format"):
+        TrainConfig(dataset="cifar10", dataset_options={"size": 1, "n": 2}).validate()
+    assert load_dataset("synthetic", channels=3, size=8, n_train=20, n_test=10).image_shape == (3, 8, 8)
+

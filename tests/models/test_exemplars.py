@@ -187,3 +187,19 @@ def test_train_cli_lists_the_cifar_exemplars(capsys):
     listed = capsys.readouterr().out
     for name in CIFAR:
         assert name in listed
+
+
+@pytest.mark.parametrize("name", ["se_resnet20", "se_mobilenet_v1_cifar", "se_vgg16_bn_cifar"])
+def test_an_input_of_another_dtype_or_no_array_names_the_cast(name):
+    import numpy as np
+
+    model = models.create(name, num_classes=10)
+    x = np.zeros((1, 3, 32, 32))
+    with pytest.raises(TypeError, match=rf"{name}: input of dtype float64, but the model's weights are float32: "
+                                        r"cast the input \(x.astype\(np.float32\)\) or the model"):
+        model(x)
+    with pytest.raises(TypeError, match=rf"{name}: input of dtype uint8, .* convert the images to float32"):
+        model(x.astype(np.uint8))
+    with pytest.raises(TypeError, match=rf"{name}: expected an array of shape \(N, 3, H, W\), got list"):
+        model(x.tolist())
+    assert model.astype(np.float64)(x).shape == (1, 10)  # the other cast the message offers

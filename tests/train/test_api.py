@@ -28,3 +28,12 @@ def test_public_names(module):
         assert hasattr(mod, name), f"{module}.{name}"
     for name in getattr(mod, "__all__", []):
         assert hasattr(mod, name), f"{module}.__all__ lists missing {name}"
+
+
+def test_a_reduction_given_twice_must_agree():
+    from sescratch.errors import UsageError
+    from sescratch.train import TrainConfig
+
+    with pytest.raises(UsageError, match=r"model option reduction=4 differs from reduction=16 \(--reduction\)"):
+        TrainConfig(model_options={"reduction": 4}).validate()
+    TrainConfig(reduction=4, model_options={"reduction": 4}).validate()

@@ -67,6 +67,24 @@ def test_weights_finite_sees_one_bad_value(tiny_config):
     assert not weights_finite(model)
 
 
+def test_a_buffer_that_overflows_is_divergence_too(tiny_config):
+    """BN's running variance can overflow while every weight is finite: a checkpoint holding it
+    could neither be evaluated nor resumed from, so the run stops before writing it."""
+    from sescratch.train.divergence import first_nonfinite
+
+    model = build_model(tiny_config(), 10, 3)
+    name, buffer = next((n, b) for n, b in model.named_buffers() if n.endswith("running_var"))
+    buffer.reshape(-1)[0] = np.inf
+    assert not weights_finite(model) and first_nonfinite(model) == name
+    config = tiny_config(epochs=2, lr=1e6)
+    with pytest.raises(TrainingDiverged, match=r"(running_(var|mean) became NaN or infinite during epoch 1"
+                                               r"|the test loss became nan after epoch 1)"):
+        fit(config)
+    last = Path(config.out_dir) / "last.npz"
+    if last.exists():  # whatever was written can be evaluated: every array in it is finite
+        assert all(np.isfinite(v).all() for v in load_checkpoint(last).model_state.values())
+
+
 def test_epoch_row_arithmetic():
     test = SimpleNamespace(loss=0.5, top1_error=0.25, top5_error=0.05, accuracy=0.75)
     row = epoch_row(3, 0.01, {"loss_sum": 20.0, "top1": 30, "top5": 38, "seen": 40, "time_s": 2.0},
