@@ -147,8 +147,9 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
             f"create({name!r}): unknown option(s) {', '.join(unknown)}; valid options: {', '.join(defaults)}"
         )
     for label, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"create({name!r}): {label} must be a positive int, got {value!r}")
+    num_classes, in_channels = int(num_classes), int(in_channels)
     opts = {**defaults, **options}
     _check_dropout(name, opts["dropout"])
     check_options(name, opts)

@@ -10,6 +10,8 @@ resnet56 855,770; se_resnet56 862,889.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn.blocks import BasicBlock
 from sescratch.nn.dropout import Dropout
@@ -30,7 +32,7 @@ def cifar_resnet(name, blocks_per_stage, *, num_classes, in_channels=3, se=None,
     """
     if shortcut not in ("A", "B"):
         raise ValueError(f"{name}: shortcut must be 'A' or 'B', got {shortcut!r}")
-    if not isinstance(width, int) or width < 1:
+    if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
         raise ValueError(f"{name}: width must be a positive int, got {width!r}")
     counts = (blocks_per_stage,) * 3 if isinstance(blocks_per_stage, int) else tuple(blocks_per_stage)
     layers = {

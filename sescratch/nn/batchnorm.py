@@ -14,6 +14,7 @@ import numpy as np
 
 from sescratch import ops
 from sescratch.nn import init
+from sescratch.ops._checks import check_positive_int
 from sescratch.nn.module import Module, Parameter, Record, check_channels
 from sescratch.ops.sync_batchnorm import (SyncBatchNorm2dCache, sync_batchnorm2d_backward,
                                           sync_batchnorm2d_forward)
@@ -30,6 +31,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
+        check_positive_int(type(self).__name__, "num_features", num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(init.ones((num_features,)))
         self.bias = Parameter(init.zeros((num_features,)))

@@ -10,6 +10,8 @@ Notation: ``u`` (N, C, H, W) the features to recalibrate, ``r`` the reduction ra
 """
 from __future__ import annotations
 
+import numpy as np
+
 from sescratch import ops
 from sescratch.nn.layers import Linear
 from sescratch.nn.module import Module, Record, ShapeError
@@ -57,10 +59,10 @@ class SEBlock(Module):
         if gate not in GATES:
             raise ValueError(f"SEBlock: gate must be one of {sorted(GATES)}, got {gate!r}")
         if hidden is None:
-            if not isinstance(reduction, int) or reduction < 1:
+            if not isinstance(reduction, (int, np.integer)) or isinstance(reduction, bool) or reduction < 1:
                 raise ValueError(f"SEBlock: reduction must be a positive int, got {reduction!r}")
-            hidden = max(channels // reduction, 1)
-        elif not isinstance(hidden, int) or hidden < 1:
+            hidden = max(int(channels) // int(reduction), 1)
+        elif not isinstance(hidden, (int, np.integer)) or isinstance(hidden, bool) or hidden < 1:
             raise ValueError(f"SEBlock: hidden must be a positive int, got {hidden!r}")
         self.channels, self.reduction, self.hidden = channels, reduction, hidden
         self.squeeze, self.gate = squeeze, gate

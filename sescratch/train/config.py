@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,11 @@ class TrainConfig:
     distributed: bool = False
     sync_bn: bool = False
     comm_timeout: float = 600.0
+
+    def __post_init__(self):
+        for name in ("out_dir", "data_dir"):  # a pathlib.Path is a path too; stored as text (JSON)
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`UsageError` naming the first invalid field, its value and the accepted range.

@@ -37,3 +37,20 @@ def test_a_reduction_given_twice_must_agree():
     with pytest.raises(UsageError, match=r"model option reduction=4 differs from reduction=16 \(--reduction\)"):
         TrainConfig(model_options={"reduction": 4}).validate()
     TrainConfig(reduction=4, model_options={"reduction": 4}).validate()
+
+
+def test_numpy_integers_and_paths_are_accepted_where_ints_and_strings_are():
+    from pathlib import Path
+
+    import numpy as np
+
+    from sescratch import models, nn
+    from sescratch.train import TrainConfig
+
+    assert TrainConfig(out_dir=Path("runs") / "x").validate().out_dir == str(Path("runs") / "x")
+    model = models.create("se_resnet20", num_classes=np.int64(10), width=np.int64(4), reduction=np.int64(2))
+    assert model.num_parameters() == models.create("se_resnet20", num_classes=10, width=4, reduction=2).num_parameters()
+    assert nn.SEBlock(16, np.int32(4)).hidden == 4
+    for bad in (0, -1, 4.5, True):
+        with pytest.raises(ValueError, match=rf"BatchNorm2d: argument 'num_features' must be a positive int, got {bad!r}"):
+            nn.BatchNorm2d(bad)
