@@ -110,6 +110,7 @@ class Trainer:
         data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download,
                             **config.dataset_options)
         if config.subset or config.test_subset:
+            self.notes += _subset_notes(config, data)
             data = data.subset(config.subset, config.test_subset, seed=config.seed)
         self.data = data
         self.normalization, self.train_transform, self.test_transform = build_transforms(config, data)
@@ -343,6 +344,17 @@ class Trainer:
 
     def _result(self, status: str) -> TrainResult:
         return TrainResult(self.history, status, self.out_dir, self.best, self.model)
+
+
+def _subset_notes(config: TrainConfig, data) -> list[str]:
+    """A sentence for each subset larger than its split: the whole split is used."""
+    notes = []
+    for flag, asked, split, part in (("--subset", config.subset, data.y_train, "training"),
+                                     ("--test-subset", config.test_subset, data.y_test, "test")):
+        if asked and asked > len(split):
+            notes.append(f"note: {flag} {asked} is more than the {len(split)} images of {config.dataset}'s "
+                         f"{part} split: all {len(split)} are used")
+    return notes
 
 
 def print_epoch(trainer: Trainer, row: dict) -> None:

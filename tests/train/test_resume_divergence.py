@@ -105,3 +105,13 @@ def test_build_transforms_records_the_normalisation_and_checks_pad_to(tiny_confi
     assert train.augment and not test.augment
     with pytest.raises(UsageError, match=r"pad_to=6: expected an integer >= the image size 8"):
         build_transforms(tiny_config(pad_to=6), data)
+
+
+def test_a_subset_larger_than_its_split_is_said_to_be_the_whole_split(tiny_config):
+    from sescratch.train import Trainer
+
+    trainer = Trainer(tiny_config(subset=10**6, test_subset=10**6, epochs=1))
+    n_train, n_test = len(trainer.data.y_train), len(trainer.data.y_test)
+    assert [n for n in trainer.notes if n.startswith("note: --")] == [
+        f"note: --subset 1000000 is more than the {n_train} images of synthetic's training split: all {n_train} are used",
+        f"note: --test-subset 1000000 is more than the {n_test} images of synthetic's test split: all {n_test} are used"]
