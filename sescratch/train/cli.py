@@ -252,10 +252,16 @@ def run_eval(args) -> int:
     from sescratch.train.metrics import plot_confusion
     from sescratch.train.pretrained import PREFIX, resolve_checkpoint
 
+    if args.weights and args.checkpoint:
+        raise UsageError("eval takes --checkpoint CKPT (a training run's file, its model and test set) or "
+                         "--weights PATH --model NAME --dataset NAME, not both")
     if args.weights:
         from sescratch.interop.cli import run_eval_weights
 
         return run_eval_weights(args)
+    if getattr(args, "model", None):
+        raise UsageError(f"eval --checkpoint: --model {args.model} does not go with a checkpoint, which "
+                         "names its own model (--model is for --weights)")
     if not args.checkpoint:
         raise UsageError("eval needs --checkpoint CKPT, or --weights PATH --model NAME --dataset NAME")
     shipped = args.checkpoint.startswith(PREFIX)  # pretrained:NAME, a file inside the package

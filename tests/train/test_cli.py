@@ -130,3 +130,11 @@ def test_ctrl_c_in_the_cli_saves_and_exits_130(tmp_path):
     assert "Traceback" not in stderr
     assert "interrupted: saved" in stdout or "Ctrl-C" in stdout
     assert load_checkpoint(out / "last.npz").epoch >= 1
+
+
+def test_eval_refuses_a_checkpoint_with_weights_or_a_model(tmp_path, capsys):
+    ckpt = str(tmp_path / "best.npz")
+    assert main(["eval", "--checkpoint", ckpt, "--weights", str(tmp_path / "w.npz")]) == 2
+    assert "--checkpoint CKPT (a training run's file, its model and test set) or --weights" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", ckpt, "--model", "resnet50"]) == 2
+    assert "--model resnet50 does not go with a checkpoint" in capsys.readouterr().err
