@@ -138,14 +138,14 @@ class TrainConfig:
             if key in self.model_options:
                 raise UsageError(f"invalid training configuration: model option {key} is not "
                                  f"accepted ({why})")
-        asked = self.model_options.get("reduction", self.reduction)
-        if asked != self.reduction:  # the run records TrainConfig.reduction: one place for r
-            raise UsageError(f"invalid training configuration: model option reduction={asked!r} differs "
-                             f"from reduction={self.reduction} (--reduction); give r once, with --reduction")
         try:
             models.check_options(self.model, model_options(self))
         except ValueError as exc:
             raise UsageError(f"invalid model option: {exc}") from None
+        asked = self.model_options.get("reduction", self.reduction)
+        if asked != self.reduction:  # the run records TrainConfig.reduction: one place for r
+            raise UsageError(f"invalid training configuration: model option reduction={asked!r} differs "
+                             f"from reduction={self.reduction} (--reduction); give r once, with --reduction")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -207,6 +207,6 @@ def test_a_mid_epoch_save_never_writes_weights_that_are_not_finite(tmp_path, cap
     code = main(["train", *TINY, "--epochs", "2", "--schedule", "step", "--step-size", "1", "--gamma", "1e40",
                  "--save-every", "1", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 1 and "a weight became NaN or infinite during epoch 2, before batch 2" in err
+    assert code == 1 and "conv1.weight became NaN or infinite during epoch 2, before batch 2" in err
     assert f"the last good checkpoint {out / 'last.npz'} (after epoch 1) is kept" in err
     assert load_checkpoint(out / "last.npz").epoch == 1  # finite, resumable
