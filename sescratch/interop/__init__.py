@@ -3,8 +3,8 @@
 - :mod:`~sescratch.interop.weights`: ``read_weights`` / ``save_weights`` (.npz, .safetensors, .pth/.pt);
 - :mod:`~sescratch.interop.naming`: which zoo wrote a ``state_dict`` and its keys in our names;
 - :mod:`~sescratch.interop.loading`: ``load_pretrained(name, path)`` (behind ``create(name, weights=PATH)``);
-- :mod:`~sescratch.interop.predict`: the release's preprocessing and ImageNet class names;
-- :mod:`~sescratch.interop.onnx_export`: ``export_onnx`` (the ``onnx`` extra);
+- :mod:`~sescratch.interop.predict`: the release's preprocessing (or a training run's) and ImageNet class names;
+- :mod:`~sescratch.interop.onnx_export`: ``export_onnx``, every model family (the ``onnx`` extra);
 - :mod:`~sescratch.interop.torch`: ``to_torch`` / ``from_torch``.
 
 PyTorch, safetensors, onnx and Pillow are optional and imported only when a function needs them.

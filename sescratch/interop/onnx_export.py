@@ -5,10 +5,18 @@ operator per step with the ``onnx.helper`` API: ``Conv``, ``BatchNormalization``
 statistics), ``Relu``, ``MaxPool``, ``GlobalAveragePool`` + ``Flatten``, ``Gemm``; an SE block is
 ``GlobalAveragePool`` (or ``GlobalMaxPool``) -> ``Flatten`` -> ``Gemm`` -> ``Relu`` -> ``Gemm`` ->
 gate -> ``Unsqueeze`` -> ``Mul``; a residual block is its branch, its shortcut, ``Add`` and
-``Relu``, with the SE block where the block's ``placement`` puts it. Dropout is the identity in
-eval mode and exports as nothing. The batch dimension is symbolic (``"N"``).
+``Relu``, with the SE block where the block's ``placement`` puts it. The other families: an
+Inception module (``Branches``) is its branches and a ``Concat`` (then its SE block); an
+Inception-ResNet block adds ``scale * conv2d(concat(...))`` (``Mul``, ``Add``) to its input; a
+ShuffleNet unit is its branch and an ``Add`` (stride 1) or a ``Concat`` with its
+``AveragePool`` shortcut (stride 2); a channel shuffle is ``Reshape`` (N, G, C/G, H, W) ->
+``Transpose`` -> ``Reshape``; VGG's flatten is ``Flatten``. So every model of
+:func:`sescratch.models.list_models` exports (the tests run each family in onnxruntime). Dropout
+is the identity in eval mode and exports as nothing. The batch dimension is symbolic (``"N"``).
 
-Needs the ``onnx`` package (the ``onnx`` extra); run the file with ``onnxruntime``.
+Needs the ``onnx`` package (the ``onnx`` extra); run the file with ``onnxruntime``. The opset is
+checked against what the installed ``onnx`` (and ``onnxruntime``, when installed) can read:
+:func:`sescratch.interop.onnx_checks.supported_opsets`.
 """
 from __future__ import annotations
 
@@ -18,16 +26,22 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.backend import to_numpy
+from sescratch.interop.onnx_checks import MIN_OPSET, check_opset, check_target, supported_opsets
 
-__all__ = ["to_onnx", "export_onnx", "DEFAULT_OPSET"]
+__all__ = ["to_onnx", "export_onnx", "DEFAULT_OPSET", "MIN_OPSET", "supported_opsets", "check_opset",
+           "check_target"]
 
 DEFAULT_OPSET = 17
 
 
 def export_onnx(model, path: str | os.PathLike, input_shape=(3, 224, 224), *, opset: int = DEFAULT_OPSET) -> Path:
-    """Write ``model`` (input ``(N, *input_shape)``) as an ONNX file; returns the path."""
+    """Write ``model`` (input ``(N, *input_shape)``) as an ONNX file; returns the path.
+
+    ``path`` is checked first (:func:`check_target`), so a directory or a path under a file is
+    refused before the graph is built, not after."""
     from sescratch.io import atomic_open
 
+    check_target(path)
     proto = to_onnx(model, input_shape, opset=opset)
     with atomic_open(path, "wb") as f:
         f.write(proto.SerializeToString())
@@ -40,8 +54,7 @@ def to_onnx(model, input_shape=(3, 224, 224), *, opset: int = DEFAULT_OPSET):
         import onnx
     except ImportError:
         raise ImportError("ONNX export needs the 'onnx' package: pip install 'sescratch[onnx]'") from None
-    if opset < 17:
-        raise ValueError(f"to_onnx: opset must be >= 17, got {opset}")
+    check_opset(opset)
     input_shape = tuple(int(s) for s in input_shape)
     out_shape = model.output_shape((1,) + input_shape) if hasattr(model, "output_shape") else None
     g = _Graph(onnx)
@@ -92,8 +105,21 @@ class _Graph:
             return self.residual(m, x, name)
         emit = _EMITTERS.get(type(m).__name__)
         if emit is None:
-            raise ValueError(f"export: layer '{name}' ({type(m).__name__}) has no ONNX equivalent here")
+            raise ValueError(f"export: layer '{name}' ({type(m).__name__}) has no ONNX equivalent here; the "
+                             f"layers that export are {', '.join(sorted(_EMITTERS))} and the residual blocks")
         return emit(self, m, x, name)
+
+    def children(self, m, x: str, name: str, attrs) -> str:
+        """``x`` through ``m``'s children ``attrs`` in turn (those that are None skipped)."""
+        for attr in attrs:
+            if getattr(m, attr) is not None:
+                x = self.module(getattr(m, attr), x, f"{name}.{attr}" if name else attr)
+        return x
+
+    def concat_branches(self, m, x: str, name: str) -> str:
+        """The branches of a ``Branches`` module on ``x``, concatenated along the channels."""
+        ys = [self.children(m, x, name, [b]) for b in m.branch_names]
+        return ys[0] if len(ys) == 1 else self.op("Concat", ys, f"{name}.concat", axis=1)
 
     def residual(self, block, x: str, name: str) -> str:
         placement = getattr(block, "placement", None) if getattr(block, "se_module", None) is not None else None
@@ -180,6 +206,55 @@ def _identity(g, m, x, name):
     return x
 
 
+def _avgpool(g, m, x, name):
+    return g.op("AveragePool", [x], name, kernel_shape=list(m.kernel_size), strides=list(m.stride),
+                pads=_pads(m.padding), ceil_mode=int(m.ceil_mode), count_include_pad=int(m.count_include_pad))
+
+
+def _flatten(g, m, x, name):
+    return g.op("Flatten", [x], name, axis=1)  # N,C*H*W in C order, as x.reshape(N, -1)
+
+
+def _channel_shuffle(g, m, x, name):
+    """``y[:, j G + g] = x[:, g C/G + j]``: x as (N, G, C/G, H, W), the two group axes swapped,
+    and back to (N, C, H, W). The shapes come from ``Shape`` so the batch stays symbolic."""
+    G = m.groups
+    n, c, hw = (g.op("Shape", [x], f"{name}.shape_{part}", start=start, **({"end": end} if end else {}))
+                for part, start, end in (("n", 0, 1), ("c", 1, 2), ("hw", 2, None)))
+    per_group = g.op("Div", [c, g.const(f"{name}.groups", np.array([G], dtype=np.int64))], f"{name}.per_group")
+    split = g.op("Concat", [n, g.const(f"{name}.g", np.array([G], dtype=np.int64)), per_group, hw],
+                 f"{name}.split_shape", axis=0)  # N, G, C/G, H, W
+    t = g.op("Transpose", [g.op("Reshape", [x, split], f"{name}.split")], f"{name}.swap", perm=[0, 2, 1, 3, 4])
+    return g.op("Reshape", [t, g.op("Shape", [x], f"{name}.shape")], name)
+
+
+def _branches(g, m, x, name):
+    """An Inception module: its branches concatenated, then its SE block (Fig. 2)."""
+    y = g.concat_branches(m, x, name)
+    return y if m.se_module is None else g.se(m.se_module, y, f"{name}.se_module")
+
+
+def _inception_resnet_block(g, m, x, name):
+    """``relu(x + scale * [se](conv2d(concat(branches(x)))))`` (no ReLU in the last block)."""
+    u = g.children(m, g.concat_branches(m, x, name), name, ["conv2d", "se_module"])
+    scale = g.const(f"{name}.scale", np.array(m.scale, dtype=np.float32))
+    y = g.op("Add", [x, g.op("Mul", [u, scale], f"{name}.scaled")], f"{name}.add")
+    return y if m.relu is None else g.op("Relu", [y], f"{name}.relu")
+
+
+_SHUFFLE_BRANCH = ("conv1", "bn1", "relu1", "shuffle", "conv_dw", "bn2", "conv2", "bn3", "se_module")
+
+
+def _shuffle_unit(g, m, x, name):
+    """``relu(x + branch(x))`` at stride 1, ``relu(concat(avg_pool(x), branch(x)))`` at stride 2."""
+    b = g.children(m, x, name, _SHUFFLE_BRANCH)
+    if m.shortcut is None:
+        y = g.op("Add", [x, b], f"{name}.add")
+    else:
+        y = g.op("Concat", [g.children(m, x, name, ["shortcut"]), b], f"{name}.concat", axis=1)
+    return g.op("Relu", [y], f"{name}.relu")
+
+
 _EMITTERS = {
     "Conv2d": _conv,
     "BatchNorm2d": _batchnorm,
@@ -192,6 +267,12 @@ _EMITTERS = {
     "SEBlock": lambda g, m, x, name: g.se(m, x, name),
     "Dropout": _identity,
     "Identity": _identity,
+    "AvgPool2d": _avgpool,
+    "Flatten": _flatten,
+    "ChannelShuffle": _channel_shuffle,
+    "Branches": _branches,
+    "InceptionResNetBlock": _inception_resnet_block,
+    "ShuffleUnit": _shuffle_unit,
 }
 
 

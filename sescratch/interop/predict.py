@@ -14,6 +14,9 @@ per-channel means (104, 117, 128), Inception-ResNet-v2 a 299 crop (shorter side 
 [-1, 1]. The 1000 ILSVRC-2012 classes are package data (``sescratch/data/imagenet_classes.txt``:
 WordNet id, then the synonyms, in the order of the class indices). Images are read with Pillow
 (the ``images`` extra).
+
+A training checkpoint records its own input pipeline instead:
+:mod:`sescratch.interop.run_input` reads it (the image resized whole to the run's size).
 """
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import DataError
+from sescratch.interop.run_input import RunPreprocessing, run_preprocessing
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing", "preprocessing_for", "imagenet_classes",
            "load_image", "preprocess", "load_images", "image_files", "load_image_folder", "predict",
-           "default_resize"]
+           "default_resize", "RunPreprocessing", "run_preprocessing", "prepare"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -166,10 +170,25 @@ def read_images(paths) -> list:
     return [load_image(p) for p in paths]
 
 
+def prepare(image, crop: int | None = None, resize: int | None = None, *,
+            settings: Preprocessing | RunPreprocessing | None = None) -> np.ndarray:
+    """One image as the weights expect it: :func:`preprocess` with a family's ``settings``, or a
+    training run's pipeline (a :class:`RunPreprocessing`, which fixes its own size: ``crop`` and
+    ``resize`` must then be None)."""
+    if not isinstance(settings, RunPreprocessing):
+        return preprocess(image, crop, resize, settings=settings)
+    if crop is not None or resize is not None:
+        _, H, W = settings.image_shape
+        raise ValueError(f"prepare: crop/resize apply to the ImageNet preprocessing; a training run's images "
+                         f"are resized whole to its {H}x{W}, got crop={crop}, resize={resize}")
+    return settings(image)
+
+
 def load_images(paths, crop: int | None = None, resize: int | None = None, *,
-                settings: Preprocessing | None = None) -> np.ndarray:
-    """``(N, 3, crop, crop)`` float32 from image files (every path checked before any work)."""
-    return np.stack([preprocess(image, crop, resize, settings=settings) for image in read_images(paths)])
+                settings: Preprocessing | RunPreprocessing | None = None) -> np.ndarray:
+    """``(N, C, H, W)`` float32 from image files (every path checked before any work): ``(N, 3, crop,
+    crop)`` with a family's settings, the run's shape with a :class:`RunPreprocessing`."""
+    return np.stack([prepare(image, crop, resize, settings=settings) for image in read_images(paths)])
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -184,8 +203,9 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_image_folder(folder: str | os.PathLike, crop: int | None = None, resize: int | None = None, *,
-                      settings: Preprocessing | None = None):
-    """``(x (N, 3, crop, crop) float32, labels (N,), class names, paths)`` from an image folder.
+                      settings: Preprocessing | RunPreprocessing | None = None):
+    """``(x (N, C, H, W) float32, labels (N,), class names, paths)`` from an image folder (the
+    images prepared as :func:`load_images` prepares them).
 
     Sub-folders are classes (``DIR/goldfish/*.jpg``, ``DIR/pug/*.png`` ...; sorted names, the
     class index is the position); a folder holding images directly is one class named after it.
@@ -202,13 +222,16 @@ def load_image_folder(folder: str | os.PathLike, crop: int | None = None, resize
 
 def predict(model, x: np.ndarray, *, top: int = 5, class_names=None, batch_size: int = 8,
             device: str = "cpu") -> list[list[dict]]:
-    """Top-``top`` classes per image of ``x`` (N, 3, H, W): ``[[{"index", "class", "wnid", "probability"}]]``.
+    """Top-``top`` classes per image of ``x`` (N, C, H, W): ``[[{"index", "class", "wnid", "probability"}]]``.
 
-    ``class_names`` defaults to the ImageNet names when the model has 1000 outputs, else
-    ``"class <i>"``. Softmax in float64; eval mode (restored afterwards). ``device``: where the
-    model is (``"gpu"``: batches are moved there).
+    ``class_names`` (one per output; a training run's ``classes``) defaults to the ImageNet names
+    when the model has 1000 outputs, else ``"class <i>"``. Softmax in float64; eval mode
+    (restored afterwards). ``device``: where the model is (``"gpu"``: batches are moved there).
     """
     from sescratch.backend import to_device, to_numpy
+
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"predict: top must be an integer >= 1, got {top!r}")
 
     was_training = model.training
     model.eval()
@@ -227,7 +250,9 @@ def predict(model, x: np.ndarray, *, top: int = 5, class_names=None, batch_size:
         wnids, class_names = [r[0] for r in rows], [r[1] for r in rows]
     elif class_names is None:
         class_names = [f"class {i}" for i in range(K)]
-    top = max(1, min(int(top), K))
+    elif len(class_names) != K:
+        raise ValueError(f"predict: class_names has {len(class_names)} names, the model {K} outputs")
+    top = min(int(top), K)
     results = []
     for p in probs:
         order = np.argsort(-p, kind="stable")[:top]

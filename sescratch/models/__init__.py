@@ -101,13 +101,17 @@ def list_models() -> list[str]:
 
 
 def native_input_size(name: str) -> tuple[int, int]:
-    """The (H, W) the model ``name`` is designed for: 32x32 for the CIFAR-scale networks, 224x224
-    for the ImageNet ones (a model whose head fixes its input also says so in ``input_size``)."""
+    """The (H, W) the model ``name`` is designed for: 32x32 for the CIFAR-scale networks, 299x299
+    for Inception-ResNet-v2 (Szegedy et al. 2017; its released weights were trained at 299),
+    224x224 for the other ImageNet ones (a model whose head fixes its input also says so in
+    ``input_size``)."""
     if name not in _MODELS:
         raise ValueError(f"native_input_size: unknown model {name!r}; valid models: {', '.join(_MODELS)}")
     spec = _MODELS[name][0]
     cifar = spec["family"] == "cifar" or spec["family"] == "exemplar" and spec["cifar"]
-    return (32, 32) if cifar else (224, 224)
+    if cifar:
+        return (32, 32)
+    return (299, 299) if name in ("inception_resnet_v2", "se_inception_resnet_v2") else (224, 224)
 
 
 def default_options(name: str) -> dict:

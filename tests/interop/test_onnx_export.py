@@ -93,9 +93,10 @@ def test_export_command_bad_input_shape(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, size", [("se_mobilenet_v1", 224), ("mobilenet_v1_cifar", 32), ("se_resnet50", 224),
-                                        ("resnet56", 32), ("se_shufflenet_v1_g3", 224), ("bn_inception_cifar", 32)])
+                                        ("resnet56", 32), ("se_shufflenet_v1_g3", 224), ("bn_inception_cifar", 32),
+                                        ("se_inception_resnet_v2", 299), ("inception_resnet_v2_cifar", 32)])
 def test_export_default_input_is_the_models_native_size(name, size):
-    from sescratch.interop.cli import _default_input
+    from sescratch.interop.export_cli import _default_input
 
     assert models.native_input_size(name) == (size, size)
     assert _default_input(models.create(name, num_classes=10, init=False)) == (3, size, size)
