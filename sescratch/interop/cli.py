@@ -175,7 +175,9 @@ def load_training_weights(trainer, prepared, *, init_missing: bool) -> None:
 
 def run_eval_weights(args) -> int:
     """``sescratch eval --weights PATH --model NAME --dataset NAME``: a weights file on a test set,
-    normalised with the training split's channel statistics (as a training run of it would)."""
+    normalised as the run that made it normalised its images when PATH is a training checkpoint
+    (its recorded mean, std and pad_to: a subset run's statistics are its subset's), else with the
+    training split's channel statistics (as a training run of it would)."""
     from sescratch.data import Transform, load_dataset
     from sescratch.train import rundir
     from sescratch.train.evaluation import evaluate
@@ -195,8 +197,12 @@ def run_eval_weights(args) -> int:
     if model.last_linear.out_features != data.num_classes:
         raise UsageError(f"{args.weights} has {model.last_linear.out_features} classes, "
                          f"{args.dataset} {data.num_classes}")
-    mean, std = (list(map(float, v)) for v in data.channel_stats())
-    result = evaluate(model.to(device), data.x_test, data.y_test, Transform(mean, std),
+    run = run_pipeline(args, args.model)
+    if run is not None:
+        transform = Transform(run.mean, run.std, pad_to=run.pad_to, dtype=np.dtype(run.dtype).type)
+    else:
+        transform = Transform(*(list(map(float, v)) for v in data.channel_stats()))
+    result = evaluate(model.to(device), data.x_test, data.y_test, transform,
                       num_classes=data.num_classes, batch_size=args.batch_size, device=device)
     print(f"{args.model} ({args.weights}) on {args.dataset} test ({result.count} images)")
     print(result.report(data.classes))

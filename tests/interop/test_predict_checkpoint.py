@@ -207,3 +207,20 @@ def test_excitations_on_images_use_the_checkpoint_pipeline(run, tmp_path):
     _, x, labels, classes = load_images_for_analysis(args)
     np.testing.assert_allclose(x, ev.transform(ev.data.x_test[:2]), rtol=1e-6, atol=1e-6)
     assert list(labels) == [0, 1] and classes == ["class0", "class1"]
+
+
+def test_eval_of_a_checkpoint_as_weights_uses_the_runs_normalisation(run, tmp_path, capsys):
+    """A subset run's statistics are its subset's: ``eval --weights CKPT`` (on the whole test
+    split) must normalise as the run did."""
+    from sescratch.data import load_dataset
+    from sescratch.train.evaluation import evaluate
+
+    name, ckpt, _ = run
+    ev = load_for_evaluation(ckpt, backend="numpy")
+    if ev.config.dataset_options:
+        pytest.skip("eval --weights loads a dataset by name, without its options")
+    data = load_dataset(ev.config.dataset)
+    want = evaluate(ev.model, data.x_test, data.y_test, ev.transform, num_classes=data.num_classes)
+    assert main(["eval", "--weights", str(ckpt), "--model", ev.config.model, "--dataset", ev.config.dataset,
+                 "--backend", "numpy", "--out", str(tmp_path)]) == 0
+    assert f"top-1 error {100 * want.top1_error:.2f}%" in capsys.readouterr().out
