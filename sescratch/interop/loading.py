@@ -6,6 +6,18 @@ timm ResNets stride the 3x3 and pad the stem's max pool; timm rounds SE widths t
 ``se_divisor=8``) and copies every tensor. Nothing is left to chance: every missing, unexpected or mis-shaped key is an error that
 lists them all, unless ``init_missing=True`` lets missing ones keep their fresh initialisation
 (a plain ResNet's weights starting an SE-ResNet: the report lists the new keys).
+
+What the tensors cannot tell comes from the file where it says so: a training checkpoint's
+configuration, or the record :func:`~sescratch.interop.weights.save_weights` writes (the model's
+``stride_on``, ``stem_pool``, ``gate``, ...). Those options are the defaults of the model built,
+and an asked option that contradicts one is an error; so is one that contradicts an option the
+run left at its default (``gate="tanh"`` on a checkpoint of a sigmoid run): every architecture
+option is compared, not only the ones the run set.
+
+Cadene's Inception-ResNet-v2 (``inceptionresnetv2-520b38e4.pth``) has 1001 classifier rows, row
+0 a "background" class; for 1000 classes (the default, or ``num_classes=1000``) row 0 is dropped,
+as Cadene's code does for its ``'imagenet'`` setting, and the report says so. ``num_classes=1001``
+keeps every row.
 """
 from __future__ import annotations
 
@@ -16,7 +28,8 @@ import numpy as np
 
 from sescratch.interop.naming import (NAMINGS, architecture_options, detect_naming, file_key, file_shape,
                                       to_sescratch)
-from sescratch.interop.weights import WeightsError, read_run_options, read_weights
+from sescratch.interop.weights import (WeightsError, model_architecture, read_run, read_saved_options,
+                                       read_weights)
 
 __all__ = ["LoadReport", "load_pretrained", "prepare_weights", "load_state"]
 
@@ -34,29 +47,46 @@ class LoadReport:
     loaded: int = 0
     new_keys: list = field(default_factory=list)
     from_run: bool = False  # options read from a training checkpoint's configuration
+    saved_from: str = ""  # the model whose options save_weights recorded in the file
+    notes: list = field(default_factory=list)  # what was done to the file's tensors (a dropped row)
 
     def __str__(self) -> str:
         lines = [f"weights {self.path}: {NAMINGS[self.naming]} naming, {self.loaded} tensors loaded"]
         if self.options:
-            source = "the checkpoint's training run" if self.from_run else "the file's zoo"
+            source = ("the checkpoint's training run" if self.from_run else
+                      f"the file's record ({self.saved_from})" if self.saved_from else "the file's zoo")
             lines.append(f"  architecture of {source}: " + ", ".join(f"{k}={v}" for k, v in self.options.items()))
         if self.new_keys:
             lines.append(f"  {len(self.new_keys)} keys not in the file, freshly initialised: " + ", ".join(self.new_keys))
+        lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+@dataclass
+class _Record:
+    """The architecture a file records itself: a training run's configuration (``run``) or
+    :func:`~sescratch.interop.weights.save_weights`' record (``saved``)."""
+
+    kind: str
+    model: str
+    options: dict  # set when building: the run's own options, or every option recorded
+    defaults: dict  # the run's model's options it left at their defaults: compared, not set
 
 
 def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | None = None,
                     in_channels: int | None = None, init_missing: bool = False, **options):
     """``(model, report)``: ``sescratch.models.create(name, ...)`` holding the weights of ``path``.
 
-    ``num_classes`` / ``in_channels`` default to the file's (classifier rows, first conv's input
-    channels). ``options`` go to ``create``; an option that contradicts the file's architecture
+    ``num_classes`` / ``in_channels`` default to the file's (classifier rows, less Cadene's
+    Inception-ResNet-v2 background row; first conv's input channels). ``options`` go to ``create``; an option that contradicts the file's architecture
     (``stride_on="1x1"`` with torchvision weights) is an error.
     """
     from sescratch import models
 
     ours, report = prepare_weights(name, path, options)
-    num_classes = num_classes or _rows(ours, "last_linear.weight", 0, path, "num_classes")
+    if num_classes is None:  # the file's, less the background row of Cadene's Inception-ResNet-v2
+        num_classes = _rows(ours, "last_linear.weight", 0, path, "num_classes")
+        num_classes -= 1 if _has_background_row(name, ours) else 0
     in_channels = in_channels or first_conv_channels(ours)
     model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
                           **{**options, **report.options})
@@ -77,14 +107,54 @@ def prepare_weights(name: str, path: str | os.PathLike, options: dict | None = N
     except ValueError as exc:
         raise WeightsError(f"weights {path}: {exc}") from None
     accepted = models.default_options(name)
-    run = read_run_options(path) or {}  # a training checkpoint: the options its run built
-    arch = {k: v for k, v in {**run, **architecture_options(naming)}.items() if k in accepted}
-    for key, value in arch.items():
+    record = _file_record(path)  # what the tensors cannot tell, where the file says it
+    own = record.options if record else {}
+    arch = {k: v for k, v in {**own, **architecture_options(naming)}.items() if k in accepted}
+    compared = {k: v for k, v in (record.defaults if record else {}).items() if k in accepted}
+    for key, value in {**compared, **arch}.items():
         if key in options and options[key] != value:
-            source = "the training run's" if key in run else NAMINGS[naming]
-            raise WeightsError(f"weights {path} ({source}) need {key}={value!r}, "
+            raise WeightsError(f"weights {path} ({_source(key, record, naming)}) need {key}={value!r}, "
                                f"but {key}={options[key]!r} was asked for")
-    return to_sescratch(state, naming), LoadReport(str(path), naming, arch, from_run=bool(run))
+    report = LoadReport(str(path), naming, arch, from_run=bool(record and record.kind == "run"),
+                        saved_from=record.model if record and record.kind == "saved" else "")
+    return to_sescratch(state, naming), report
+
+
+def _file_record(path) -> _Record | None:
+    """The file's own record of its architecture (see :class:`_Record`), or None."""
+    run = read_run(path)
+    if run is not None:
+        model, options = run
+        return _Record("run", model, options, _run_defaults(path, model, options))
+    saved = read_saved_options(path)
+    if saved is not None:
+        return _Record("saved", saved[0], saved[1], {})
+    return None
+
+
+def _run_defaults(path, model: str, options: dict) -> dict:
+    """The architecture options a run left at its model's defaults, as the run built them.
+
+    Read off the run's model built without weights (a few milliseconds: ``init=False``), because
+    a default may depend on the model (``stride_on=None`` is "1x1" in an SE-ResNet, "3x3" in an
+    SE-ResNeXt)."""
+    from sescratch import models
+
+    try:
+        built = models.create(model, num_classes=1, init=False, **options)
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"weights {path}: a training checkpoint whose model cannot be built "
+                           f"({model} with {options}: {exc})") from None
+    return {k: v for k, v in model_architecture(built).items() if k not in options}
+
+
+def _source(key, record, naming) -> str:
+    """Where the value of ``key`` a file needs comes from, for the error message."""
+    if record is None or (key not in record.options and key not in record.defaults):
+        return NAMINGS[naming]
+    if key in record.defaults:
+        return f"the training run's default for {record.model}"
+    return "the training run's" if record.kind == "run" else f"recorded by save_weights for {record.model}"
 
 
 def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: bool = False,
@@ -98,6 +168,13 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
     """
     target = model.state_dict()
     state = {k: _counter(v, target[k]) if k in target and k.endswith(_OPTIONAL) else v for k, v in state.items()}
+    name = getattr(model, "model_name", type(model).__name__)
+    if _has_background_row(name, state) and target["last_linear.weight"].shape[0] == _IMAGENET_CLASSES:
+        state = {**state, **{k: np.asarray(state[k])[1:] for k in _BACKGROUND_KEYS}}
+        if report is not None:
+            report.notes.append("last_linear: 1001 rows in the file, row 0 the background class of Cadene's "
+                                "Inception-ResNet-v2: dropped, as its 'imagenet' setting does (1000 classes; "
+                                "num_classes=1001 keeps it)")
     missing = [k for k in target if k not in state and not k.endswith(_OPTIONAL)]
     unexpected = [k for k in state if k not in target]
     mismatched = [k for k in target if k in state and tuple(np.shape(state[k])) != tuple(target[k].shape)]
@@ -117,7 +194,6 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
         fixable = not unexpected and all(k.startswith(_CLASSIFIER) for k in mismatched)
         hint = (" (--init-missing / init_missing=True initialises missing keys afresh, and a classifier "
                 "for another number of classes)") if fixable and not init_missing else ""
-        name = getattr(model, "model_name", type(model).__name__)
         raise WeightsError(f"weights {source} ({NAMINGS[naming]} naming) do not fit {name}: "
                            + " | ".join(problems) + hint)
     fresh = set(missing)
@@ -126,6 +202,20 @@ def load_state(model, state: dict, *, naming: str = "sescratch", init_missing: b
     if report is not None:
         report.loaded, report.new_keys = len(copied), list(missing)
     return list(missing)
+
+
+# Cadene's Inception-ResNet-v2 file: 1001 classifier rows, row 0 "background" (its 'imagenet'
+# setting drops it; TF-slim's checkpoint it was converted from predicts 1001 classes)
+_BACKGROUND_MODELS = ("inception_resnet_v2", "se_inception_resnet_v2")
+_BACKGROUND_KEYS = ("last_linear.weight", "last_linear.bias")
+_IMAGENET_CLASSES = 1000
+
+
+def _has_background_row(name: str, state: dict) -> bool:
+    """Whether ``state`` (our names) is an Inception-ResNet-v2 classifier with the background row."""
+    shapes = [tuple(np.shape(state[k])) if k in state else None for k in _BACKGROUND_KEYS]
+    rows = _IMAGENET_CLASSES + 1
+    return name in _BACKGROUND_MODELS and shapes[0] is not None and shapes[0][:1] == (rows,) and shapes[1] == (rows,)
 
 
 def _counter(value, target):

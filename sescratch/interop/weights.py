@@ -13,6 +13,19 @@
 Half-precision tensors (float16, bfloat16) become float32; everything else keeps its dtype (the
 model casts on load).
 A file that exists but holds no named arrays raises :class:`WeightsError` saying so.
+
+:func:`save_weights` of a model also records what the tensors cannot tell: the model's name and
+its :data:`ARCHITECTURE_OPTIONS` (``stride_on``, ``stem_pool``, ``gate``, ...: options that change
+no tensor's shape, or not always), read off the built model by :func:`model_architecture`, as
+JSON ``{"format": 1, "model": ..., "options": {...}}``: in ``.npz`` the string entry
+``__sescratch__``, in ``.safetensors`` the header's ``__metadata__["sescratch"]`` (the format's
+string-to-string metadata, which ``safetensors.torch.load_file`` leaves out of the tensors).
+:func:`read_saved_options` reads it back and ``create(name, weights=PATH)`` builds that
+architecture. Files without it (other tools', or ours from before it was recorded) load as
+they always did. ``.pth`` is not written at all: a ``torch.save`` state dict has no place for a
+record that ``load_state_dict`` would skip (a string entry is an unexpected key to PyTorch, a
+``{"state_dict": ...}`` wrapper breaks ``model.load_state_dict(torch.load(f))``), and writing it
+would make PyTorch a dependency of saving; PyTorch users read the ``.safetensors`` file.
 """
 from __future__ import annotations
 
@@ -24,12 +37,16 @@ from pathlib import Path
 import numpy as np
 
 from sescratch.errors import DataError
+from sescratch.interop.architecture import ARCHITECTURE_OPTIONS, model_architecture
 from sescratch.io import atomic_open
 
-__all__ = ["WeightsError", "read_weights", "read_run_options", "save_weights", "WEIGHT_SUFFIXES"]
+__all__ = ["WeightsError", "read_weights", "read_run_options", "read_run", "read_saved_options", "save_weights",
+           "model_architecture", "ARCHITECTURE_OPTIONS", "WEIGHT_SUFFIXES"]
 
 WEIGHT_SUFFIXES = (".npz", ".safetensors", ".pth", ".pt", ".bin")
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
+_RECORD = "__sescratch__"  # the .npz entry; in .safetensors the __metadata__ key is "sescratch"
+_RECORD_FORMAT = 1
 
 
 class WeightsError(DataError):
@@ -58,7 +75,16 @@ def read_run_options(path: str | os.PathLike) -> dict | None:
 
     Options such as ``stride_on``, ``stem_pool``, ``placement`` or ``gate`` change no tensor's
     shape, so the weights alone cannot tell them: a checkpoint used as weights must rebuild its
-    run's network, not the defaults."""
+    run's network, not the defaults. Only the options the run set are here; those it left at
+    their defaults are the model's (:func:`sescratch.interop.loading.prepare_weights` compares
+    those too)."""
+    run = read_run(path)
+    return None if run is None else run[1]
+
+
+def read_run(path: str | os.PathLike) -> tuple[str, dict] | None:
+    """``(model name, options)`` of a training checkpoint's run (see :func:`read_run_options`);
+    None for any other weights file."""
     path = Path(path)
     if path.suffix.lower() != ".npz":
         return None
@@ -73,31 +99,99 @@ def read_run_options(path: str | os.PathLike) -> dict | None:
     from sescratch.train.config import TrainConfig, model_options
 
     try:
-        return model_options(TrainConfig.from_dict(json.loads(text)))
+        config = TrainConfig.from_dict(json.loads(text))
+        return config.model, model_options(config)
     except (ValueError, TypeError, UsageError) as exc:  # json's JSONDecodeError is a ValueError
         raise WeightsError(f"weights {path}: a training checkpoint whose configuration "
                            f"cannot be read ({exc})") from None
 
 
+def read_saved_options(path: str | os.PathLike) -> tuple[str, dict] | None:
+    """``(model name, architecture options)`` that :func:`save_weights` recorded in ``path``; None
+    for a file without that record (another tool's, ours from before it was recorded, ``.pth``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        text = _npz_record(path)
+    elif suffix == ".safetensors":
+        metadata = _safetensors_header(path).get("__metadata__")
+        text = metadata.get("sescratch") if isinstance(metadata, dict) else None
+    else:
+        return None
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+        model, options = record["model"], record["options"]
+        if record.get("format") != _RECORD_FORMAT or not isinstance(model, str) or not isinstance(options, dict):
+            raise TypeError(f"expected format {_RECORD_FORMAT}, a model name and a dict of options")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise WeightsError(f"weights {path}: its sescratch record (architecture options) cannot be read "
+                           f"({type(exc).__name__}: {exc}); got {str(text)[:120]!r}") from None
+    return model, options
+
+
 def save_weights(state, path: str | os.PathLike) -> Path:
-    """Write a ``state_dict`` (or a model's) to ``.npz`` or ``.safetensors``, atomically."""
+    """Write a ``state_dict`` (or a model's) to ``.npz`` or ``.safetensors``, atomically.
+
+    Given a model of :func:`sescratch.models.create`, the file also records its name and
+    :func:`model_architecture` (see the module docstring): ``create(name, weights=path)`` then
+    rebuilds the same network, not the defaults. A bare ``state_dict`` records nothing.
+    """
+    record = _record(state) if hasattr(state, "state_dict") else None
     if hasattr(state, "state_dict"):
         state = state.state_dict()
     path = Path(path)
     arrays = {k: np.array(v, order="C") for k, v in state.items()}  # 0-d stays 0-d
+    if _RECORD in arrays:
+        raise WeightsError(f"save_weights {path}: {_RECORD!r} is the name of sescratch's record, not a tensor's")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        extra = {} if record is None else {_RECORD: np.array(record)}  # a str array: no pickle needed
         with atomic_open(path, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays, **extra)
     elif suffix == ".safetensors":
         from safetensors.numpy import save
 
-        blob = save(arrays)
+        blob = save(arrays, metadata=None if record is None else {"sescratch": record})
         with atomic_open(path, "wb") as f:
             f.write(blob)
     else:
-        raise WeightsError(f"save_weights {path}: writes .npz or .safetensors, got {suffix or '(no suffix)'!r}")
+        raise WeightsError(f"save_weights {path}: writes .npz or .safetensors, got {suffix or '(no suffix)'!r} "
+                           "(for PyTorch write .safetensors: safetensors.torch.load_file reads it)")
     return path
+
+
+def _record(model) -> str | None:
+    """The JSON record :func:`save_weights` writes for ``model`` (None for a model ``create`` does not know)."""
+    from sescratch import models
+
+    name = getattr(model, "model_name", None)
+    if name not in models.list_models():
+        return None
+    return json.dumps({"format": _RECORD_FORMAT, "model": name, "options": model_architecture(model)},
+                      sort_keys=True)
+
+
+def _npz_record(path: Path) -> str | None:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return str(archive[_RECORD][()]) if _RECORD in archive.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"weights {path}: not a readable .npz file ({exc})") from None
+
+
+def _safetensors_header(path: Path) -> dict:
+    """The JSON header of a .safetensors file (its first 8 bytes give the header's length)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        return header
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"weights {path}: not a readable .safetensors file ({exc})") from None
 
 
 def _is_training_checkpoint(names) -> bool:
@@ -111,7 +205,7 @@ def _read_npz(path: Path) -> dict:
             names = archive.files
             if _is_training_checkpoint(names):
                 return {n[len("model/"):]: archive[n] for n in names if n.startswith("model/")}
-            return {n: archive[n] for n in names}
+            return {n: archive[n] for n in names if n != _RECORD}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise WeightsError(f"weights {path}: not a readable .npz file ({exc})") from None
 

@@ -7,7 +7,9 @@ ReLU, dropout, FC 4096, ReLU, dropout, FC ``num_classes``. 138,365,992 parameter
 classes (torchvision's ``vgg16_bn``), 15.47 G multiply-accumulates at 224 (the paper's 15.47
 GFLOPs). Names follow Cadene's port of torchvision's model: ``features.0`` ... ``features.43``
 (the torchvision indices), ``linear0``, ``relu0``, ``dropout0``, ``linear1``, ``relu1``,
-``dropout1``, ``last_linear``; so a torchvision ``vgg16_bn`` state dict maps one to one.
+``dropout1``, ``last_linear``; a torchvision ``vgg16_bn`` state dict has the same ``features``
+keys and names the FCs ``classifier.0``, ``classifier.3``, ``classifier.6``, which loading renames
+(:mod:`sescratch.interop.naming`, naming ``torchvision_vgg``).
 ``dropout`` (default 0.5, VGG's) sets both classifier dropouts.
 
 SE (``se_vgg16_bn``): the paper puts SE in non-residual networks "after the non-linearity
