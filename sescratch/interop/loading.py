@@ -78,8 +78,9 @@ def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | No
     """``(model, report)``: ``sescratch.models.create(name, ...)`` holding the weights of ``path``.
 
     ``num_classes`` / ``in_channels`` default to the file's (classifier rows, less Cadene's
-    Inception-ResNet-v2 background row; first conv's input channels). ``options`` go to ``create``; an option that contradicts the file's architecture
-    (``stride_on="1x1"`` with torchvision weights) is an error.
+    Inception-ResNet-v2 background row; first conv's input channels) when None; ``options`` go to
+    ``create``; an option that contradicts the file's architecture (``stride_on="1x1"`` with
+    torchvision weights) is an error.
     """
     from sescratch import models
 
@@ -87,7 +88,7 @@ def load_pretrained(name: str, path: str | os.PathLike, *, num_classes: int | No
     if num_classes is None:  # the file's, less the background row of Cadene's Inception-ResNet-v2
         num_classes = _rows(ours, "last_linear.weight", 0, path, "num_classes")
         num_classes -= 1 if _has_background_row(name, ours) else 0
-    in_channels = in_channels or first_conv_channels(ours)
+    in_channels = first_conv_channels(ours) if in_channels is None else in_channels  # 0: create says why
     model = models.create(name, num_classes=num_classes, in_channels=in_channels, init=init_missing,
                           **{**options, **report.options})
     load_state(model, ours, naming=report.naming, init_missing=init_missing, report=report, source=str(path))

@@ -344,3 +344,13 @@ def test_torchvision_vgg16_bn_loads_and_computes_the_same(tmp_path):
     with pytest.raises(WeightsError, match=r"torchvision VGG .* naming\) do not fit vgg16_bn: 1 missing: "
                                            r"classifier\.6\.bias"):
         load_pretrained("vgg16_bn", path)
+
+
+def test_zero_classes_or_channels_with_weights_is_refused_not_replaced(tmp_path):
+    from sescratch import models
+    from sescratch.interop.weights import save_weights
+
+    path = save_weights(models.create("se_resnet20", num_classes=10, width=4), tmp_path / "w.npz")
+    for option in ("num_classes", "in_channels"):
+        with pytest.raises(ValueError, match=rf"{option} must be a positive int, got 0"):
+            models.create("se_resnet20", weights=str(path), **{option: 0})
