@@ -179,6 +179,11 @@ def _epoch_logger(log):
     return callback
 
 
+def _key(row: Row) -> tuple[str, str]:
+    """A row's name within its experiment (Row holds a dict: not hashable itself)."""
+    return row.table, row.label
+
+
 def _same_network_note(group: list[Row], width: int) -> str:
     labels = " and ".join(r.label for r in group)
     units = sorted(set(se_widths(group[0], width)))
@@ -204,15 +209,16 @@ def run_experiment(name: str, budget: Budget, out_dir: str | os.PathLike, *, dry
                          f"in {list(budget.seeds)}")
     out = Path(out_dir)
     cells_dir = out / "cells"
-    for row, seed in ((row, seed) for row in rows for seed in budget.seeds):  # all checked before any trains
+    configs = {}  # ((table, label), seed) -> the cell's config, every one checked before any trains
+    for row, seed in ((row, seed) for row in rows for seed in budget.seeds):
+        configs[_key(row), seed] = config = cell_config(row, seed, budget, cells_dir)
         try:
-            cell_config(row, seed, budget, cells_dir).validate()
+            config.validate()
         except UsageError as exc:
             raise UsageError(f"experiment {name}, {row.table} / {row.label}: {exc}") from None
     groups = same_networks(rows, budget.width)
-    trained_as = {(r.table, r.label): g[0] for g in groups for r in g}  # one cell for rows of one network
-    plan = [(row, cell_config(trained_as.get((row.table, row.label), row), seed, budget, cells_dir))
-            for row in rows for seed in budget.seeds]
+    trained_as = {_key(r): _key(g[0]) for g in groups for r in g}  # one cell for rows of one network
+    plan = [(row, configs[trained_as.get(_key(row), _key(row)), seed]) for row in rows for seed in budget.seeds]
     unique = {}  # one training per cell, listed under the first row that needs it
     for row, c in plan:
         unique.setdefault(c.out_dir, (row, c))

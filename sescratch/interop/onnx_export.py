@@ -242,12 +242,10 @@ def _inception_resnet_block(g, m, x, name):
     return y if m.relu is None else g.op("Relu", [y], f"{name}.relu")
 
 
-_SHUFFLE_BRANCH = ("conv1", "bn1", "relu1", "shuffle", "conv_dw", "bn2", "conv2", "bn3", "se_module")
-
-
 def _shuffle_unit(g, m, x, name):
     """``relu(x + branch(x))`` at stride 1, ``relu(concat(avg_pool(x), branch(x)))`` at stride 2."""
-    b = g.children(m, x, name, _SHUFFLE_BRANCH)
+    attr = {id(child): a for a, child in m.named_children()}
+    b = g.children(m, x, name, [attr[id(layer)] for layer in m.branch_layers()])
     if m.shortcut is None:
         y = g.op("Add", [x, b], f"{name}.add")
     else:

@@ -55,6 +55,7 @@ from sescratch.models.exemplars import EXEMPLARS
 from sescratch.models.imagenet import imagenet_resnet
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn import init as _init
+from sescratch.ops._checks import is_int
 
 __all__ = ["create", "check_options", "default_options", "list_models", "native_input_size", "DEFAULT_SEED",
            "ResNet", "make_stage", "cifar_resnet", "imagenet_resnet"]
@@ -151,7 +152,7 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
             f"create({name!r}): unknown option(s) {', '.join(unknown)}; valid options: {', '.join(defaults)}"
         )
     for label, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"create({name!r}): {label} must be a positive int, got {value!r}")
     num_classes, in_channels = int(num_classes), int(in_channels)
     opts = {**defaults, **options}

@@ -10,11 +10,10 @@ resnet56 855,770; se_resnet56 862,889.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from sescratch.models.resnet import ResNet, make_stage
 from sescratch.nn.blocks import BasicBlock
 from sescratch.nn.dropout import Dropout
+from sescratch.ops._checks import is_int
 from sescratch.nn.layers import BatchNorm2d, Conv2d, GlobalAvgPool, Linear, ReLU, Sequential
 
 __all__ = ["CIFAR_DEPTHS", "cifar_resnet"]
@@ -32,7 +31,7 @@ def cifar_resnet(name, blocks_per_stage, *, num_classes, in_channels=3, se=None,
     """
     if shortcut not in ("A", "B"):
         raise ValueError(f"{name}: shortcut must be 'A' or 'B', got {shortcut!r}")
-    if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
+    if not is_int(width) or width < 1:
         raise ValueError(f"{name}: width must be a positive int, got {width!r}")
     counts = (blocks_per_stage,) * 3 if isinstance(blocks_per_stage, int) else tuple(blocks_per_stage)
     layers = {

@@ -76,13 +76,14 @@ class ShuffleUnit(Module):
         self.shortcut = AvgPool2d(3, 2, 1) if stride == 2 else None
         self.relu = ReLU()
 
-    def _branch(self):
+    def branch_layers(self) -> list:
+        """The branch's layers in forward order (the SE block last, when there is one)."""
         layers = [self.conv1, self.bn1, self.relu1, self.shuffle, self.conv_dw, self.bn2, self.conv2, self.bn3]
         return layers + ([self.se_module] if self.se_module is not None else [])
 
     def forward(self, x):
         b = x
-        for layer in self._branch():
+        for layer in self.branch_layers():
             b = layer(b)  # N,C_branch,OH,OW at the end
         if self.shortcut is None:
             y, self._join = ops.add_forward(x, b)  # N,C,H,W
@@ -97,7 +98,7 @@ class ShuffleUnit(Module):
         else:
             dpool, db = ops.concat_backward(dy, self._join)
             dx_shortcut = self.shortcut.backward(dpool)  # N,C_in,H,W
-        for layer in reversed(self._branch()):
+        for layer in reversed(self.branch_layers()):
             db = layer.backward(db)
         return dx_shortcut + db  # fan-out: x feeds the shortcut and the branch
 

@@ -10,11 +10,10 @@ Notation: ``u`` (N, C, H, W) the features to recalibrate, ``r`` the reduction ra
 """
 from __future__ import annotations
 
-import numpy as np
-
 from sescratch import ops
 from sescratch.nn.layers import Linear
 from sescratch.nn.module import Module, Record, ShapeError
+from sescratch.ops._checks import is_int
 from sescratch.ops.se_block import GATES, SQUEEZES
 
 __all__ = ["SEBlock", "SQUEEZES", "GATES"]
@@ -59,10 +58,10 @@ class SEBlock(Module):
         if gate not in GATES:
             raise ValueError(f"SEBlock: gate must be one of {sorted(GATES)}, got {gate!r}")
         if hidden is None:
-            if not isinstance(reduction, (int, np.integer)) or isinstance(reduction, bool) or reduction < 1:
+            if not is_int(reduction) or reduction < 1:
                 raise ValueError(f"SEBlock: reduction must be a positive int, got {reduction!r}")
             hidden = max(int(channels) // int(reduction), 1)
-        elif not isinstance(hidden, (int, np.integer)) or isinstance(hidden, bool) or hidden < 1:
+        elif not is_int(hidden) or hidden < 1:
             raise ValueError(f"SEBlock: hidden must be a positive int, got {hidden!r}")
         self.channels, self.reduction, self.hidden = channels, reduction, hidden
         self.squeeze, self.gate = squeeze, gate

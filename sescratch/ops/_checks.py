@@ -52,21 +52,22 @@ def check_writable_gradient(op: str, name: str, a) -> None:
         raise ValueError(f"{op}: argument '{name}' must be a C-contiguous, writeable array (a fresh gradient)")
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def check_positive_int(op: str, name: str, value) -> None:
     """``value`` must be an int >= 1 (a size: channels, features, groups)."""
-    if not (_is_int(value) and value >= 1):
+    if not (is_int(value) and value >= 1):
         raise ValueError(f"{op}: argument '{name}' must be a positive int, got {value!r}")
 
 
 def pair(op: str, name: str, value, *, minimum: int) -> tuple[int, int]:
     """Normalise an int or an (h, w) pair of ints, each ``>= minimum``."""
-    if _is_int(value):
+    if is_int(value):
         pair_ = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         pair_ = (int(value[0]), int(value[1]))
     else:
         raise ValueError(f"{op}: argument '{name}' must be an int or a pair of ints, got {value!r}")
